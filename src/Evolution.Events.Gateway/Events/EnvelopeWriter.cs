@@ -1,0 +1,49 @@
+using System.Buffers;
+using System.Text.Json;
+
+namespace Evolution.Events.Gateway.Events;
+
+/// <summary>
+/// Writes the envelope: exactly the six keys <c>event, instance, data, server_url, date_time, sender</c>,
+/// null where the producer sent nothing. The producer's <c>apikey</c> and <c>destination</c> never appear.
+/// </summary>
+public static class EnvelopeWriter
+{
+    public static GatewayEvent Build(EventName name, string instance, JsonElement item, string fallbackServerUrl)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("event", name.Dotted);
+            writer.WriteString("instance", instance);
+            WriteCopied(writer, "data", item, "data");
+            var serverUrl = Get(item, "server_url");
+            if (serverUrl is { ValueKind: JsonValueKind.String } s && s.GetString() is { Length: > 0 })
+                WriteValue(writer, "server_url", s);
+            else
+                writer.WriteString("server_url", fallbackServerUrl);
+            WriteCopied(writer, "date_time", item, "date_time");
+            WriteCopied(writer, "sender", item, "sender");
+            writer.WriteEndObject();
+        }
+        return new GatewayEvent(instance, name, buffer.WrittenMemory.ToArray());
+    }
+
+    private static JsonElement? Get(JsonElement item, string property) =>
+        item.ValueKind == JsonValueKind.Object && item.TryGetProperty(property, out var value) ? value : null;
+
+    private static void WriteCopied(Utf8JsonWriter writer, string name, JsonElement item, string property)
+    {
+        if (Get(item, property) is { } value)
+            WriteValue(writer, name, value);
+        else
+            writer.WriteNull(name);
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, string name, JsonElement value)
+    {
+        writer.WritePropertyName(name);
+        value.WriteTo(writer);
+    }
+}

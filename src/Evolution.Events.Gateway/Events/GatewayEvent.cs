@@ -1,0 +1,39 @@
+namespace Evolution.Events.Gateway.Events;
+
+/// <summary>
+/// One accepted event, serialized once. <see cref="EnvelopeJson"/> is the UTF-8 JSON envelope
+/// <c>{event, instance, data, server_url, date_time, sender}</c>; sinks send these bytes as they are.
+/// </summary>
+public sealed class GatewayEvent
+{
+    private IReadOnlyList<ReadOnlyMemory<byte>>? _simple;
+
+    public GatewayEvent(string instance, EventName name, ReadOnlyMemory<byte> envelopeJson)
+    {
+        Instance = instance;
+        Name = name;
+        EnvelopeJson = envelopeJson;
+    }
+
+    /// <summary>The instance the event belongs to.</summary>
+    public string Instance { get; }
+
+    /// <summary>The catalog entry.</summary>
+    public EventName Name { get; }
+
+    /// <summary>The emitted (dotted) event name, e.g. <c>messages.upsert</c>.</summary>
+    public string EventName => Name.Dotted;
+
+    /// <summary>The settings (CONSTANT_CASE) name, e.g. <c>MESSAGES_UPSERT</c>.</summary>
+    public string SettingName => Name.Setting;
+
+    /// <summary>The envelope as UTF-8 JSON.</summary>
+    public ReadOnlyMemory<byte> EnvelopeJson { get; }
+
+    /// <summary>
+    /// The seed-000 (<c>format=simple</c>) frames for this event, computed once on first use;
+    /// empty when the event has no simple counterpart.
+    /// </summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> SimpleFrames =>
+        _simple ?? Interlocked.CompareExchange(ref _simple, SimpleFormat.Map(this), null) ?? _simple!;
+}

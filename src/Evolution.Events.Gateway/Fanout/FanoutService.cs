@@ -1,0 +1,62 @@
+using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Instances;
+
+namespace Evolution.Events.Gateway.Fanout;
+
+/// <summary>
+/// Consumes the bus and hands each event to every <see cref="IEventSink"/> with the instance's settings
+/// (read from the in-memory registry, never from SQLite). Sinks only enqueue, so a slow client never
+/// holds up this loop.
+/// </summary>
+public sealed class FanoutService(
+    IEventBus bus, IEnumerable<IEventSink> sinks, InstanceRegistry registry, ILogger<FanoutService> logger)
+    : BackgroundService
+{
+    private readonly IEventSink[] _sinks = [.. sinks];
+    private IEventSubscription? _subscription;
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _subscription = bus.Subscribe();
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var reader = _subscription!.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(stoppingToken))
+            {
+                while (reader.TryRead(out var e))
+                    Deliver(e);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void Deliver(GatewayEvent e)
+    {
+        var settings = registry.GetSettings(e.Instance);
+        foreach (var sink in _sinks)
+        {
+            try
+            {
+                sink.Deliver(e, settings);
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Sink {Sink} failed to deliver {Event} of {Instance}",
+                    sink.GetType().Name, e.EventName, e.Instance);
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _subscription?.Dispose();
+        base.Dispose();
+    }
+}

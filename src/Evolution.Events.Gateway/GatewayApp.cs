@@ -1,0 +1,68 @@
+using Evolution.Events.Gateway.Ingestion;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using Evolution.Events.Gateway.PlainWebSockets;
+using Evolution.Events.Gateway.Settings;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Evolution.Events.Gateway;
+
+/// <summary>
+/// Builds the gateway. <c>Program.cs</c> calls <see cref="Build"/>; tests call it with overrides
+/// (e.g. <c>urls=http://127.0.0.1:0</c>, <c>DATABASE_PATH=…</c>) and read the bound port with
+/// <see cref="BoundAddress"/>.
+/// </summary>
+public static class GatewayApp
+{
+    /// <summary>
+    /// Builds (does not start) the app. <paramref name="overrides"/> win over environment variables and
+    /// appsettings.json; the key <c>urls</c> replaces the default listen address <c>http://+:SERVER_PORT</c>.
+    /// Throws <see cref="GatewayConfigurationException"/> for an invalid value.
+    /// </summary>
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        if (overrides is not null)
+            builder.Configuration.AddInMemoryCollection(overrides);
+        var options = GatewayOptionsBinder.Bind(builder.Configuration);
+        builder.WebHost.UseUrls(overrides?.TryGetValue("urls", out var urls) == true && urls is not null
+            ? urls
+            : $"http://+:{options.Port}");
+        builder.Services.AddGatewayLogging(options);
+        builder.Services.AddGateway(options);
+        // Socket.IO: builder.Services.AddSocketIO(...) goes here.
+
+        var app = builder.Build();
+        app.UseGatewayForwardedHeaders(options);
+        app.UseCors();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });
+        app.UseMiddleware<PlainWebSocketEndpoint>();
+        // Socket.IO: app.MapSocketIO(...) goes here (answer 404 + ApiError when !options.WebSocketEnabled).
+        app.MapInstanceEndpoints();
+        app.MapWebSocketSettingsEndpoints();
+        app.MapWebhookEndpoints();
+        RegisterLifetimeHooks(app, options);
+        return app;
+    }
+
+    /// <summary>The first address the server listens on (after <c>StartAsync</c>), e.g. <c>http://127.0.0.1:53111</c>.</summary>
+    public static Uri BoundAddress(WebApplication app)
+    {
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        return new Uri(addresses.First().Replace("+", "localhost", StringComparison.Ordinal).Replace("[::]", "localhost", StringComparison.Ordinal));
+    }
+
+    private static void RegisterLifetimeHooks(WebApplication app, GatewayOptions options)
+    {
+        var lifetime = app.Lifetime;
+        if (options.ApiKeyGenerated)
+        {
+            lifetime.ApplicationStarted.Register(() => Console.WriteLine(
+                "WARNING: AUTHENTICATION_API_KEY is not set. A random global key was generated for this run "
+                + $"(it changes at every start; set AUTHENTICATION_API_KEY to keep one): {options.ApiKey}"));
+        }
+        lifetime.ApplicationStopping.Register(() =>
+            app.Services.GetRequiredService<PlainWebSocketHub>().CloseAll("server shutting down"));
+    }
+}

@@ -1,0 +1,71 @@
+using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Ingestion;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using Evolution.Events.Gateway.PlainWebSockets;
+using FluentValidation;
+using Microsoft.AspNetCore.HttpOverrides;
+using Serilog;
+
+namespace Evolution.Events.Gateway;
+
+/// <summary>Service registration and pipeline pieces, one method per concern; <see cref="GatewayApp"/> composes them.</summary>
+public static class GatewayServices
+{
+    /// <summary>Registers options, auth, instances, events, fan-out, relay and the plain-WebSocket sink.</summary>
+    public static IServiceCollection AddGateway(this IServiceCollection services, GatewayOptions options)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<SqliteInstanceStore>();
+        services.AddSingleton<InstanceRegistry>();
+        services.AddHostedService<InstanceRegistryLoader>();
+        services.AddSingleton<GatewayAuthorizer>();
+        services.AddSingleton<IEventBus, InProcessEventBus>();
+        services.AddSingleton<ConnectionGate>();
+        services.AddSingleton<PlainWebSocketHub>();
+        services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<PlainWebSocketHub>());
+        services.AddHostedService<FanoutService>();
+        services.AddHttpClient(InboundRelay.HttpClientName, c => c.Timeout = options.InboundWebhookTimeout + TimeSpan.FromSeconds(1));
+        services.AddSingleton<InboundRelay>();
+        services.AddValidatorsFromAssemblyContaining<WebhookBatchValidator>(ServiceLifetime.Singleton);
+        services.AddCors(cors => cors.AddDefaultPolicy(policy =>
+        {
+            if (options.CorsOrigins is ["*"])
+                policy.AllowAnyOrigin();
+            else
+                policy.WithOrigins([.. options.CorsOrigins]);
+            policy.AllowAnyHeader().AllowAnyMethod();
+        }));
+        return services;
+    }
+
+    /// <summary>Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning).</summary>
+    public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options) =>
+        services.AddSerilog(config => config
+            .MinimumLevel.Is(options.LogLevel)
+            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("System.Net.Http", Serilog.Events.LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(), preserveStaticLogger: true);
+
+    /// <summary>Believes X-Forwarded-For / -Proto only from TRUSTED_PROXIES.</summary>
+    public static WebApplication UseGatewayForwardedHeaders(this WebApplication app, GatewayOptions options)
+    {
+        if (options.TrustedProxies.Count == 0)
+            return app;
+        var forwarded = new ForwardedHeadersOptions
+        {
+            ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto,
+            ForwardLimit = null,
+        };
+        forwarded.KnownIPNetworks.Clear();
+        forwarded.KnownProxies.Clear();
+        foreach (var network in options.TrustedProxies)
+            forwarded.KnownIPNetworks.Add(network);
+        app.UseForwardedHeaders(forwarded);
+        return app;
+    }
+}

@@ -1,0 +1,50 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Evolution.Events.Gateway.Auth;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Evolution.Events.Gateway.Http;
+
+/// <summary>
+/// The one error shape of every endpoint:
+/// <c>{ "status": 400, "error": "Bad Request", "messages": [ "…" ] }</c>.
+/// </summary>
+public sealed record ApiError(
+    [property: JsonPropertyName("status")] int Status,
+    [property: JsonPropertyName("error")] string Error,
+    [property: JsonPropertyName("messages")] IReadOnlyList<string> Messages)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static ApiError Create(int status, params IEnumerable<string> messages) =>
+        new(status, ReasonPhrases.GetReasonPhrase(status), [.. messages]);
+
+    /// <summary>An <see cref="IResult"/> for minimal-API handlers.</summary>
+    public static IResult Result(int status, params IEnumerable<string> messages) =>
+        Results.Json(Create(status, messages), Json, statusCode: status);
+
+    /// <summary>The UTF-8 body (for middleware and refusals before a WebSocket upgrade).</summary>
+    public static byte[] Body(int status, params IEnumerable<string> messages) =>
+        JsonSerializer.SerializeToUtf8Bytes(Create(status, messages), Json);
+
+    /// <summary>Writes the error to a response that has not started.</summary>
+    public static async Task WriteAsync(HttpResponse response, int status, params IEnumerable<string> messages)
+    {
+        response.StatusCode = status;
+        response.ContentType = "application/json; charset=utf-8";
+        await response.Body.WriteAsync(Body(status, messages));
+    }
+
+    /// <summary>401 or 403 for a refused <see cref="AccessDecision"/>.</summary>
+    public static IResult Refused(AccessDecision decision, string forbiddenMessage) =>
+        decision == AccessDecision.Unauthenticated
+            ? Result(StatusCodes.Status401Unauthorized, "Invalid or missing API key")
+            : Result(StatusCodes.Status403Forbidden, forbiddenMessage);
+
+    /// <summary>The message of the 404 the WebSocket endpoints answer while WEBSOCKET_ENABLED=false.</summary>
+    public const string WebSocketDisabledMessage = "WebSocket endpoints are disabled on this server (WEBSOCKET_ENABLED=false)";
+}

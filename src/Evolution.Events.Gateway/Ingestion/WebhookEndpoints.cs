@@ -1,0 +1,94 @@
+using System.Buffers;
+using System.Text.Json;
+using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Http;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using FluentValidation;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Evolution.Events.Gateway.Ingestion;
+
+/// <summary>
+/// <c>POST /webhook</c> and <c>POST /webhook/{event}</c>: validates the whole batch, registers unknown
+/// instances (global key only), serializes each envelope once and publishes the batch in order.
+/// </summary>
+public static class WebhookEndpoints
+{
+    public static IEndpointRouteBuilder MapWebhookEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/webhook", (Func<HttpContext, Task<IResult>>)(context => IngestAsync(context, null)));
+        app.MapPost("/webhook/{eventName}", (HttpContext context, string eventName) => IngestAsync(context, eventName));
+        return app;
+    }
+
+    private static async Task<IResult> IngestAsync(HttpContext context, string? urlEventName)
+    {
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<GatewayOptions>();
+        var ct = context.RequestAborted;
+        var auth = services.GetRequiredService<GatewayAuthorizer>().Authenticate(ApiKeyReader.FromHeaders(context.Request));
+        if (!auth.IsAuthenticated)
+            return ApiError.Result(401, "Invalid or missing API key");
+        EventName? urlEvent = null;
+        if (urlEventName is not null && !EventNames.TryParse(urlEventName, out urlEvent))
+            return ApiError.Result(400, $"url: unknown event name '{urlEventName}'");
+        var body = await ReadLimitedAsync(context, options.WebhookMaxBody, ct);
+        if (body is null)
+            return ApiError.Result(413, $"body: larger than WEBHOOK_MAX_BODY ({options.WebhookMaxBody} bytes)");
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException ex)
+        {
+            return ApiError.Result(400, $"malformed JSON: {ex.Message}");
+        }
+        using (document)
+            return await AcceptAsync(context, auth, new WebhookBatch(document.RootElement, urlEvent), options);
+    }
+
+    private static async Task<IResult> AcceptAsync(HttpContext context, AuthResult auth, WebhookBatch batch,
+        GatewayOptions options)
+    {
+        var services = context.RequestServices;
+        var ct = context.RequestAborted;
+        var validation = await services.GetRequiredService<IValidator<WebhookBatch>>().ValidateAsync(batch, ct);
+        if (!validation.IsValid)
+            return ApiError.Result(400, validation.Errors.Select(e => $"{e.PropertyName}: {e.ErrorMessage}"));
+        var items = batch.Parse();
+        var foreign = items.Select((x, i) => (x.Instance, i))
+            .Where(x => !GatewayAuthorizer.CanAccessInstance(auth, x.Instance)).ToList();
+        if (foreign.Count > 0)
+            return ApiError.Result(403, foreign.Select(x =>
+                $"items[{x.i}].instance: this token may not send events of instance '{x.Instance}'"));
+        var registry = services.GetRequiredService<InstanceRegistry>();
+        foreach (var instance in items.Select(x => x.Instance).Distinct(StringComparer.Ordinal))
+            await registry.EnsureRegisteredAsync(instance, ct);
+        var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
+        await services.GetRequiredService<IEventBus>().PublishAsync(events, ct);
+        return Results.Json(new { status = 202, accepted = events.Count }, ApiError.Json, statusCode: 202);
+    }
+
+    /// <summary>Reads the body; null when it is larger than <paramref name="limit"/>.</summary>
+    private static async Task<byte[]?> ReadLimitedAsync(HttpContext context, long limit, CancellationToken ct)
+    {
+        if (context.Request.ContentLength > limit)
+            return null;
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+            sizeFeature.MaxRequestBodySize = null;
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(context.Request.ContentLength ?? 4096, limit) + 1);
+        while (true)
+        {
+            var memory = buffer.GetMemory(8192);
+            var read = await context.Request.Body.ReadAsync(memory, ct);
+            if (read == 0)
+                return buffer.WrittenSpan.ToArray();
+            buffer.Advance(read);
+            if (buffer.WrittenCount > limit)
+                return null;
+        }
+    }
+}

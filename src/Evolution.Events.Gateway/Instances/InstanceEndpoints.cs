@@ -1,0 +1,69 @@
+using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Http;
+using FluentValidation;
+
+namespace Evolution.Events.Gateway.Instances;
+
+/// <summary>REST: <c>/instance/create</c>, <c>/instance/fetchInstances</c>, <c>/instance/delete/{name}</c>.</summary>
+public static class InstanceEndpoints
+{
+    public static IEndpointRouteBuilder MapInstanceEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/instance/create", CreateAsync);
+        app.MapGet("/instance/fetchInstances", Fetch);
+        app.MapDelete("/instance/delete/{instanceName}", DeleteAsync);
+        return app;
+    }
+
+    /// <summary>The JSON view of an instance (global key only: it carries the token).</summary>
+    public static object View(InstanceInfo info, InstanceSettings settings) => new
+    {
+        instanceName = info.Name,
+        token = info.Token,
+        createdAt = info.CreatedAt,
+        websocket = new { enabled = settings.Enabled, events = settings.Events },
+    };
+
+    private static async Task<IResult> CreateAsync(HttpRequest request, GatewayAuthorizer authorizer,
+        InstanceRegistry registry, IValidator<CreateInstanceRequest> validator, CancellationToken ct)
+    {
+        var decision = GatewayAuthorizer.RequireGlobal(authorizer.Authenticate(request));
+        if (decision != AccessDecision.Allowed)
+            return ApiError.Refused(decision, "Only the global API key may create instances");
+        var (body, error) = await JsonBody.ReadAsync(request, validator, ct);
+        if (body is null)
+            return error!;
+        var (status, info) = await registry.CreateAsync(body.Name, body.RequestedToken, ct);
+        return status switch
+        {
+            CreateInstanceStatus.NameExists => ApiError.Result(409, $"instanceName: instance '{body.Name}' already exists"),
+            CreateInstanceStatus.TokenTaken => ApiError.Result(409, "token: already used by another instance"),
+            _ => Results.Json(View(info!, InstanceSettings.Default), ApiError.Json, statusCode: 201),
+        };
+    }
+
+    private static IResult Fetch(HttpRequest request, GatewayAuthorizer authorizer, InstanceRegistry registry)
+    {
+        var decision = GatewayAuthorizer.RequireGlobal(authorizer.Authenticate(request));
+        if (decision != AccessDecision.Allowed)
+            return ApiError.Refused(decision, "Only the global API key may list instances");
+        string? filter = request.Query["instanceName"];
+        var items = registry.List()
+            .Where(x => string.IsNullOrEmpty(filter) || x.Info.Name == filter)
+            .Select(x => View(x.Info, x.Settings));
+        return Results.Json(items, ApiError.Json);
+    }
+
+    private static async Task<IResult> DeleteAsync(string instanceName, HttpRequest request,
+        GatewayAuthorizer authorizer, InstanceRegistry registry, CancellationToken ct)
+    {
+        var decision = GatewayAuthorizer.RequireGlobal(authorizer.Authenticate(request));
+        if (decision != AccessDecision.Allowed)
+            return ApiError.Refused(decision, "Only the global API key may delete instances");
+        var settings = registry.GetSettings(instanceName) ?? InstanceSettings.Default;
+        var removed = await registry.DeleteAsync(instanceName, ct);
+        return removed is null
+            ? ApiError.Result(404, $"instance '{instanceName}' not found")
+            : Results.Json(View(removed, settings), ApiError.Json);
+    }
+}

@@ -1,0 +1,65 @@
+using System.Net;
+using Serilog.Events;
+
+namespace Evolution.Events.Gateway.Options;
+
+/// <summary>
+/// The resolved gateway configuration (see docs/configuration.md). Built once at start-up by
+/// <see cref="GatewayOptionsBinder"/> and registered as a singleton.
+/// </summary>
+public sealed class GatewayOptions
+{
+    /// <summary>SERVER_PORT: the HTTP port for everything.</summary>
+    public int Port { get; init; } = 8080;
+
+    /// <summary>SERVER_URL: the fallback <c>server_url</c> of envelopes.</summary>
+    public string ServerUrl { get; init; } = "http://localhost:8080";
+
+    /// <summary>WEBSOCKET_ENABLED: false turns Socket.IO and plain WebSocket endpoints into 404s.</summary>
+    public bool WebSocketEnabled { get; init; } = true;
+
+    /// <summary>WEBSOCKET_GLOBAL_EVENTS: also emit every event on the Socket.IO main namespace.</summary>
+    public bool WebSocketGlobalEvents { get; init; }
+
+    /// <summary>AUTHENTICATION_API_KEY: the global key (full access). Never log it.</summary>
+    public string ApiKey { get; init; } = "";
+
+    /// <summary>True when <see cref="ApiKey"/> was generated because none was configured.</summary>
+    public bool ApiKeyGenerated { get; init; }
+
+    /// <summary>CORS_ORIGIN: allowed origins; a single "*" means any.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = ["*"];
+
+    /// <summary>DATABASE_PATH: the SQLite connection string derived from the path (or given as is).</summary>
+    public string DatabaseConnectionString { get; init; } = "";
+
+    /// <summary>The database file path when one is known (null for a raw connection string).</summary>
+    public string? DatabaseFile { get; init; }
+
+    /// <summary>LOG_LEVEL: Serilog minimum level.</summary>
+    public LogEventLevel LogLevel { get; init; } = LogEventLevel.Information;
+
+    /// <summary>INBOUND_WEBHOOK_URL: where client-emitted events are relayed; null when unset.</summary>
+    public Uri? InboundWebhookUrl { get; init; }
+
+    /// <summary>WEBSOCKET_MAX_CONNECTIONS: concurrent Socket.IO + plain WebSocket connections.</summary>
+    public int MaxConnections { get; init; } = 100_000;
+
+    /// <summary>WEBSOCKET_MAX_PAYLOAD: largest message a client may send, in bytes.</summary>
+    public int MaxPayload { get; init; } = 1_000_000;
+
+    /// <summary>WEBSOCKET_CONNECT_RATE: attempts per minute per remote address; 0 = off.</summary>
+    public int ConnectRatePerMinute { get; init; }
+
+    /// <summary>WEBHOOK_MAX_BODY: largest ingestion body in bytes.</summary>
+    public long WebhookMaxBody { get; init; } = 10_485_760;
+
+    /// <summary>TRUSTED_PROXIES: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.</summary>
+    public IReadOnlyList<IPNetwork> TrustedProxies { get; init; } = [];
+
+    /// <summary>WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection before it is dropped.</summary>
+    public int SendQueueLimit { get; init; } = 4096;
+
+    /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
+    public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}

@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using Microsoft.Data.Sqlite;
+using Serilog.Events;
+
+namespace Evolution.Events.Gateway.Options;
+
+/// <summary>
+/// Reads every variable of the contract's configuration table from <see cref="IConfiguration"/>
+/// (environment variables and appsettings.json keys of the same names) and validates it.
+/// An invalid value throws <see cref="GatewayConfigurationException"/> with one line naming the variable.
+/// </summary>
+public static class GatewayOptionsBinder
+{
+    public static GatewayOptions Bind(IConfiguration config)
+    {
+        var port = ReadInt(config, "SERVER_PORT", 8080, 1, 65535);
+        var apiKey = Read(config, "AUTHENTICATION_API_KEY");
+        var (connectionString, file) = ReadDatabase(config);
+        return new GatewayOptions
+        {
+            Port = port,
+            ServerUrl = ReadServerUrl(config, port),
+            WebSocketEnabled = ReadBool(config, "WEBSOCKET_ENABLED", true),
+            WebSocketGlobalEvents = ReadBool(config, "WEBSOCKET_GLOBAL_EVENTS", false),
+            ApiKey = apiKey ?? GenerateKey(),
+            ApiKeyGenerated = apiKey is null,
+            CorsOrigins = ReadCors(config),
+            DatabaseConnectionString = connectionString,
+            DatabaseFile = file,
+            LogLevel = ReadLogLevel(config),
+            InboundWebhookUrl = ReadUrl(config, "INBOUND_WEBHOOK_URL"),
+            MaxConnections = ReadInt(config, "WEBSOCKET_MAX_CONNECTIONS", 100_000, 1, int.MaxValue),
+            MaxPayload = ReadInt(config, "WEBSOCKET_MAX_PAYLOAD", 1_000_000, 1, int.MaxValue),
+            ConnectRatePerMinute = ReadInt(config, "WEBSOCKET_CONNECT_RATE", 0, 0, int.MaxValue),
+            WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
+            TrustedProxies = ReadProxies(config),
+            SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
+            InboundWebhookTimeout = TimeSpan.FromMilliseconds(
+                ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
+        };
+    }
+
+    private static string? Read(IConfiguration config, string name)
+    {
+        var value = config[name];
+        return string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+    }
+
+    private static GatewayConfigurationException Invalid(string name, string rule, string? got) =>
+        new($"Invalid configuration: {name} {rule} (got \"{got}\")");
+
+    private static int ReadInt(IConfiguration config, string name, int fallback, int min, int max)
+    {
+        var raw = Read(config, name);
+        if (raw is null)
+            return fallback;
+        if (int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            && value >= min && value <= max)
+            return value;
+        var range = max == int.MaxValue ? $"{min} or more" : $"{min}-{max}";
+        throw Invalid(name, $"must be an integer {range}", raw);
+    }
+
+    private static bool ReadBool(IConfiguration config, string name, bool fallback)
+    {
+        var raw = Read(config, name);
+        return raw?.ToLowerInvariant() switch
+        {
+            null => fallback,
+            "true" or "1" or "yes" or "on" => true,
+            "false" or "0" or "no" or "off" => false,
+            _ => throw Invalid(name, "must be true or false", raw),
+        };
+    }
+
+    private static string ReadServerUrl(IConfiguration config, int port)
+    {
+        var raw = Read(config, "SERVER_URL");
+        if (raw is null)
+            return $"http://localhost:{port}";
+        return ReadUrl(config, "SERVER_URL")!.OriginalString.TrimEnd('/');
+    }
+
+    private static Uri? ReadUrl(IConfiguration config, string name)
+    {
+        var raw = Read(config, name);
+        if (raw is null)
+            return null;
+        if (Uri.TryCreate(raw, UriKind.Absolute, out var uri)
+            && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+            return uri;
+        throw Invalid(name, "must be an absolute http:// or https:// URL", raw);
+    }
+
+    private static LogEventLevel ReadLogLevel(IConfiguration config)
+    {
+        var raw = Read(config, "LOG_LEVEL");
+        return raw?.ToLowerInvariant() switch
+        {
+            null => LogEventLevel.Information,
+            "verbose" or "trace" => LogEventLevel.Verbose,
+            "debug" => LogEventLevel.Debug,
+            "information" or "info" => LogEventLevel.Information,
+            "warning" or "warn" => LogEventLevel.Warning,
+            "error" => LogEventLevel.Error,
+            "fatal" or "critical" => LogEventLevel.Fatal,
+            _ => throw Invalid("LOG_LEVEL",
+                "must be one of Verbose, Debug, Information, Warning, Error, Fatal", raw),
+        };
+    }
+
+    private static List<string> ReadCors(IConfiguration config)
+    {
+        var raw = Read(config, "CORS_ORIGIN") ?? "*";
+        var origins = raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (origins.Contains("*"))
+            return ["*"];
+        foreach (var origin in origins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.AbsolutePath != "/"
+                || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                throw Invalid("CORS_ORIGIN", "must be * or a comma-separated list of http(s) origins", origin);
+        }
+        return [.. origins.Select(o => o.TrimEnd('/'))];
+    }
+
+    private static (string ConnectionString, string? File) ReadDatabase(IConfiguration config)
+    {
+        var raw = Read(config, "DATABASE_PATH") ?? Path.Combine(".", "data", "gateway.db");
+        if (raw.Contains('='))
+        {
+            try
+            {
+                var builder = new SqliteConnectionStringBuilder(raw);
+                return (builder.ConnectionString, builder.DataSource);
+            }
+            catch (ArgumentException)
+            {
+                throw Invalid("DATABASE_PATH", "must be a file path or a SQLite connection string", raw);
+            }
+        }
+        if (raw.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+            throw Invalid("DATABASE_PATH", "must be a file path or a SQLite connection string", raw);
+        var full = Path.GetFullPath(raw);
+        var cs = new SqliteConnectionStringBuilder { DataSource = full, Pooling = true };
+        return (cs.ConnectionString, full);
+    }
+
+    private static List<IPNetwork> ReadProxies(IConfiguration config)
+    {
+        var raw = Read(config, "TRUSTED_PROXIES");
+        if (raw is null)
+            return [];
+        var result = new List<IPNetwork>();
+        foreach (var item in raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (IPNetwork.TryParse(item, out var network))
+                result.Add(network);
+            else if (IPAddress.TryParse(item, out var address))
+                result.Add(new IPNetwork(address, address.GetAddressBytes().Length * 8));
+            else
+                throw Invalid("TRUSTED_PROXIES", "must be a comma-separated list of IP addresses or CIDR ranges", item);
+        }
+        return result;
+    }
+
+    private static string GenerateKey() =>
+        Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
+}

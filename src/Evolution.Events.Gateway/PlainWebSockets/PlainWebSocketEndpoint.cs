@@ -1,0 +1,150 @@
+using System.Collections.Frozen;
+using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Http;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Evolution.Events.Gateway.PlainWebSockets;
+
+/// <summary>
+/// Plain WebSocket at <c>/ws/events</c> and at <c>/</c> (an upgrade without <c>EIO</c>). Every refusal
+/// happens before the upgrade with a JSON body: 404 disabled, 429 rate, 401 key, 403 foreign instance,
+/// 400 bad filter, 503 connection limit.
+/// </summary>
+public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions options, GatewayAuthorizer authorizer,
+    ConnectionGate gate, PlainWebSocketHub hub, ILogger<PlainWebSocketEndpoint> logger)
+{
+    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(25);
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var path = context.Request.Path;
+        var isEvents = path.Equals("/ws/events", StringComparison.OrdinalIgnoreCase)
+            || path.Equals("/ws/events/", StringComparison.OrdinalIgnoreCase);
+        var isRoot = path == "/" && context.WebSockets.IsWebSocketRequest && !context.Request.Query.ContainsKey("EIO");
+        return isEvents || isRoot ? HandleAsync(context) : next(context);
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        if (!options.WebSocketEnabled)
+        {
+            await RefuseAsync(context, 404, ApiError.WebSocketDisabledMessage);
+            return;
+        }
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await RefuseAsync(context, 400, "Expected a WebSocket upgrade request");
+            return;
+        }
+        if (!gate.CheckRate(context, out var status, out var reason)
+            || !TryParseSubscription(context.Request, out var subscription, out status, out reason)
+            || !gate.TryAcquire(out status, out reason))
+        {
+            await RefuseAsync(context, status, reason);
+            return;
+        }
+        try
+        {
+            await ServeAsync(context, subscription!);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task ServeAsync(HttpContext context, PlainSubscription subscription)
+    {
+        var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = KeepAlive });
+        var remote = ConnectionGate.RemoteAddress(context);
+        var connection = new PlainWebSocketConnection(hub.NextId(), socket, subscription, remote,
+            options.SendQueueLimit, options.MaxPayload);
+        hub.Add(connection);
+        logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
+            connection.Id, remote, subscription.Describe());
+        try
+        {
+            var reason = await connection.RunAsync(context.RequestAborted);
+            logger.LogInformation("Plain WebSocket {ConnectionId} from {RemoteAddress} disconnected: {Reason}",
+                connection.Id, remote, reason);
+        }
+        finally
+        {
+            hub.Remove(connection);
+            socket.Dispose();
+        }
+    }
+
+    private bool TryParseSubscription(HttpRequest request, out PlainSubscription? subscription,
+        out int status, out string reason)
+    {
+        subscription = null;
+        (status, reason) = (200, "");
+        var auth = authorizer.Authenticate(ApiKeyReader.FromQueryOrHeaders(request));
+        if (!auth.IsAuthenticated)
+        {
+            (status, reason) = (401, "Invalid API key");
+            return false;
+        }
+        string? instance = request.Query["instance"];
+        if (!string.IsNullOrEmpty(instance) && !InstanceNames.IsValid(instance))
+        {
+            (status, reason) = (400, $"instance: {InstanceNames.Rule}");
+            return false;
+        }
+        instance = string.IsNullOrEmpty(instance) ? auth.InstanceName : instance;
+        if (instance is not null && !GatewayAuthorizer.CanAccessInstance(auth, instance))
+        {
+            (status, reason) = (403, $"This token may not open the events of instance '{instance}'");
+            return false;
+        }
+        if (!TryParseEvents(request, out var events, out reason) || !TryParseFormat(request, out var simple, out reason))
+        {
+            status = 400;
+            return false;
+        }
+        subscription = new PlainSubscription(instance, events, simple);
+        return true;
+    }
+
+    private static bool TryParseEvents(HttpRequest request, out FrozenSet<string>? events, out string reason)
+    {
+        events = null;
+        reason = "";
+        var names = request.Query["event"].Concat(request.Query["events"])
+            .SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .ToList();
+        if (names.Count == 0)
+            return true;
+        var unknown = names.FirstOrDefault(n => !EventNames.TryParse(n, out _));
+        if (unknown is not null)
+        {
+            reason = $"event: unknown event name '{(unknown.Length > 64 ? unknown[..64] : unknown)}'";
+            return false;
+        }
+        events = names.Select(n => EventNames.Find(n)!.Setting).ToFrozenSet(StringComparer.Ordinal);
+        return true;
+    }
+
+    private static bool TryParseFormat(HttpRequest request, out bool simple, out string reason)
+    {
+        string? format = request.Query["format"];
+        simple = string.Equals(format, "simple", StringComparison.OrdinalIgnoreCase);
+        reason = "";
+        if (simple || string.IsNullOrEmpty(format) || string.Equals(format, "envelope", StringComparison.OrdinalIgnoreCase))
+            return true;
+        reason = $"format: must be 'simple' or 'envelope' (got '{(format.Length > 32 ? format[..32] : format)}')";
+        return false;
+    }
+
+    private async Task RefuseAsync(HttpContext context, int status, string reason)
+    {
+        logger.LogInformation("Plain WebSocket refused {Status} for {RemoteAddress} on {Path}: {Reason}",
+            status, ConnectionGate.RemoteAddress(context), context.Request.Path.Value, reason);
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await ApiError.WriteAsync(context.Response, status, reason);
+    }
+}

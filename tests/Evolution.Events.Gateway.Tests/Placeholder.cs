@@ -1,0 +1,1 @@
+namespace Evolution.Events.Gateway.Tests; public class Placeholder { [Fact] public void Builds() { } }
