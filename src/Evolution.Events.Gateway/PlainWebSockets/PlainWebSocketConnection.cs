@@ -12,7 +12,7 @@ namespace Evolution.Events.Gateway.PlainWebSockets;
 public sealed class PlainWebSocketConnection
 {
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
-    private readonly WebSocket _socket;
+    private WebSocket? _socket;
     private readonly Channel<ReadOnlyMemory<byte>> _queue;
     private readonly CancellationTokenSource _cts = new();
     private readonly int _maxPayload;
@@ -21,11 +21,10 @@ public sealed class PlainWebSocketConnection
     private string? _reason;
     private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
 
-    public PlainWebSocketConnection(long id, WebSocket socket, PlainSubscription subscription,
+    public PlainWebSocketConnection(long id, PlainSubscription subscription,
         string remoteAddress, int queueLimit, int maxPayload)
     {
         Id = id;
-        _socket = socket;
         Subscription = subscription;
         RemoteAddress = remoteAddress;
         QueueLimit = queueLimit;
@@ -62,12 +61,18 @@ public sealed class PlainWebSocketConnection
         _stopWriting = true;
         _queue.Writer.TryComplete();
         _cts.Cancel();
-        _socket.Abort();
+        _socket?.Abort();
     }
 
-    /// <summary>Runs until the connection ends; returns the reason it ended.</summary>
-    public async Task<string> RunAsync(CancellationToken requestAborted)
+    /// <summary>
+    /// Serves the accepted socket until the connection ends; returns the reason it ended. Frames queued
+    /// between registration and the upgrade are sent first.
+    /// </summary>
+    public async Task<string> RunAsync(WebSocket socket, CancellationToken requestAborted)
     {
+        _socket = socket;
+        if (_cts.IsCancellationRequested)
+            return _reason ?? "closed";
         await using var registration = requestAborted.Register(() => Abort("connection aborted"));
         var writer = WriteLoopAsync();
         var reader = ReadLoopAsync();
@@ -88,7 +93,7 @@ public sealed class PlainWebSocketConnection
             {
                 if (_stopWriting)
                     return;
-                await _socket.SendAsync(frame, WebSocketMessageType.Text, true, _cts.Token);
+                await _socket!.SendAsync(frame, WebSocketMessageType.Text, true, _cts.Token);
             }
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
@@ -105,7 +110,7 @@ public sealed class PlainWebSocketConnection
             long messageLength = 0;
             while (true)
             {
-                var result = await _socket.ReceiveAsync(buffer.AsMemory(), _cts.Token);
+                var result = await _socket!.ReceiveAsync(buffer.AsMemory(), _cts.Token);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     SetReason(WebSocketCloseStatus.NormalClosure, "client closed the connection");
@@ -134,7 +139,7 @@ public sealed class PlainWebSocketConnection
 
     private async Task SendCloseAsync()
     {
-        if (_socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        if (_socket!.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
             return;
         using var timeout = new CancellationTokenSource(CloseTimeout);
         try
@@ -153,7 +158,7 @@ public sealed class PlainWebSocketConnection
         if (await Task.WhenAny(loop, Task.Delay(CloseTimeout)) != loop)
         {
             await _cts.CancelAsync();
-            _socket.Abort();
+            _socket!.Abort();
             await loop;
         }
     }

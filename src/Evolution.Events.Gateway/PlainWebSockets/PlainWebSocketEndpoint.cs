@@ -58,23 +58,23 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
 
     private async Task ServeAsync(HttpContext context, PlainSubscription subscription)
     {
-        var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = KeepAlive });
         var remote = ConnectionGate.RemoteAddress(context);
-        var connection = new PlainWebSocketConnection(hub.NextId(), socket, subscription, remote,
+        var connection = new PlainWebSocketConnection(hub.NextId(), subscription, remote,
             options.SendQueueLimit, options.MaxPayload);
-        hub.Add(connection);
-        logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
-            connection.Id, remote, subscription.Describe());
+        hub.Add(connection); // before the 101, so an event published right after the handshake is not missed
         try
         {
-            var reason = await connection.RunAsync(context.RequestAborted);
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(
+                new WebSocketAcceptContext { KeepAliveInterval = KeepAlive });
+            logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
+                connection.Id, remote, subscription.Describe());
+            var reason = await connection.RunAsync(socket, context.RequestAborted);
             logger.LogInformation("Plain WebSocket {ConnectionId} from {RemoteAddress} disconnected: {Reason}",
                 connection.Id, remote, reason);
         }
         finally
         {
             hub.Remove(connection);
-            socket.Dispose();
         }
     }
 

@@ -1,0 +1,93 @@
+using Evolution.Events.Gateway.Options;
+using Microsoft.Extensions.Configuration;
+using Serilog.Events;
+
+namespace Evolution.Events.Gateway.Tests;
+
+public class OptionsTests
+{
+    private static GatewayOptions Bind(params (string Key, string Value)[] values) =>
+        GatewayOptionsBinder.Bind(new ConfigurationBuilder()
+            .AddInMemoryCollection(values.Select(v => KeyValuePair.Create(v.Key, (string?)v.Value)))
+            .Build());
+
+    [Fact]
+    public void DefaultsMatchTheContract()
+    {
+        var options = Bind();
+        Assert.Equal(8080, options.Port);
+        Assert.Equal("http://localhost:8080", options.ServerUrl);
+        Assert.True(options.WebSocketEnabled);
+        Assert.False(options.WebSocketGlobalEvents);
+        Assert.True(options.ApiKeyGenerated);
+        Assert.True(options.ApiKey.Length >= 32);
+        Assert.Equal(["*"], options.CorsOrigins);
+        Assert.EndsWith(Path.Combine("data", "gateway.db"), options.DatabaseFile);
+        Assert.Equal(LogEventLevel.Information, options.LogLevel);
+        Assert.Null(options.InboundWebhookUrl);
+        Assert.Equal(100_000, options.MaxConnections);
+        Assert.Equal(1_000_000, options.MaxPayload);
+        Assert.Equal(0, options.ConnectRatePerMinute);
+        Assert.Equal(10_485_760, options.WebhookMaxBody);
+        Assert.Empty(options.TrustedProxies);
+    }
+
+    [Fact]
+    public void ReadsEveryVariable()
+    {
+        var options = Bind(("SERVER_PORT", "9000"), ("SERVER_URL", "https://gw.example.com/"),
+            ("WEBSOCKET_ENABLED", "false"), ("WEBSOCKET_GLOBAL_EVENTS", "TRUE"), ("AUTHENTICATION_API_KEY", "k"),
+            ("CORS_ORIGIN", "https://a.example, http://b.example:3000"), ("DATABASE_PATH", "/tmp/x/y.db"),
+            ("LOG_LEVEL", "debug"), ("INBOUND_WEBHOOK_URL", "http://127.0.0.1:9/in"),
+            ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
+            ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"));
+        Assert.Equal(9000, options.Port);
+        Assert.Equal("https://gw.example.com", options.ServerUrl);
+        Assert.False(options.WebSocketEnabled);
+        Assert.True(options.WebSocketGlobalEvents);
+        Assert.Equal("k", options.ApiKey);
+        Assert.False(options.ApiKeyGenerated);
+        Assert.Equal(["https://a.example", "http://b.example:3000"], options.CorsOrigins);
+        Assert.Equal("/tmp/x/y.db", options.DatabaseFile);
+        Assert.Equal(LogEventLevel.Debug, options.LogLevel);
+        Assert.Equal("http://127.0.0.1:9/in", options.InboundWebhookUrl!.ToString());
+        Assert.Equal(5, options.MaxConnections);
+        Assert.Equal(100, options.MaxPayload);
+        Assert.Equal(7, options.ConnectRatePerMinute);
+        Assert.Equal(2048, options.WebhookMaxBody);
+        Assert.Equal(2, options.TrustedProxies.Count);
+    }
+
+    [Theory]
+    [InlineData("SERVER_PORT", "abc")]
+    [InlineData("SERVER_PORT", "70000")]
+    [InlineData("SERVER_URL", "not a url")]
+    [InlineData("WEBSOCKET_ENABLED", "maybe")]
+    [InlineData("WEBSOCKET_GLOBAL_EVENTS", "2")]
+    [InlineData("CORS_ORIGIN", "ftp://x")]
+    [InlineData("LOG_LEVEL", "chatty")]
+    [InlineData("INBOUND_WEBHOOK_URL", "/relative")]
+    [InlineData("WEBSOCKET_MAX_CONNECTIONS", "0")]
+    [InlineData("WEBSOCKET_MAX_PAYLOAD", "-1")]
+    [InlineData("WEBSOCKET_CONNECT_RATE", "fast")]
+    [InlineData("WEBHOOK_MAX_BODY", "1e6")]
+    [InlineData("TRUSTED_PROXIES", "proxy.local")]
+    public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
+    {
+        var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));
+        Assert.StartsWith($"Invalid configuration: {name} ", ex.Message);
+        Assert.Contains(value, ex.Message);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void BuildFailsWithTheSameLine()
+    {
+        var ex = Assert.Throws<GatewayConfigurationException>(() =>
+            GatewayApp.Build([], new Dictionary<string, string?> { ["SERVER_PORT"] = "abc" }));
+        Assert.Equal("Invalid configuration: SERVER_PORT must be an integer 1-65535 (got \"abc\")", ex.Message);
+    }
+
+    [Fact]
+    public void ServerUrlDefaultsToThePort() => Assert.Equal("http://localhost:9001", Bind(("SERVER_PORT", "9001")).ServerUrl);
+}

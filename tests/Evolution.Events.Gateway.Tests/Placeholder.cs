@@ -1,1 +1,0 @@
-namespace Evolution.Events.Gateway.Tests; public class Placeholder { [Fact] public void Builds() { } }

@@ -1,0 +1,177 @@
+using System.Net.Http.Headers;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
+
+namespace Evolution.Events.Gateway.Tests;
+
+/// <summary>A real gateway on 127.0.0.1:0 with its own temp database, plus client helpers.</summary>
+public sealed class TestGateway : IAsyncDisposable
+{
+    public const string Key = "test-global-key";
+    private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(10);
+    private bool _stopped;
+
+    private TestGateway(WebApplication app, string dir)
+    {
+        App = app;
+        Dir = dir;
+        BaseUri = GatewayApp.BoundAddress(app);
+        Http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
+    }
+
+    public WebApplication App { get; }
+
+    public string Dir { get; }
+
+    public Uri BaseUri { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<TestGateway> StartAsync(Dictionary<string, string?>? overrides = null, string? dir = null)
+    {
+        dir ??= Path.Combine(Path.GetTempPath(), "gw-tests-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var settings = new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["DATABASE_PATH"] = Path.Combine(dir, "gateway.db"),
+            ["AUTHENTICATION_API_KEY"] = Key,
+            ["LOG_LEVEL"] = "Warning",
+        };
+        foreach (var (k, v) in overrides ?? [])
+            settings[k] = v;
+        var app = GatewayApp.Build([], settings);
+        await app.StartAsync();
+        return new TestGateway(app, dir);
+    }
+
+    public async Task StopAsync()
+    {
+        if (_stopped)
+            return;
+        _stopped = true;
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        try
+        {
+            Directory.Delete(Dir, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string? json = null, string? key = Key)
+    {
+        var request = new HttpRequestMessage(method, path);
+        if (json is not null)
+            request.Content = new StringContent(json, Encoding.UTF8, "application/json");
+        if (key is not null)
+            request.Headers.Add("apikey", key);
+        return Http.SendAsync(request);
+    }
+
+    public Task<HttpResponseMessage> PostAsync(string path, string json, string? key = Key) =>
+        SendAsync(HttpMethod.Post, path, json, key);
+
+    /// <summary>Creates an instance with the global key and returns its token.</summary>
+    public async Task<string> CreateInstanceAsync(string name, string? token = null)
+    {
+        var body = token is null ? $$"""{"instanceName":"{{name}}"}""" : $$"""{"instanceName":"{{name}}","token":"{{token}}"}""";
+        using var response = await PostAsync("/instance/create", body);
+        Assert.Equal(201, (int)response.StatusCode);
+        return (await ReadJsonAsync(response))!["token"]!.GetValue<string>();
+    }
+
+    public async Task SetSettingsAsync(string name, bool enabled, params string[] events)
+    {
+        var json = JsonSerializer.Serialize(new { websocket = new { enabled, events } });
+        using var response = await PostAsync($"/websocket/set/{name}", json);
+        Assert.Equal(201, (int)response.StatusCode);
+    }
+
+    /// <summary>Ingests events with the global key and asserts 202.</summary>
+    public async Task IngestAsync(string json, string path = "/webhook")
+    {
+        using var response = await PostAsync(path, json);
+        Assert.Equal(202, (int)response.StatusCode);
+    }
+
+    public static string Event(string eventName, string instance, string data = "{}") =>
+        $$"""{"event":"{{eventName}}","instance":"{{instance}}","data":{{data}}}""";
+
+    public Uri WsUri(string pathAndQuery) => new($"ws://{BaseUri.Authority}{pathAndQuery}");
+
+    public async Task<ClientWebSocket> ConnectAsync(string pathAndQuery)
+    {
+        var ws = new ClientWebSocket();
+        using var timeout = new CancellationTokenSource(ReceiveTimeout);
+        await ws.ConnectAsync(WsUri(pathAndQuery), timeout.Token);
+        return ws;
+    }
+
+    /// <summary>An upgrade request sent with HttpClient, to read the status and JSON body of a refusal.</summary>
+    public Task<HttpResponseMessage> RawUpgradeAsync(string pathAndQuery, string? forwardedFor = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, pathAndQuery);
+        request.Headers.Connection.Add("Upgrade");
+        request.Headers.Upgrade.Add(new ProductHeaderValue("websocket"));
+        request.Headers.Add("Sec-WebSocket-Version", "13");
+        request.Headers.Add("Sec-WebSocket-Key", Convert.ToBase64String(Guid.NewGuid().ToByteArray()));
+        if (forwardedFor is not null)
+            request.Headers.Add("X-Forwarded-For", forwardedFor);
+        return Http.SendAsync(request);
+    }
+
+    /// <summary>Receives one text message as JSON; fails the test after 10 s.</summary>
+    public static async Task<JsonObject> ReceiveJsonAsync(ClientWebSocket ws)
+    {
+        var text = await ReceiveTextAsync(ws);
+        Assert.NotNull(text);
+        return JsonNode.Parse(text)!.AsObject();
+    }
+
+    /// <summary>Receives one text message; null when the server closed the connection.</summary>
+    public static async Task<string?> ReceiveTextAsync(ClientWebSocket ws)
+    {
+        using var timeout = new CancellationTokenSource(ReceiveTimeout);
+        var buffer = new byte[64 * 1024];
+        using var message = new MemoryStream();
+        while (true)
+        {
+            var result = await ws.ReceiveAsync(buffer, timeout.Token);
+            if (result.MessageType == WebSocketMessageType.Close)
+                return null;
+            message.Write(buffer, 0, result.Count);
+            if (result.EndOfMessage)
+                return Encoding.UTF8.GetString(message.ToArray());
+        }
+    }
+
+    public static async Task<JsonNode?> ReadJsonAsync(HttpResponseMessage response) =>
+        JsonNode.Parse(await response.Content.ReadAsStringAsync());
+
+    /// <summary>Asserts the error shape and that some message contains <paramref name="fragment"/>.</summary>
+    public static async Task AssertErrorAsync(HttpResponseMessage response, int status, string fragment = "")
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        var body = (await ReadJsonAsync(response))!.AsObject();
+        Assert.Equal(status, body["status"]!.GetValue<int>());
+        Assert.False(string.IsNullOrEmpty(body["error"]!.GetValue<string>()));
+        var messages = body["messages"]!.AsArray().Select(m => m!.GetValue<string>()).ToList();
+        Assert.NotEmpty(messages);
+        Assert.True(messages.Any(m => m.Contains(fragment, StringComparison.Ordinal)),
+            $"no message contains '{fragment}': {string.Join(" | ", messages)}");
+    }
+}
