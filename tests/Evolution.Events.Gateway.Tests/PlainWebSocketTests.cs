@@ -164,6 +164,18 @@ public class PlainWebSocketTests
         Assert.Equal("marker", (await TestGateway.ReceiveJsonAsync(fresh))["instance"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task ShutdownClosesSocketsPromptly()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var started = DateTime.UtcNow;
+        await gw.StopAsync();
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5));
+        Assert.Null(await TestGateway.ReceiveTextAsync(ws));
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, ws.CloseStatus);
+    }
+
     internal static async Task WaitUntilAsync(Func<bool> condition)
     {
         for (var i = 0; i < 200 && !condition(); i++)
