@@ -48,6 +48,8 @@ public static class GatewayServices
             .MinimumLevel.Is(options.LogLevel)
             .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http", Serilog.Events.LogEventLevel.Warning)
+            // Start-up failures are rethrown to Program.cs, which prints one line; don't dump them twice.
+            .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", Serilog.Events.LogEventLevel.Fatal)
             .Enrich.FromLogContext()
             .WriteTo.Console(), preserveStaticLogger: true);
 

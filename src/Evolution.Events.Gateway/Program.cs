@@ -15,6 +15,7 @@ catch (GatewayConfigurationException ex)
 }
 catch (IOException ex)
 {
+    // e.g. the port is already in use
     await Console.Error.WriteLineAsync($"Start-up failed: {ex.Message}");
     return 1;
 }
