@@ -1,0 +1,73 @@
+namespace Evolution.Events.EngineIO;
+
+/// <summary>What happens when a session's bounded outbound queue is full.</summary>
+public enum OverflowPolicy
+{
+    /// <summary>Close that session (reason <see cref="EngineCloseReason.SlowConsumer"/>), with a logged warning. Default.</summary>
+    Disconnect,
+
+    /// <summary>Drop the packet that did not fit and keep the session.</summary>
+    DropNewest,
+}
+
+/// <summary>Engine.IO server options. Defaults are engine.io's where it has one.</summary>
+public sealed class EngineIOOptions
+{
+    /// <summary>How often the server pings (ms). Default 25000.</summary>
+    public int PingInterval { get; set; } = 25_000;
+
+    /// <summary>How long to wait for the pong (ms). Default 20000.</summary>
+    public int PingTimeout { get; set; } = 20_000;
+
+    /// <summary>Largest message or polling POST body a client may send (bytes). Default 1000000.</summary>
+    public int MaxPayload { get; set; } = 1_000_000;
+
+    /// <summary>How long an upgrade may take between the probe and the upgrade packet (ms). Default 10000.</summary>
+    public int UpgradeTimeout { get; set; } = 10_000;
+
+    public bool AllowPolling { get; set; } = true;
+
+    public bool AllowWebSocket { get; set; } = true;
+
+    /// <summary>Whether a polling session may upgrade to WebSocket. Default true.</summary>
+    public bool AllowUpgrades { get; set; } = true;
+
+    /// <summary>Allowed CORS origins for polling; <c>*</c> allows any. Empty: no CORS headers.</summary>
+    public IList<string> CorsOrigins { get; } = new List<string>();
+
+    /// <summary>Whether polling CORS responses allow credentials (echoes the origin instead of <c>*</c>).</summary>
+    public bool CorsCredentials { get; set; }
+
+    /// <summary>Most packets one session may have queued before the overflow policy applies. Default 4096.</summary>
+    public int MaxQueuedPackets { get; set; } = 4096;
+
+    /// <summary>Most bytes one session may have queued before the overflow policy applies. Default 8 MiB.</summary>
+    public long MaxQueuedBytes { get; set; } = 8L * 1024 * 1024;
+
+    public OverflowPolicy OverflowPolicy { get; set; } = OverflowPolicy.Disconnect;
+
+    /// <summary>Longest a server-closed polling session waits for the client's last poll (ms). Default 10000.</summary>
+    public int CloseTimeout { get; set; } = 10_000;
+
+    /// <summary>
+    /// Called before a new session is created (handshake). Return null to accept, or a refusal
+    /// (HTTP status and message) — e.g. a connection limit or a rate limit.
+    /// </summary>
+    public Func<Microsoft.AspNetCore.Http.HttpContext, ValueTask<HandshakeRefusal?>>? AllowRequest { get; set; }
+
+    internal void Validate()
+    {
+        if (PingInterval <= 0 || PingTimeout <= 0 || MaxPayload <= 0 || UpgradeTimeout <= 0)
+        {
+            throw new InvalidOperationException("Engine.IO timings and MaxPayload must be positive");
+        }
+
+        if (MaxQueuedPackets <= 0 || MaxQueuedBytes <= 0)
+        {
+            throw new InvalidOperationException("Engine.IO queue bounds must be positive");
+        }
+    }
+}
+
+/// <summary>A refused handshake: the HTTP status and the message of the JSON body.</summary>
+public sealed record HandshakeRefusal(int StatusCode, string Message);

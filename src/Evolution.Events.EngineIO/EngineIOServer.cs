@@ -1,0 +1,264 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Evolution.Events.EngineIO.Protocol;
+using Evolution.Events.EngineIO.Transports;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Evolution.Events.EngineIO;
+
+/// <summary>
+/// The Engine.IO 4 server: verifies every request (EIO, transport, sid, method) before anything
+/// else, creates sessions at the handshake, and routes polling and WebSocket requests to them.
+/// Host it with <c>app.MapEngineIO(path, server)</c> or through the Socket.IO server.
+/// </summary>
+public sealed partial class EngineIOServer
+{
+    private readonly ConcurrentDictionary<string, EngineSocket> _sessions = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
+    private int _webSocketCount;
+
+    public EngineIOServer(EngineIOOptions options, ILogger<EngineIOServer>? logger = null)
+    {
+        options.Validate();
+        Options = options;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    public EngineIOOptions Options { get; }
+
+    /// <summary>Called for every new session, before any of its packets is read; returns its listener.</summary>
+    public Func<EngineSocket, IEngineSocketListener>? OnConnection { get; set; }
+
+    /// <summary>Open sessions.</summary>
+    public int SessionCount => _sessions.Count;
+
+    /// <summary>Open sessions whose transport is WebSocket (the rest poll).</summary>
+    public int WebSocketSessionCount => Volatile.Read(ref _webSocketCount);
+
+    public bool TryGetSession(string sid, out EngineSocket session) => _sessions.TryGetValue(sid, out session!);
+
+    /// <summary>Closes every session (server shutting down).</summary>
+    public void CloseAll()
+    {
+        foreach (var session in _sessions.Values)
+        {
+            session.Close(EngineCloseReason.ServerShuttingDown, null, discard: false);
+        }
+    }
+
+    /// <summary>Serves one Engine.IO request (polling GET/POST, WebSocket, CORS preflight).</summary>
+    public async Task HandleRequestAsync(HttpContext context)
+    {
+        var request = context.Request;
+        ApplyCors(context);
+        if (HttpMethods.IsOptions(request.Method))
+        {
+            WritePreflight(context);
+            return;
+        }
+
+        var query = request.Query;
+        var transport = query["transport"].ToString();
+        var isWebSocket = context.WebSockets.IsWebSocketRequest;
+        var error = Verify(query["EIO"].ToString(), transport, isWebSocket);
+        if (error is { } code)
+        {
+            LogRefused(code, context.Connection.RemoteIpAddress?.ToString());
+            await EngineHttp.WriteErrorAsync(context, code);
+            return;
+        }
+
+        var sid = query["sid"].ToString();
+        if (sid.Length == 0)
+        {
+            await HandshakeAsync(context, isWebSocket);
+            return;
+        }
+
+        if (!_sessions.TryGetValue(sid, out var session) || session.ExpireIfPongOverdue())
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+            return;
+        }
+
+        await RouteAsync(context, session, isWebSocket);
+    }
+
+    private EngineErrorCode? Verify(string eio, string transport, bool isWebSocket)
+    {
+        if (eio != "4")
+        {
+            return EngineErrorCode.UnsupportedProtocolVersion;
+        }
+
+        var known = transport switch
+        {
+            "polling" => Options.AllowPolling,
+            "websocket" => Options.AllowWebSocket,
+            _ => false,
+        };
+        if (!known)
+        {
+            return EngineErrorCode.UnknownTransport;
+        }
+
+        // a WebSocket handshake must ask for the websocket transport, and the websocket transport needs one
+        return isWebSocket != (transport == "websocket") ? EngineErrorCode.BadRequest : null;
+    }
+
+    private async Task RouteAsync(HttpContext context, EngineSocket session, bool isWebSocket)
+    {
+        if (isWebSocket)
+        {
+            if (!Options.AllowUpgrades)
+            {
+                await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            if (session.IsUpgradingOrUpgraded)
+            {
+                // as engine.io: a second WebSocket for the same session is accepted, then closed at once
+                await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation, "already upgraded", context.RequestAborted);
+                return;
+            }
+
+            await new WebSocketTransport(session, socket, Options.MaxPayload).RunProbeAsync(Options.UpgradeTimeout);
+            return;
+        }
+
+        if (session.IsWebSocket)
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+            return;
+        }
+
+        if (HttpMethods.IsGet(context.Request.Method))
+        {
+            await session.HandlePollAsync(context);
+        }
+        else if (HttpMethods.IsPost(context.Request.Method))
+        {
+            await session.HandlePostAsync(context);
+        }
+        else
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+        }
+    }
+
+    private async Task HandshakeAsync(HttpContext context, bool isWebSocket)
+    {
+        if (!HttpMethods.IsGet(context.Request.Method))
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadHandshakeMethod);
+            return;
+        }
+
+        if (Options.AllowRequest is { } allow && await allow(context) is { } refusal)
+        {
+            LogHandshakeRefused(refusal.StatusCode, refusal.Message, context.Connection.RemoteIpAddress?.ToString());
+            await EngineHttp.WriteErrorAsync(context, refusal.StatusCode, (int)EngineErrorCode.Forbidden, refusal.Message);
+            return;
+        }
+
+        var session = new EngineSocket(this, NewId(), EngineRequest.From(context), isWebSocket);
+        _sessions[session.Id] = session;
+        if (isWebSocket)
+        {
+            Interlocked.Increment(ref _webSocketCount);
+        }
+
+        session.Send(OutboundPacket.Text(EnginePacketType.Open, OpenPayload(session.Id, isWebSocket)));
+        LogOpened(session.Id, session.Transport, session.Request.RemoteAddress?.ToString());
+        var listener = OnConnection?.Invoke(session);
+        if (listener is not null)
+        {
+            session.SetListener(listener);
+        }
+
+        session.Start();
+        if (isWebSocket)
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            await new WebSocketTransport(session, socket, Options.MaxPayload).RunAsync();
+        }
+        else
+        {
+            await session.HandlePollAsync(context);
+        }
+    }
+
+    private string OpenPayload(string sid, bool isWebSocket)
+    {
+        var upgrades = !isWebSocket && Options.AllowUpgrades && Options.AllowWebSocket ? "[\"websocket\"]" : "[]";
+        return $"{{\"sid\":{JsonSerializer.Serialize(sid)},\"upgrades\":{upgrades},\"pingInterval\":{Options.PingInterval},\"pingTimeout\":{Options.PingTimeout},\"maxPayload\":{Options.MaxPayload}}}";
+    }
+
+    internal void OnSessionClosing(EngineSocket session, EngineCloseReason reason, string? description) =>
+        LogClosed(session.Id, session.Transport, reason.ToWire(), description ?? string.Empty);
+
+    internal void Forget(EngineSocket session)
+    {
+        if (_sessions.TryRemove(new KeyValuePair<string, EngineSocket>(session.Id, session)) && session.IsWebSocket)
+        {
+            Interlocked.Decrement(ref _webSocketCount);
+        }
+    }
+
+    internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
+
+    /// <summary>A 20-character URL-safe random id (120 bits), like engine.io's base64id.</summary>
+    public static string NewId()
+    {
+        Span<byte> bytes = stackalloc byte[15];
+        RandomNumberGenerator.Fill(bytes);
+        return Convert.ToBase64String(bytes).Replace('+', '-').Replace('/', '_');
+    }
+
+    private void ApplyCors(HttpContext context)
+    {
+        var origins = Options.CorsOrigins;
+        if (origins.Count == 0)
+        {
+            return;
+        }
+
+        var origin = context.Request.Headers.Origin.ToString();
+        var headers = context.Response.Headers;
+        var any = origins.Contains("*");
+        if (any && !Options.CorsCredentials)
+        {
+            headers.AccessControlAllowOrigin = "*";
+            return;
+        }
+
+        if (origin.Length > 0 && (any || origins.Contains(origin, StringComparer.OrdinalIgnoreCase)))
+        {
+            headers.AccessControlAllowOrigin = origin;
+            headers.Vary = "Origin";
+            if (Options.CorsCredentials)
+            {
+                headers.AccessControlAllowCredentials = "true";
+            }
+        }
+    }
+
+    private static void WritePreflight(HttpContext context)
+    {
+        var headers = context.Response.Headers;
+        headers.AccessControlAllowMethods = "GET,POST";
+        var requested = context.Request.Headers.AccessControlRequestHeaders.ToString();
+        if (requested.Length > 0)
+        {
+            headers.AccessControlAllowHeaders = requested;
+            headers.Append("Vary", "Access-Control-Request-Headers");
+        }
+
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+}

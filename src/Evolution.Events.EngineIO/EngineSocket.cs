@@ -1,0 +1,367 @@
+using System.Threading.Channels;
+using Evolution.Events.EngineIO.Protocol;
+using Evolution.Events.EngineIO.Transports;
+
+namespace Evolution.Events.EngineIO;
+
+public enum EngineReadyState
+{
+    Open,
+    Closing,
+    Closed,
+}
+
+/// <summary>
+/// One Engine.IO session: its bounded outbound queue, its heartbeat timer and its current transport
+/// (HTTP long-polling or WebSocket, switched once by an upgrade). Every packet leaves through the
+/// queue, so an upgrade never loses or duplicates one; producers only enqueue and never wait.
+/// </summary>
+public sealed partial class EngineSocket
+{
+    private readonly EngineIOServer _server;
+    private readonly EngineIOOptions _options;
+    private readonly Channel<OutboundPacket> _queue =
+        Channel.CreateUnbounded<OutboundPacket>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+    private readonly object _sync = new();
+    private readonly Timer _timer;
+    private readonly CancellationTokenSource _aborted = new();
+    private int _queuedCount;
+    private long _queuedBytes;
+    private long _dropped;
+    private volatile EngineReadyState _state;
+    private HeartbeatPhase _phase;
+    private bool _isWebSocket;
+    private bool _upgrading;
+    private bool _discarded;
+    private OutboundPacket _finalPollPacket = OutboundPacket.Close;
+    private long _pongDeadline = long.MaxValue;
+    private int _pollActive;
+    private int _postActive;
+    private IEngineSocketListener? _listener;
+
+    internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket)
+    {
+        _server = server;
+        _options = server.Options;
+        Id = id;
+        Request = request;
+        _isWebSocket = isWebSocket;
+        _timer = new Timer(static s => ((EngineSocket)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    private enum HeartbeatPhase
+    {
+        WaitingToPing,
+        AwaitingPong,
+        Closing,
+    }
+
+    public string Id { get; }
+
+    public EngineRequest Request { get; }
+
+    /// <summary><c>polling</c> or <c>websocket</c>: the transport packets leave by now.</summary>
+    public string Transport => Volatile.Read(ref _isWebSocket) ? "websocket" : "polling";
+
+    public EngineReadyState ReadyState => _state;
+
+    /// <summary>Packets now waiting in the outbound queue.</summary>
+    public int QueuedPackets => Volatile.Read(ref _queuedCount);
+
+    /// <summary>Packets dropped under <see cref="OverflowPolicy.DropNewest"/> or as volatile.</summary>
+    public long DroppedPackets => Interlocked.Read(ref _dropped);
+
+    internal bool IsUpgradingOrUpgraded
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _upgrading || _isWebSocket;
+            }
+        }
+    }
+
+    internal bool IsWebSocket => Volatile.Read(ref _isWebSocket);
+
+    internal ChannelReader<OutboundPacket> Queue => _queue.Reader;
+
+    internal CancellationToken Aborted => _aborted.Token;
+
+    internal bool Discarded => Volatile.Read(ref _discarded);
+
+    internal void SetListener(IEngineSocketListener listener) => _listener = listener;
+
+    /// <summary>
+    /// Queues a packet. Never waits: returns false when the session is not open, or when the bounded
+    /// queue is full (then the overflow policy has been applied).
+    /// </summary>
+    public bool Send(in OutboundPacket packet)
+    {
+        if (_state != EngineReadyState.Open)
+        {
+            return false;
+        }
+
+        var count = Interlocked.Increment(ref _queuedCount);
+        var bytes = Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
+        if (count > _options.MaxQueuedPackets || bytes > _options.MaxQueuedBytes)
+        {
+            Interlocked.Decrement(ref _queuedCount);
+            Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
+            OnOverflow(count, bytes);
+            return false;
+        }
+
+        _queue.Writer.TryWrite(packet);
+        return true;
+    }
+
+    /// <summary>Queues a packet only if nothing is waiting to be written (a volatile emit); else drops it.</summary>
+    public bool SendVolatile(in OutboundPacket packet)
+    {
+        if (Volatile.Read(ref _queuedCount) > 0)
+        {
+            Interlocked.Increment(ref _dropped);
+            return false;
+        }
+
+        return Send(packet);
+    }
+
+    /// <summary>Closes the session from the server side: what is queued is still written, then the transport closes.</summary>
+    public void Close() => Close(EngineCloseReason.ForcedClose, null, discard: false);
+
+    /// <summary>Closes the session at once, dropping what is queued (bad input, policy violations).</summary>
+    public void Abort(EngineCloseReason reason, string? description)
+    {
+        Close(reason, description, discard: true);
+    }
+
+    internal void Start()
+    {
+        lock (_sync)
+        {
+            _phase = HeartbeatPhase.WaitingToPing;
+            _timer.Change(_options.PingInterval, Timeout.Infinite);
+        }
+    }
+
+    internal void OnDequeued(in OutboundPacket packet)
+    {
+        Interlocked.Decrement(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
+    }
+
+    /// <summary>Handles one packet from the client, whichever transport it came by.</summary>
+    internal void OnPacket(in InboundPacket packet)
+    {
+        if (_state != EngineReadyState.Open)
+        {
+            return;
+        }
+
+        switch (packet.Type)
+        {
+            case EnginePacketType.Message when packet.Binary is not null:
+                _listener?.OnBinary(this, packet.Binary);
+                break;
+            case EnginePacketType.Message:
+                _listener?.OnMessage(this, packet.Text ?? string.Empty);
+                break;
+            case EnginePacketType.Pong:
+                OnPong();
+                break;
+            case EnginePacketType.Close:
+                Close(EngineCloseReason.TransportClose, "client sent a close packet", discard: true, fromClient: true);
+                break;
+            case EnginePacketType.Noop:
+                break;
+            case EnginePacketType.Ping:
+                Close(EngineCloseReason.ParseError, "invalid heartbeat direction", discard: true);
+                break;
+            default:
+                Close(EngineCloseReason.ParseError, $"unexpected packet type {packet.Type}", discard: true);
+                break;
+        }
+    }
+
+    internal void Close(EngineCloseReason reason, string? description, bool discard, bool fromClient = false)
+    {
+        lock (_sync)
+        {
+            if (_state == EngineReadyState.Closed)
+            {
+                return;
+            }
+
+            if (_state == EngineReadyState.Closing)
+            {
+                if (discard)
+                {
+                    Discard(fromClient);
+                }
+
+                return;
+            }
+
+            _state = EngineReadyState.Closing;
+            _phase = HeartbeatPhase.Closing;
+        }
+
+        _server.OnSessionClosing(this, reason, description);
+        NotifyListener(reason, description);
+        if (discard)
+        {
+            Discard(fromClient);
+        }
+        else
+        {
+            // What is queued is still written; the close packet ends the queue.
+            _queue.Writer.TryWrite(OutboundPacket.Close);
+            _queue.Writer.TryComplete();
+            lock (_sync)
+            {
+                if (_state != EngineReadyState.Closed)
+                {
+                    _timer.Change(_options.CloseTimeout, Timeout.Infinite);
+                }
+            }
+        }
+    }
+
+    /// <summary>Ends the session for good: the registry forgets it and every transport stops.</summary>
+    internal void Finish()
+    {
+        lock (_sync)
+        {
+            if (_state == EngineReadyState.Closed)
+            {
+                return;
+            }
+
+            _state = EngineReadyState.Closed;
+        }
+
+        _timer.Dispose();
+        _queue.Writer.TryComplete();
+        _server.Forget(this);
+    }
+
+    internal void AbortTransports()
+    {
+        try
+        {
+            _aborted.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private void Discard(bool fromClient)
+    {
+        lock (_sync)
+        {
+            _discarded = true;
+            _finalPollPacket = fromClient ? OutboundPacket.Noop : OutboundPacket.Close;
+        }
+
+        Finish();
+    }
+
+    private void NotifyListener(EngineCloseReason reason, string? description)
+    {
+        var listener = Interlocked.Exchange(ref _listener, null);
+        try
+        {
+            listener?.OnClose(this, reason, description);
+        }
+        catch (Exception ex)
+        {
+            _server.LogListenerFailure(ex, Id);
+        }
+    }
+
+    private void OnOverflow(int count, long bytes)
+    {
+        Interlocked.Increment(ref _dropped);
+        if (_options.OverflowPolicy == OverflowPolicy.DropNewest)
+        {
+            return;
+        }
+
+        _server.LogSlowConsumer(Id, count - 1, bytes);
+        Close(EngineCloseReason.SlowConsumer, $"outbound queue full ({count - 1} packets, {bytes} bytes)", discard: true);
+        AbortTransports();
+    }
+
+    private void OnPong()
+    {
+        lock (_sync)
+        {
+            if (_phase != HeartbeatPhase.AwaitingPong)
+            {
+                return;
+            }
+
+            _phase = HeartbeatPhase.WaitingToPing;
+            _pongDeadline = long.MaxValue;
+            _timer.Change(_options.PingInterval, Timeout.Infinite);
+        }
+    }
+
+    /// <summary>
+    /// Closes the session if its pong is overdue, even when the timer has not fired yet (a timer
+    /// may run late under load; a request must never find a session past its deadline alive).
+    /// </summary>
+    internal bool ExpireIfPongOverdue()
+    {
+        bool overdue;
+        lock (_sync)
+        {
+            overdue = _phase == HeartbeatPhase.AwaitingPong && Environment.TickCount64 >= _pongDeadline;
+        }
+
+        if (overdue)
+        {
+            Close(EngineCloseReason.PingTimeout, null, discard: true);
+        }
+
+        return overdue;
+    }
+
+    private void OnTimer()
+    {
+        HeartbeatPhase phase;
+        lock (_sync)
+        {
+            if (_state == EngineReadyState.Closed)
+            {
+                return;
+            }
+
+            phase = _phase;
+            if (phase == HeartbeatPhase.WaitingToPing)
+            {
+                _phase = HeartbeatPhase.AwaitingPong;
+                _pongDeadline = Environment.TickCount64 + _options.PingTimeout;
+                _timer.Change(_options.PingTimeout, Timeout.Infinite);
+            }
+        }
+
+        switch (phase)
+        {
+            case HeartbeatPhase.WaitingToPing:
+                Send(OutboundPacket.Ping);
+                break;
+            case HeartbeatPhase.AwaitingPong:
+                Close(EngineCloseReason.PingTimeout, null, discard: true);
+                break;
+            default:
+                // a server close whose last poll never came
+                Finish();
+                break;
+        }
+    }
+}

@@ -1,0 +1,17 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+
+namespace Evolution.Events.EngineIO.Hosting;
+
+public static class EngineIOEndpointExtensions
+{
+    /// <summary>
+    /// Serves a plain Engine.IO server at <paramref name="path"/> (e.g. <c>/engine.io</c>), for every method.
+    /// The app must call <c>UseWebSockets()</c> before, for the WebSocket transport.
+    /// </summary>
+    public static IEndpointConventionBuilder MapEngineIO(this IEndpointRouteBuilder endpoints, string path, EngineIOServer server)
+    {
+        var trimmed = path.TrimEnd('/');
+        return endpoints.Map(trimmed + "/{**rest}", server.HandleRequestAsync);
+    }
+}

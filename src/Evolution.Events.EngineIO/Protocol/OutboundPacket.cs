@@ -1,0 +1,63 @@
+using System.Text;
+
+namespace Evolution.Events.EngineIO.Protocol;
+
+/// <summary>
+/// One Engine.IO packet, already encoded. A text packet holds the UTF-8 bytes of the whole packet,
+/// type digit included (<c>42["ev",…]</c>); a binary packet holds the raw message bytes. The bytes are
+/// shared, never copied, when the same packet goes to many sessions.
+/// </summary>
+public readonly struct OutboundPacket
+{
+    private OutboundPacket(EnginePacketType type, ReadOnlyMemory<byte> bytes, bool isBinary)
+    {
+        Type = type;
+        Bytes = bytes;
+        IsBinary = isBinary;
+    }
+
+    public EnginePacketType Type { get; }
+
+    public ReadOnlyMemory<byte> Bytes { get; }
+
+    public bool IsBinary { get; }
+
+    public static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
+
+    public static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
+
+    public static OutboundPacket Close { get; } = Control(EnginePacketType.Close);
+
+    /// <summary>A message packet from UTF-8 bytes that already start with the <c>4</c> digit.</summary>
+    public static OutboundPacket FromEncodedText(ReadOnlyMemory<byte> utf8WithType)
+    {
+        if (utf8WithType.Length == 0 || utf8WithType.Span[0] != (byte)'4')
+        {
+            throw new ArgumentException("an encoded message packet starts with '4'", nameof(utf8WithType));
+        }
+
+        return new OutboundPacket(EnginePacketType.Message, utf8WithType, isBinary: false);
+    }
+
+    /// <summary>A text message packet; <paramref name="text"/> is the message without the type digit.</summary>
+    public static OutboundPacket Message(string text)
+    {
+        var bytes = new byte[Encoding.UTF8.GetByteCount(text) + 1];
+        bytes[0] = (byte)'4';
+        Encoding.UTF8.GetBytes(text, bytes.AsSpan(1));
+        return new OutboundPacket(EnginePacketType.Message, bytes, isBinary: false);
+    }
+
+    public static OutboundPacket Binary(ReadOnlyMemory<byte> data) => new(EnginePacketType.Message, data, isBinary: true);
+
+    internal static OutboundPacket Text(EnginePacketType type, string payload)
+    {
+        var bytes = new byte[Encoding.UTF8.GetByteCount(payload) + 1];
+        bytes[0] = (byte)('0' + (int)type);
+        Encoding.UTF8.GetBytes(payload, bytes.AsSpan(1));
+        return new OutboundPacket(type, bytes, isBinary: false);
+    }
+
+    private static OutboundPacket Control(EnginePacketType type) =>
+        new(type, new[] { (byte)('0' + (int)type) }, isBinary: false);
+}

@@ -1,0 +1,279 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using Evolution.Events.EngineIO.Protocol;
+using Microsoft.AspNetCore.Http;
+
+namespace Evolution.Events.EngineIO;
+
+/// <summary>HTTP long-polling: a GET takes what is queued (or waits for it), a POST brings packets in.</summary>
+public sealed partial class EngineSocket
+{
+    /// <summary>Bytes one poll response carries at most; the rest waits for the next poll.</summary>
+    private const int MaxPollResponseBytes = 1 << 20;
+
+    /// <summary>How long a poll that arrives mid-upgrade waits for the upgrade packet before its noop.</summary>
+    private const int UpgradeRaceMs = 100;
+
+    internal async Task HandlePollAsync(HttpContext context)
+    {
+        if (Interlocked.Exchange(ref _pollActive, 1) == 1)
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+            Close(EngineCloseReason.TransportError, "overlapping poll requests", discard: true);
+            return;
+        }
+
+        try
+        {
+            if (PendingUpgrade is { } upgrade)
+            {
+                // a client pauses polling once it has probed: a poll now gets a noop, or a 400 if the
+                // upgrade packet, already on its way, lands first
+                try
+                {
+                    await upgrade.WaitAsync(TimeSpan.FromMilliseconds(UpgradeRaceMs), context.RequestAborted);
+                }
+                catch (TimeoutException)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                if (!IsWebSocket)
+                {
+                    await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                    return;
+                }
+
+                if (IsWebSocket)
+                {
+                    await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+                    return;
+                }
+            }
+
+            bool hasData;
+            try
+            {
+                hasData = await _queue.Reader.WaitToReadAsync(context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
+                return;
+            }
+
+            if (Discarded || !hasData)
+            {
+                await EngineHttp.WritePayloadAsync(context, _finalPollPacket.Bytes);
+                return;
+            }
+
+            if (IsWebSocket)
+            {
+                // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
+                await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                return;
+            }
+
+            await WritePollPayloadAsync(context);
+        }
+        finally
+        {
+            Volatile.Write(ref _pollActive, 0);
+        }
+    }
+
+    internal async Task HandlePostAsync(HttpContext context)
+    {
+        if (Interlocked.Exchange(ref _postActive, 1) == 1)
+        {
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+            Close(EngineCloseReason.TransportError, "overlapping POST requests", discard: true);
+            return;
+        }
+
+        try
+        {
+            var body = await EngineHttp.ReadBodyAsync(context, _options.MaxPayload);
+            if (body.Status != EngineHttp.BodyStatus.Ok)
+            {
+                var tooLarge = body.Status == EngineHttp.BodyStatus.TooLarge;
+                await EngineHttp.WriteStatusAsync(context, tooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest);
+                Close(tooLarge ? EngineCloseReason.TransportError : EngineCloseReason.TransportClose,
+                    tooLarge ? "payload too large" : "POST request closed prematurely", discard: true);
+                return;
+            }
+
+            var packets = new List<InboundPacket>();
+            if (!EnginePacketParser.TryParsePayload(body.Text!, packets, out var error))
+            {
+                await EngineHttp.WriteStatusAsync(context, StatusCodes.Status400BadRequest);
+                Close(EngineCloseReason.ParseError, error, discard: true);
+                return;
+            }
+
+            foreach (var packet in packets)
+            {
+                OnPacket(packet);
+            }
+
+            await EngineHttp.WriteOkAsync(context);
+        }
+        finally
+        {
+            Volatile.Write(ref _postActive, 0);
+        }
+    }
+
+    private async Task WritePollPayloadAsync(HttpContext context)
+    {
+        var writer = new ArrayBufferWriter<byte>(256);
+        var sawClose = false;
+        while (writer.WrittenCount < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
+        {
+            OnDequeued(packet);
+            if (writer.WrittenCount > 0)
+            {
+                writer.Write([(byte)EnginePacketParser.RecordSeparator]);
+            }
+
+            AppendPollPacket(writer, packet);
+            if (packet.Type == EnginePacketType.Close)
+            {
+                sawClose = true;
+                break;
+            }
+        }
+
+        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
+        if (sawClose)
+        {
+            Finish();
+        }
+    }
+
+    private static void AppendPollPacket(ArrayBufferWriter<byte> writer, in OutboundPacket packet)
+    {
+        if (!packet.IsBinary)
+        {
+            writer.Write(packet.Bytes.Span);
+            return;
+        }
+
+        var span = writer.GetSpan(1 + ((packet.Bytes.Length + 2) / 3 * 4));
+        span[0] = (byte)'b';
+        System.Buffers.Text.Base64.EncodeToUtf8(packet.Bytes.Span, span[1..], out _, out var written);
+        writer.Advance(1 + written);
+    }
+}
+
+/// <summary>The HTTP side of the Engine.IO handler: error bodies, payloads, bounded body reading.</summary>
+internal static class EngineHttp
+{
+    private static readonly byte[] Ok = "ok"u8.ToArray();
+
+    internal enum BodyStatus
+    {
+        Ok,
+        TooLarge,
+        Aborted,
+    }
+
+    internal readonly record struct Body(BodyStatus Status, string? Text);
+
+    public static Task WriteErrorAsync(HttpContext context, EngineErrorCode code, string? message = null)
+    {
+        var status = code == EngineErrorCode.Forbidden ? StatusCodes.Status403Forbidden : StatusCodes.Status400BadRequest;
+        return WriteErrorAsync(context, status, (int)code, message ?? EngineErrors.Message(code));
+    }
+
+    public static async Task WriteErrorAsync(HttpContext context, int status, int code, string message)
+    {
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        var json = $"{{\"code\":{code},\"message\":{System.Text.Json.JsonSerializer.Serialize(message)}}}";
+        await context.Response.WriteAsync(json, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    public static async Task WritePayloadAsync(HttpContext context, ReadOnlyMemory<byte> payload)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "text/plain; charset=UTF-8";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.ContentLength = payload.Length;
+        try
+        {
+            await context.Response.Body.WriteAsync(payload, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // the client went away; the session notices at its next poll or by the heartbeat
+        }
+    }
+
+    public static Task WriteOkAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "text/html";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.ContentLength = Ok.Length;
+        return context.Response.Body.WriteAsync(Ok, context.RequestAborted).AsTask();
+    }
+
+    public static Task WriteStatusAsync(HttpContext context, int status)
+    {
+        if (!context.Response.HasStarted)
+        {
+            context.Response.StatusCode = status;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public static async Task<Body> ReadBodyAsync(HttpContext context, int maxPayload)
+    {
+        if (context.Request.ContentLength > maxPayload)
+        {
+            return new Body(BodyStatus.TooLarge, null);
+        }
+
+        var reader = context.Request.BodyReader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
+                if (result.Buffer.Length > maxPayload)
+                {
+                    reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    return new Body(BodyStatus.TooLarge, null);
+                }
+
+                if (result.IsCompleted)
+                {
+                    var text = DecodeUtf8(result.Buffer);
+                    reader.AdvanceTo(result.Buffer.End);
+                    return new Body(BodyStatus.Ok, text);
+                }
+
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
+        {
+            return new Body(BodyStatus.Aborted, null);
+        }
+    }
+
+    private static string DecodeUtf8(in ReadOnlySequence<byte> buffer) =>
+        buffer.IsSingleSegment ? Encoding.UTF8.GetString(buffer.FirstSpan) : Encoding.UTF8.GetString(buffer.ToArray());
+}

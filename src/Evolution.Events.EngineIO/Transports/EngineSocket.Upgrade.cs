@@ -1,0 +1,81 @@
+using Evolution.Events.EngineIO.Protocol;
+
+namespace Evolution.Events.EngineIO;
+
+/// <summary>
+/// The upgrade from polling to WebSocket. While the probe runs, packets still leave by polling; at
+/// the upgrade packet the WebSocket takes the queue over, so nothing is lost or sent twice.
+/// </summary>
+public sealed partial class EngineSocket
+{
+    private TaskCompletionSource? _upgradeSettled;
+
+    /// <summary>The client sent <c>2probe</c> on a new WebSocket.</summary>
+    internal bool BeginUpgrade()
+    {
+        lock (_sync)
+        {
+            if (_state != EngineReadyState.Open || _isWebSocket)
+            {
+                return false;
+            }
+
+            _upgrading = true;
+            _upgradeSettled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        // ends a waiting poll (with whatever is queued, or a noop) so the client can pause polling
+        _queue.Writer.TryWrite(OutboundPacket.Noop);
+        Interlocked.Increment(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, 1);
+        return true;
+    }
+
+    /// <summary>The client sent <c>5</c>: from now on packets leave by the WebSocket.</summary>
+    internal bool CompleteUpgrade()
+    {
+        lock (_sync)
+        {
+            if (_state != EngineReadyState.Open || !_upgrading || _isWebSocket)
+            {
+                return false;
+            }
+
+            Volatile.Write(ref _isWebSocket, true);
+            _upgrading = false;
+            _upgradeSettled?.TrySetResult();
+        }
+
+        // wakes a poll that is still waiting: it sees the upgrade and answers a noop
+        _queue.Writer.TryWrite(OutboundPacket.Noop);
+        Interlocked.Increment(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, 1);
+        _server.LogUpgraded(Id);
+        return true;
+    }
+
+    internal void AbandonUpgrade()
+    {
+        lock (_sync)
+        {
+            if (!_isWebSocket)
+            {
+                _upgrading = false;
+            }
+
+            _upgradeSettled?.TrySetResult();
+        }
+    }
+
+    /// <summary>While a probe is under way: completes when the upgrade is done or abandoned. Else null.</summary>
+    private Task? PendingUpgrade
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _upgrading ? _upgradeSettled?.Task : null;
+            }
+        }
+    }
+}
