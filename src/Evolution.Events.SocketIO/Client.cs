@@ -1,0 +1,216 @@
+using System.Text.Json.Nodes;
+using Evolution.Events.EngineIO;
+using Evolution.Events.SocketIO.Protocol;
+
+namespace Evolution.Events.SocketIO;
+
+/// <summary>
+/// One Engine.IO connection seen from Socket.IO: decodes its packets (binary ones reassembled),
+/// routes them to its sockets by namespace, and closes it on bad input or when no namespace is
+/// joined within the connect timeout.
+/// </summary>
+internal sealed class Client : IEngineSocketListener
+{
+    private readonly SocketIOServer _server;
+    private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _connecting = new(StringComparer.Ordinal);
+    private readonly Timer? _connectTimer;
+    private BinaryReconstructor? _reconstructor;
+
+    public Client(SocketIOServer server, EngineSocket connection)
+    {
+        _server = server;
+        Connection = connection;
+        if (server.Options.ConnectTimeout > 0)
+        {
+            _connectTimer = new Timer(static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.Infinite);
+        }
+    }
+
+    public EngineSocket Connection { get; }
+
+    public bool IsOpen => Connection.ReadyState == EngineReadyState.Open;
+
+    public bool Write(EncodedPacket packet, bool isVolatile = false)
+    {
+        if (isVolatile ? !Connection.SendVolatile(packet.Text) : !Connection.Send(packet.Text))
+        {
+            return false;
+        }
+
+        foreach (var attachment in packet.Attachments)
+        {
+            if (!Connection.Send(attachment))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public void Close() => Connection.Close();
+
+    public void CloseForError(string reason)
+    {
+        _server.LogProtocolError(Connection.Id, reason);
+        Connection.Abort(EngineCloseReason.ParseError, reason);
+    }
+
+    public void OnMessage(EngineSocket socket, string text)
+    {
+        if (_reconstructor is not null)
+        {
+            CloseForError("got a text packet while waiting for binary attachments");
+            return;
+        }
+
+        if (!SocketPacketDecoder.TryDecode(text, _server.Options.PacketLimits, out var packet, out var error))
+        {
+            CloseForError(error!);
+            return;
+        }
+
+        if (packet!.Attachments > 0)
+        {
+            _reconstructor = new BinaryReconstructor(packet);
+            return;
+        }
+
+        Dispatch(packet);
+    }
+
+    public void OnBinary(EngineSocket socket, byte[] data)
+    {
+        if (_reconstructor is null)
+        {
+            CloseForError("got binary data outside a binary packet");
+            return;
+        }
+
+        if (_reconstructor.TryAdd(data, out var packet, out var error))
+        {
+            _reconstructor = null;
+            Dispatch(packet!);
+        }
+        else if (error is not null)
+        {
+            CloseForError(error);
+        }
+    }
+
+    public void OnClose(EngineSocket socket, EngineCloseReason reason, string? description)
+    {
+        _connectTimer?.Dispose();
+        Socket[] sockets;
+        lock (_sockets)
+        {
+            sockets = [.. _sockets.Values];
+        }
+
+        var why = DisconnectReason.From(reason);
+        foreach (var s in sockets)
+        {
+            s.OnClose(why);
+        }
+    }
+
+    internal void Add(Socket socket)
+    {
+        lock (_sockets)
+        {
+            _sockets[socket.Namespace.Name] = socket;
+            _connecting.Remove(socket.Namespace.Name);
+        }
+
+        _connectTimer?.Change(Timeout.Infinite, Timeout.Infinite);
+    }
+
+    internal void Remove(Socket socket)
+    {
+        lock (_sockets)
+        {
+            if (_sockets.TryGetValue(socket.Namespace.Name, out var current) && ReferenceEquals(current, socket))
+            {
+                _sockets.Remove(socket.Namespace.Name);
+            }
+        }
+    }
+
+    private void Dispatch(SocketPacket packet)
+    {
+        if (packet.Type == SocketPacketType.Connect)
+        {
+            Connect(packet.Namespace, packet.Data as JsonObject ?? []);
+            return;
+        }
+
+        Socket? socket;
+        lock (_sockets)
+        {
+            _sockets.TryGetValue(packet.Namespace, out socket);
+        }
+
+        // a packet for a namespace this client has not joined is ignored, as socket.io does
+        socket?.OnPacket(packet);
+    }
+
+    private void Connect(string name, JsonObject auth)
+    {
+        lock (_sockets)
+        {
+            if (_sockets.ContainsKey(name) || !_connecting.Add(name))
+            {
+                return;
+            }
+        }
+
+        var nsp = _server.ResolveNamespace(name);
+        if (nsp is null)
+        {
+            lock (_sockets)
+            {
+                _connecting.Remove(name);
+            }
+
+            _server.LogRefused(name, "Invalid namespace", Connection.Request.RemoteAddress?.ToString());
+            Write(SocketPacketEncoder.ConnectError(name, "Invalid namespace"));
+            return;
+        }
+
+        _ = ConnectAsync(nsp, name, auth);
+    }
+
+    private async Task ConnectAsync(Namespace nsp, string name, JsonObject auth)
+    {
+        try
+        {
+            await nsp.AddAsync(this, auth);
+        }
+        catch (Exception ex)
+        {
+            _server.LogHandlerFailure(ex, "connect", Connection.Id);
+        }
+        finally
+        {
+            lock (_sockets)
+            {
+                _connecting.Remove(name);
+            }
+        }
+    }
+
+    private void OnConnectTimeout()
+    {
+        lock (_sockets)
+        {
+            if (_sockets.Count > 0)
+            {
+                return;
+            }
+        }
+
+        _server.LogConnectTimeout(Connection.Id);
+        Connection.Close();
+    }
+}

@@ -1,0 +1,53 @@
+using Evolution.Events.SocketIO.Adapters;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Evolution.Events.SocketIO.Hosting;
+
+public static class SocketIOHostingExtensions
+{
+    /// <summary>
+    /// Registers the <see cref="SocketIOServer"/> singleton. Options come from <paramref name="configuration"/>
+    /// (e.g. the "SocketIO" section: ConnectTimeout, Engine:PingInterval, …) and then <paramref name="configure"/>.
+    /// </summary>
+    public static IServiceCollection AddSocketIO(
+        this IServiceCollection services, IConfiguration? configuration = null, Action<SocketIOOptions>? configure = null)
+    {
+        services.TryAddSingleton<IAdapterFactory, InMemoryAdapterFactory>();
+        services.AddSingleton(sp =>
+        {
+            var options = new SocketIOOptions();
+            configuration?.Bind(options);
+            configure?.Invoke(options);
+            return new SocketIOServer(options, sp.GetService<ILoggerFactory>(), sp.GetRequiredService<IAdapterFactory>());
+        });
+        services.AddHostedService<SocketIOShutdown>();
+        return services;
+    }
+
+    /// <summary>
+    /// Serves Socket.IO at <paramref name="path"/> (default <c>/socket.io</c>) for every method.
+    /// The app must call <c>UseWebSockets()</c> before, for the WebSocket transport.
+    /// </summary>
+    public static IEndpointConventionBuilder MapSocketIO(this IEndpointRouteBuilder endpoints, string path = "/socket.io")
+    {
+        var server = endpoints.ServiceProvider.GetRequiredService<SocketIOServer>();
+        return endpoints.Map(path.TrimEnd('/') + "/{**rest}", server.HandleRequestAsync);
+    }
+
+    private sealed class SocketIOShutdown(SocketIOServer server) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken)
+        {
+            server.Close();
+            return Task.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using Evolution.Events.EngineIO.Protocol;
+
+namespace Evolution.Events.SocketIO.Protocol;
+
+/// <summary>Encodes Socket.IO 5 packets straight into Engine.IO message packets (one buffer each).</summary>
+public static class SocketPacketEncoder
+{
+    public static EncodedPacket Event(string nsp, string eventName, ReadOnlySpan<object?> args, long? ackId = null)
+    {
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        var json = new ArrayBufferWriter<byte>(128);
+        using (var writer = new Utf8JsonWriter(json, JsonArguments.WriterOptions))
+        {
+            writer.WriteStartArray();
+            writer.WriteStringValue(eventName);
+            foreach (var arg in args)
+            {
+                JsonArguments.WriteValue(writer, arg, attachments);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        var type = attachments.Count > 0 ? SocketPacketType.BinaryEvent : SocketPacketType.Event;
+        return Compose(type, nsp, ackId, json.WrittenSpan, attachments);
+    }
+
+    public static EncodedPacket Ack(string nsp, long ackId, ReadOnlySpan<object?> args)
+    {
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        var json = new ArrayBufferWriter<byte>(64);
+        using (var writer = new Utf8JsonWriter(json, JsonArguments.WriterOptions))
+        {
+            writer.WriteStartArray();
+            foreach (var arg in args)
+            {
+                JsonArguments.WriteValue(writer, arg, attachments);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        var type = attachments.Count > 0 ? SocketPacketType.BinaryAck : SocketPacketType.Ack;
+        return Compose(type, nsp, ackId, json.WrittenSpan, attachments);
+    }
+
+    public static EncodedPacket Connect(string nsp, string sid) =>
+        Compose(SocketPacketType.Connect, nsp, null, JsonSerializer.SerializeToUtf8Bytes(new SidPayload(sid)), []);
+
+    public static EncodedPacket ConnectError(string nsp, string message, object? data = null)
+    {
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        var json = new ArrayBufferWriter<byte>(64);
+        using (var writer = new Utf8JsonWriter(json, JsonArguments.WriterOptions))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("message", message);
+            if (data is not null)
+            {
+                writer.WritePropertyName("data");
+                JsonArguments.WriteValue(writer, data, attachments);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
+    }
+
+    public static EncodedPacket Disconnect(string nsp) => Compose(SocketPacketType.Disconnect, nsp, null, [], []);
+
+    private static EncodedPacket Compose(
+        SocketPacketType type, string nsp, long? id, ReadOnlySpan<byte> json, List<ReadOnlyMemory<byte>> attachments)
+    {
+        var buffer = new ArrayBufferWriter<byte>(json.Length + nsp.Length + 24);
+        Span<byte> head = stackalloc byte[24];
+        head[0] = (byte)'4';
+        head[1] = (byte)('0' + (int)type);
+        var n = 2;
+        if (attachments.Count > 0)
+        {
+            attachments.Count.TryFormat(head[n..], out var w, provider: CultureInfo.InvariantCulture);
+            n += w;
+            head[n++] = (byte)'-';
+        }
+
+        buffer.Write(head[..n]);
+        if (nsp != SocketPacket.MainNamespace)
+        {
+            var span = buffer.GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(nsp.Length) + 1);
+            var written = System.Text.Encoding.UTF8.GetBytes(nsp, span);
+            span[written] = (byte)',';
+            buffer.Advance(written + 1);
+        }
+
+        if (id is { } ackId)
+        {
+            var span = buffer.GetSpan(20);
+            ackId.TryFormat(span, out var w, provider: CultureInfo.InvariantCulture);
+            buffer.Advance(w);
+        }
+
+        buffer.Write(json);
+        var frames = attachments.Count == 0 ? [] : attachments.ConvertAll(OutboundPacket.Binary).ToArray();
+        return new EncodedPacket(OutboundPacket.FromEncodedText(buffer.WrittenMemory), frames);
+    }
+
+    private sealed record SidPayload(string sid);
+}

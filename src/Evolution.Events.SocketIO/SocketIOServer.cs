@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Text.RegularExpressions;
+using Evolution.Events.EngineIO;
+using Evolution.Events.SocketIO.Adapters;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Evolution.Events.SocketIO;
+
+/// <summary>
+/// The Socket.IO 5 server: namespaces (static and dynamic) over an Engine.IO 4 server.
+/// Serve it with <c>app.MapSocketIO()</c>; emit with <c>Of("/name").Emit(…)</c>.
+/// </summary>
+public sealed partial class SocketIOServer
+{
+    private readonly ConcurrentDictionary<string, Namespace> _namespaces = new(StringComparer.Ordinal);
+    private readonly List<ParentNamespace> _parents = [];
+    private readonly ILogger _logger;
+
+    public SocketIOServer(SocketIOOptions options, ILoggerFactory? loggerFactory = null, IAdapterFactory? adapterFactory = null)
+    {
+        Options = options;
+        loggerFactory ??= NullLoggerFactory.Instance;
+        _logger = loggerFactory.CreateLogger<SocketIOServer>();
+        AdapterFactory = adapterFactory ?? new InMemoryAdapterFactory();
+        Engine = new EngineIOServer(options.Engine, loggerFactory.CreateLogger<EngineIOServer>())
+        {
+            OnConnection = connection => new Client(this, connection),
+        };
+        Of(Protocol.SocketPacket.MainNamespace);
+    }
+
+    public SocketIOOptions Options { get; }
+
+    public EngineIOServer Engine { get; }
+
+    public IAdapterFactory AdapterFactory { get; }
+
+    /// <summary>The main namespace <c>/</c>.</summary>
+    public Namespace Sockets => _namespaces[Protocol.SocketPacket.MainNamespace];
+
+    public IReadOnlyCollection<Namespace> Namespaces => _namespaces.Values.ToArray();
+
+    /// <summary>The namespace of that name, made if it does not exist.</summary>
+    public Namespace Of(string name)
+    {
+        name = Normalize(name);
+        return _namespaces.GetOrAdd(name, n => new Namespace(this, n));
+    }
+
+    /// <summary>A dynamic namespace: every name the predicate accepts is admitted, on demand.</summary>
+    public ParentNamespace Of(Func<string, bool> predicate)
+    {
+        var parent = new ParentNamespace(this, predicate);
+        lock (_parents)
+        {
+            _parents.Add(parent);
+        }
+
+        return parent;
+    }
+
+    public ParentNamespace Of(Regex pattern) => Of(pattern.IsMatch);
+
+    /// <summary>The namespace if it exists now (never makes one).</summary>
+    public bool TryGetNamespace(string name, out Namespace nsp) => _namespaces.TryGetValue(Normalize(name), out nsp!);
+
+    public Task HandleRequestAsync(HttpContext context) => Engine.HandleRequestAsync(context);
+
+    /// <summary>Closes every connection (e.g. at shutdown).</summary>
+    public void Close() => Engine.CloseAll();
+
+    internal Namespace? ResolveNamespace(string name)
+    {
+        if (_namespaces.TryGetValue(name, out var existing))
+        {
+            return existing;
+        }
+
+        ParentNamespace[] parents;
+        lock (_parents)
+        {
+            parents = [.. _parents];
+        }
+
+        foreach (var parent in parents)
+        {
+            if (parent.Admits(name))
+            {
+                var child = _namespaces.GetOrAdd(name, n => new Namespace(this, n, parent));
+                child.Parent?.AddChild(child);
+                return child;
+            }
+        }
+
+        return null;
+    }
+
+    internal void RemoveIfEmptyChild(Namespace nsp)
+    {
+        if (nsp.Parent is null || !Options.CleanupEmptyChildNamespaces || nsp.SocketCount > 0)
+        {
+            return;
+        }
+
+        if (_namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
+        {
+            nsp.Parent.RemoveChild(nsp);
+            if (nsp.SocketCount > 0)
+            {
+                // a socket joined meanwhile: keep the namespace
+                _namespaces.TryAdd(nsp.Name, nsp);
+                nsp.Parent.AddChild(nsp);
+            }
+        }
+    }
+
+    private static string Normalize(string name) => name.StartsWith('/') ? name : "/" + name;
+}
