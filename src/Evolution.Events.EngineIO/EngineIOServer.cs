@@ -32,6 +32,9 @@ public sealed partial class EngineIOServer
     /// <summary>Called for every new session, before any of its packets is read; returns its listener.</summary>
     public Func<EngineSocket, IEngineSocketListener>? OnConnection { get; set; }
 
+    /// <summary>Raised once per session when it starts closing, with the reason (after the listener's OnClose). Must not block.</summary>
+    public event Action<EngineSocket, EngineCloseReason>? SessionClosed;
+
     /// <summary>Open sessions.</summary>
     public int SessionCount => _sessions.Count;
 
@@ -201,6 +204,18 @@ public sealed partial class EngineIOServer
 
     internal void OnSessionClosing(EngineSocket session, EngineCloseReason reason, string? description) =>
         LogClosed(session.Id, session.Transport, reason.ToWire(), description ?? string.Empty);
+
+    internal void OnSessionClosed(EngineSocket session, EngineCloseReason reason)
+    {
+        try
+        {
+            SessionClosed?.Invoke(session, reason);
+        }
+        catch (Exception ex)
+        {
+            LogListenerFailure(ex, session.Id);
+        }
+    }
 
     internal void Forget(EngineSocket session)
     {

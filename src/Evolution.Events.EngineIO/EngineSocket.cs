@@ -211,6 +211,7 @@ public sealed partial class EngineSocket
 
         _server.OnSessionClosing(this, reason, description);
         NotifyListener(reason, description);
+        _server.OnSessionClosed(this, reason);
         if (discard)
         {
             Discard(fromClient);

@@ -1,5 +1,6 @@
 using Evolution.Events.Gateway.Ingestion;
 using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Namespaces;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.Gateway.Settings;
@@ -31,14 +32,14 @@ public static class GatewayApp
             : $"http://+:{options.Port}");
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
-        // Socket.IO: builder.Services.AddSocketIO(...) goes here.
+        builder.Services.AddGatewaySocketIO(builder.Configuration, options);
 
         var app = builder.Build();
         app.UseGatewayForwardedHeaders(options);
         app.UseCors();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });
         app.UseMiddleware<PlainWebSocketEndpoint>();
-        // Socket.IO: app.MapSocketIO(...) goes here (answer 404 + ApiError when !options.WebSocketEnabled).
+        app.MapGatewaySocketIO(options);
         app.MapInstanceEndpoints();
         app.MapWebSocketSettingsEndpoints();
         app.MapWebhookEndpoints();

@@ -135,6 +135,10 @@ internal sealed class WebSocketTransport
         catch (OperationCanceledException)
         {
         }
+        catch (WebSocketException ex) when (ex.WebSocketErrorCode == WebSocketError.ConnectionClosedPrematurely)
+        {
+            _session.Close(EngineCloseReason.TransportClose, "connection closed without a close frame", discard: true);
+        }
         catch (Exception ex) when (ex is WebSocketException or IOException or InvalidOperationException)
         {
             _session.Close(EngineCloseReason.TransportError, ex.Message, discard: true);

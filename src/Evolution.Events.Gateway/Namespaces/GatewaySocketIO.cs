@@ -1,0 +1,77 @@
+using Evolution.Events.EngineIO;
+using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Http;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using Evolution.Events.Gateway.PlainWebSockets;
+using Evolution.Events.SocketIO;
+using Evolution.Events.SocketIO.Hosting;
+
+namespace Evolution.Events.Gateway.Namespaces;
+
+/// <summary>Composition of the Socket.IO side: server options from the gateway's, namespaces, auth, fan-out, relay.</summary>
+public static class GatewaySocketIO
+{
+    public const string Path = "/socket.io";
+
+    public static IServiceCollection AddGatewaySocketIO(this IServiceCollection services, IConfiguration configuration, GatewayOptions options)
+    {
+        if (!options.WebSocketEnabled)
+        {
+            return services;
+        }
+
+        services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
+        {
+            o.Engine.MaxPayload = options.MaxPayload;
+            foreach (var origin in options.CorsOrigins)
+            {
+                o.Engine.CorsOrigins.Add(origin);
+            }
+        });
+        services.AddSingleton<NamespaceAuthorization>();
+        services.AddSingleton<ClientEventRelay>();
+        services.AddSingleton<IEventSink, SocketIOSink>();
+        return services;
+    }
+
+    /// <summary>Maps <c>/socket.io/</c>, or a 404 that says why when WEBSOCKET_ENABLED=false.</summary>
+    public static WebApplication MapGatewaySocketIO(this WebApplication app, GatewayOptions options)
+    {
+        if (!options.WebSocketEnabled)
+        {
+            app.Map(Path + "/{**rest}", () => ApiError.Result(StatusCodes.Status404NotFound, ApiError.WebSocketDisabledMessage));
+            return app;
+        }
+
+        var io = app.Services.GetRequiredService<SocketIOServer>();
+        Configure(io, app.Services);
+        app.MapSocketIO(Path);
+        return app;
+    }
+
+    private static void Configure(SocketIOServer io, IServiceProvider services)
+    {
+        var authorization = services.GetRequiredService<NamespaceAuthorization>();
+        var relay = services.GetRequiredService<ClientEventRelay>();
+        var gate = services.GetRequiredService<ConnectionGate>();
+        var registry = services.GetRequiredService<InstanceRegistry>();
+
+        io.Engine.Options.AllowRequest = context => ValueTask.FromResult(
+            gate.TryAdmit(context, out var status, out var reason) ? null : new HandshakeRefusal(status, reason));
+        io.Engine.SessionClosed += (_, _) => gate.Release();
+
+        io.Sockets.Use(authorization.AuthorizeMain);
+        io.Of(NamespaceAuthorization.IsInstanceNamespace)
+            .Use(authorization.AuthorizeInstance)
+            .OnConnection(relay.Attach);
+
+        registry.InstanceDeleted += instance =>
+        {
+            if (io.TryGetNamespace("/" + instance.Name, out var nsp))
+            {
+                nsp.DisconnectSockets();
+            }
+        };
+    }
+}

@@ -1,0 +1,32 @@
+using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Options;
+using Evolution.Events.SocketIO;
+using Evolution.Events.SocketIO.Protocol;
+
+namespace Evolution.Events.Gateway.Namespaces;
+
+/// <summary>
+/// Fans events out to Socket.IO: to <c>/{instance}</c> when that instance's settings allow the
+/// event, and to <c>/</c> while WEBSOCKET_GLOBAL_EVENTS is on. The envelope bytes go into the
+/// packet as they are, and each namespace's packet is encoded once for all its sockets.
+/// </summary>
+public sealed class SocketIOSink(SocketIOServer io, GatewayOptions options) : IEventSink
+{
+    public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings)
+    {
+        var envelope = new RawJson(gatewayEvent.EnvelopeJson);
+        if (io.TryGetNamespace("/" + gatewayEvent.Instance, out var nsp)
+            && nsp.SocketCount > 0
+            && SubscriberFilter.ScopedReceives(gatewayEvent, gatewayEvent.Instance, settings))
+        {
+            nsp.Emit(gatewayEvent.EventName, envelope);
+        }
+
+        if (options.WebSocketGlobalEvents && io.Sockets.SocketCount > 0)
+        {
+            io.Sockets.Emit(gatewayEvent.EventName, envelope);
+        }
+    }
+}
