@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the tests' prerequisites: Debian packages (chromium for the browser tests, docker-compose for
+# the compose check, redis-server for scale-out) when root, and the npm packages of each folder that
+# has a package-lock.json. Under CI=true anything missing afterwards is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "== apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "missing Debian packages (run as root to install): ${need_apt[*]}" >&2
+  fi
+fi
+
+missing=()
+for tool in node npm chromium docker-compose redis-server; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing prerequisites: ${missing[*]}" >&2
+  [ "${CI:-}" = "true" ] && exit 1
+fi
+
+for dir in tests/interop src/Evolution.Events.Gateway; do
+  if [ -f "$dir/package-lock.json" ]; then
+    echo "== npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
