@@ -173,7 +173,7 @@ internal sealed class Client : IEngineSocketListener
                 _connecting.Remove(name);
             }
 
-            _server.LogRefused(name, "Invalid namespace", Connection.Request.RemoteAddress?.ToString());
+            _server.OnRefused(name, "Invalid namespace", Connection.Request.RemoteAddress?.ToString());
             Write(SocketPacketEncoder.ConnectError(name, "Invalid namespace"));
             return;
         }

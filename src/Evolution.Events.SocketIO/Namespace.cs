@@ -83,7 +83,7 @@ public class Namespace
         var refusal = await RunMiddlewaresAsync(socket);
         if (refusal is not null)
         {
-            Server.LogRefused(Name, refusal.Message, socket.Handshake.Address);
+            Server.OnRefused(Name, refusal.Message, socket.Handshake.Address);
             client.Write(Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
             Server.RemoveIfEmptyChild(this);
             return;

@@ -37,6 +37,12 @@ public sealed partial class SocketIOServer
 
     public IAdapterFactory AdapterFactory { get; }
 
+    /// <summary>
+    /// Raised when a namespace CONNECT is refused with a CONNECT_ERROR (unknown namespace, or a middleware's
+    /// <see cref="ConnectError"/>), with the namespace and the refusal message. Handlers must not block.
+    /// </summary>
+    public event Action<string, string>? ConnectionRefused;
+
     /// <summary>The main namespace <c>/</c>.</summary>
     public Namespace Sockets => _namespaces[Protocol.SocketPacket.MainNamespace];
 
@@ -70,6 +76,19 @@ public sealed partial class SocketIOServer
 
     /// <summary>Closes every connection (e.g. at shutdown).</summary>
     public void Close() => Engine.CloseAll();
+
+    internal void OnRefused(string nsp, string reason, string? remote)
+    {
+        LogRefused(nsp, reason, remote);
+        try
+        {
+            ConnectionRefused?.Invoke(nsp, reason);
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, "refusal", nsp);
+        }
+    }
 
     internal Namespace? ResolveNamespace(string name)
     {
