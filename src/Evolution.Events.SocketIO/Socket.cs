@@ -10,8 +10,10 @@ namespace Evolution.Events.SocketIO;
 /// </summary>
 public sealed class Socket
 {
-    private readonly ConcurrentDictionary<string, SocketEventHandler[]> _handlers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>> _pendingAcks = new();
+    // made on first use: an idle socket of a broadcast-only server carries none of them
+    private Dictionary<string, SocketEventHandler[]>? _handlers;
+    private ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>? _pendingAcks;
+    private ConcurrentDictionary<string, object?>? _data;
     private SocketEventHandler[] _anyHandlers = [];
     private long _nextAckId;
     private int _connected;
@@ -31,7 +33,8 @@ public sealed class Socket
     public Handshake Handshake { get; }
 
     /// <summary>Free storage for the application (e.g. who authenticated).</summary>
-    public ConcurrentDictionary<string, object?> Data { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, object?> Data =>
+        _data ?? Interlocked.CompareExchange(ref _data, new ConcurrentDictionary<string, object?>(StringComparer.Ordinal), null) ?? _data;
 
     public bool Connected => Volatile.Read(ref _connected) == 1;
 
@@ -45,8 +48,15 @@ public sealed class Socket
     /// <summary>Raised once, after the socket left its namespace, with the reason.</summary>
     public event Action<Socket, string>? Disconnected;
 
-    public void On(string eventName, SocketEventHandler handler) =>
-        _handlers.AddOrUpdate(eventName, _ => [handler], (_, existing) => [.. existing, handler]);
+    public void On(string eventName, SocketEventHandler handler)
+    {
+        lock (this)
+        {
+            var handlers = new Dictionary<string, SocketEventHandler[]>(_handlers ?? [], StringComparer.Ordinal);
+            handlers[eventName] = handlers.TryGetValue(eventName, out var existing) ? [.. existing, handler] : [handler];
+            Volatile.Write(ref _handlers, handlers);
+        }
+    }
 
     public void On(string eventName, Action<SocketEvent> handler) => On(eventName, e =>
     {
@@ -57,7 +67,7 @@ public sealed class Socket
     /// <summary>Called for every event the client emits, before the named handlers.</summary>
     public void OnAny(SocketEventHandler handler)
     {
-        lock (_handlers)
+        lock (this)
         {
             _anyHandlers = [.. _anyHandlers, handler];
         }
@@ -72,7 +82,10 @@ public sealed class Socket
     {
         var id = Interlocked.Increment(ref _nextAckId);
         var pending = new TaskCompletionSource<JsonNode?[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pendingAcks[id] = pending;
+        var pendingAcks = _pendingAcks
+            ?? Interlocked.CompareExchange(ref _pendingAcks, new ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>(), null)
+            ?? _pendingAcks;
+        pendingAcks[id] = pending;
         try
         {
             if (!Connected || !Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args, id)))
@@ -84,7 +97,7 @@ public sealed class Socket
         }
         finally
         {
-            _pendingAcks.TryRemove(id, out _);
+            pendingAcks.TryRemove(id, out _);
         }
     }
 
@@ -119,7 +132,6 @@ public sealed class Socket
     internal void MarkConnected()
     {
         Volatile.Write(ref _connected, 1);
-        Namespace.Adapter.AddAll(Id, [Id]);
         Client.Write(SocketPacketEncoder.Connect(Namespace.Name, Id));
     }
 
@@ -162,7 +174,7 @@ public sealed class Socket
             return;
         }
 
-        foreach (var pending in _pendingAcks.Values)
+        foreach (var pending in _pendingAcks?.Values ?? [])
         {
             pending.TrySetException(new InvalidOperationException($"socket disconnected ({reason})"));
         }
@@ -198,7 +210,7 @@ public sealed class Socket
             Invoke(handler, e);
         }
 
-        if (_handlers.TryGetValue(name, out var handlers))
+        if (Volatile.Read(ref _handlers) is { } all && all.TryGetValue(name, out var handlers))
         {
             foreach (var handler in handlers)
             {
@@ -209,7 +221,7 @@ public sealed class Socket
 
     private void OnAck(SocketPacket packet)
     {
-        if (packet.Id is { } id && _pendingAcks.TryRemove(id, out var pending))
+        if (packet.Id is { } id && _pendingAcks is { } pendingAcks && pendingAcks.TryRemove(id, out var pending))
         {
             var array = (JsonArray)packet.Data!;
             pending.TrySetResult([.. array]);

@@ -218,6 +218,13 @@ internal sealed class WebSocketTransport
 
     private async Task<Message> ReceiveAsync(CancellationToken cancellationToken)
     {
+        // wait for data with a zero-byte read: an idle connection holds no receive buffer
+        var ready = await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+        if (ready.MessageType == WebSocketMessageType.Close)
+        {
+            return new Message(MessageKind.Close);
+        }
+
         var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
         ArrayBufferWriter<byte>? large = null;
         try

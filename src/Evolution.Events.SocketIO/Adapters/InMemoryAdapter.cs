@@ -5,7 +5,9 @@ namespace Evolution.Events.SocketIO.Adapters;
 
 /// <summary>
 /// Rooms and broadcast for one node. Membership changes take a short lock (no I/O under it);
-/// broadcasts read lock-free and only enqueue the shared encoded packet on each socket.
+/// broadcasts read lock-free and only enqueue the shared encoded packet on each socket. Each
+/// socket's own room (its id) is implicit: it is resolved through the namespace's sockets, so a
+/// socket that joins no room costs the adapter nothing.
 /// </summary>
 public class InMemoryAdapter : IAdapter
 {
@@ -17,15 +19,22 @@ public class InMemoryAdapter : IAdapter
 
     public Namespace Namespace { get; }
 
+    /// <summary>The named rooms with members (sockets' own rooms are not listed).</summary>
     public IReadOnlyCollection<string> Rooms => _rooms.Keys.ToArray();
 
     public void AddAll(string socketId, IEnumerable<string> rooms)
     {
         lock (_sync)
         {
-            var mine = _sids.GetOrAdd(socketId, static _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal));
+            ConcurrentDictionary<string, byte>? mine = null;
             foreach (var room in rooms)
             {
+                if (room == socketId)
+                {
+                    continue;
+                }
+
+                mine ??= _sids.GetOrAdd(socketId, static _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal));
                 mine[room] = 0;
                 _rooms.GetOrAdd(room, static _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal))[socketId] = 0;
             }
@@ -81,6 +90,11 @@ public class InMemoryAdapter : IAdapter
         HashSet<string>? seen = options.Rooms.Count > 1 ? new HashSet<string>(StringComparer.Ordinal) : null;
         foreach (var room in options.Rooms)
         {
+            if (Namespace.SocketsById.ContainsKey(room))
+            {
+                DeliverTo(room, packet, isVolatile, except, seen);
+            }
+
             if (!_rooms.TryGetValue(room, out var members))
             {
                 continue;
@@ -88,16 +102,21 @@ public class InMemoryAdapter : IAdapter
 
             foreach (var id in members.Keys)
             {
-                if ((except is not null && except.Contains(id)) || (seen is not null && !seen.Add(id)))
-                {
-                    continue;
-                }
-
-                if (Namespace.SocketsById.TryGetValue(id, out var socket))
-                {
-                    socket.Deliver(packet, isVolatile);
-                }
+                DeliverTo(id, packet, isVolatile, except, seen);
             }
+        }
+    }
+
+    private void DeliverTo(string id, EncodedPacket packet, bool isVolatile, HashSet<string>? except, HashSet<string>? seen)
+    {
+        if ((except is not null && except.Contains(id)) || (seen is not null && !seen.Add(id)))
+        {
+            return;
+        }
+
+        if (Namespace.SocketsById.TryGetValue(id, out var socket))
+        {
+            socket.Deliver(packet, isVolatile);
         }
     }
 
@@ -108,26 +127,32 @@ public class InMemoryAdapter : IAdapter
             return Namespace.SocketsById.Keys.ToArray();
         }
 
+        return Members(rooms);
+    }
+
+    public IReadOnlyCollection<string> SocketRooms(string socketId)
+    {
+        if (!Namespace.SocketsById.ContainsKey(socketId))
+        {
+            return [];
+        }
+
+        return _sids.TryGetValue(socketId, out var mine) ? [socketId, .. mine.Keys] : [socketId];
+    }
+
+    private HashSet<string> ExpandExcept(IReadOnlySet<string> exceptRooms) => Members(exceptRooms);
+
+    /// <summary>The sockets in any of the rooms, own rooms included.</summary>
+    private HashSet<string> Members(IEnumerable<string> rooms)
+    {
         var ids = new HashSet<string>(StringComparer.Ordinal);
         foreach (var room in rooms)
         {
-            if (_rooms.TryGetValue(room, out var members))
+            if (Namespace.SocketsById.ContainsKey(room))
             {
-                ids.UnionWith(members.Keys);
+                ids.Add(room);
             }
-        }
 
-        return ids;
-    }
-
-    public IReadOnlyCollection<string> SocketRooms(string socketId) =>
-        _sids.TryGetValue(socketId, out var mine) ? mine.Keys.ToArray() : [];
-
-    private HashSet<string> ExpandExcept(IReadOnlySet<string> exceptRooms)
-    {
-        var ids = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var room in exceptRooms)
-        {
             if (_rooms.TryGetValue(room, out var members))
             {
                 ids.UnionWith(members.Keys);
