@@ -65,7 +65,7 @@ public sealed partial class EngineIOServer
 
         var query = request.Query;
         var transport = query["transport"].ToString();
-        var isWebSocket = context.WebSockets.IsWebSocketRequest;
+        var isWebSocket = WebSocketHandshake.IsWebSocketRequest(context);
         var error = Verify(query["EIO"].ToString(), transport, isWebSocket);
         if (error is { } code)
         {
@@ -122,15 +122,20 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            if (session.IsUpgradingOrUpgraded)
+            if (await WebSocketHandshake.AcceptAsync(context) is not { } stream)
             {
-                // as engine.io: a second WebSocket for the same session is accepted, then closed at once
-                await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation, "already upgraded", context.RequestAborted);
                 return;
             }
 
-            await new WebSocketTransport(session, socket, Options.MaxPayload).RunProbeAsync(Options.UpgradeTimeout);
+            var transport = new WebSocketTransport(session, stream, Options.MaxPayload);
+            if (session.IsUpgradingOrUpgraded)
+            {
+                // as engine.io: a second WebSocket for the same session is accepted, then closed at once
+                await transport.RefuseAsync();
+                return;
+            }
+
+            await transport.RunProbeAsync(Options.UpgradeTimeout);
             return;
         }
 
@@ -187,8 +192,13 @@ public sealed partial class EngineIOServer
         session.Start();
         if (isWebSocket)
         {
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            await new WebSocketTransport(session, socket, Options.MaxPayload).RunAsync();
+            if (await WebSocketHandshake.AcceptAsync(context) is not { } stream)
+            {
+                session.Close(EngineCloseReason.TransportError, "WebSocket handshake failed", discard: true);
+                return;
+            }
+
+            await new WebSocketTransport(session, stream, Options.MaxPayload).RunAsync();
         }
         else
         {

@@ -1,30 +1,32 @@
 using System.Buffers;
 using System.Net.WebSockets;
-using System.Text;
 using Evolution.Events.EngineIO.Protocol;
 
 namespace Evolution.Events.EngineIO.Transports;
 
 /// <summary>
-/// The WebSocket transport of one session: a read loop that hands packets to the session and a
-/// write loop that drains the session's queue. A probe (an upgrade from polling) reads only until
-/// the upgrade packet, then takes the queue over.
+/// The WebSocket transport of one session over our own RFC 6455 framing: a read loop that hands
+/// packets to the session, and a write loop that drains the session's queue, gathering every
+/// queued frame (up to <see cref="WebSocketFrameWriter.BatchBytes"/>) into one write. A probe
+/// (an upgrade from polling) reads only until the upgrade packet, then takes the queue over.
 /// </summary>
 internal sealed class WebSocketTransport
 {
     private static readonly byte[] ProbeReply = "3probe"u8.ToArray();
-    private const int ReceiveChunk = 4096;
     private const int CloseGraceMs = 2000;
 
     private readonly EngineSocket _session;
-    private readonly WebSocket _socket;
-    private readonly int _maxPayload;
+    private readonly Stream _stream;
+    private readonly WebSocketFrameWriter _writer;
+    private readonly WebSocketFrameReader _reader;
+    private int _closeSent;
 
-    public WebSocketTransport(EngineSocket session, WebSocket socket, int maxPayload)
+    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload)
     {
         _session = session;
-        _socket = socket;
-        _maxPayload = maxPayload;
+        _stream = stream;
+        _writer = new WebSocketFrameWriter(stream);
+        _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
     }
 
     /// <summary>Serves a session that started on this WebSocket: the handshake is already queued.</summary>
@@ -40,18 +42,26 @@ internal sealed class WebSocketTransport
         {
             upgraded = await ProbeAsync(timeout.Token);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
         {
         }
 
         if (!upgraded)
         {
             _session.AbandonUpgrade();
-            await CloseQuietlyAsync(WebSocketCloseStatus.PolicyViolation);
+            await CloseAsync(WebSocketCloseStatus.PolicyViolation);
+            _reader.Complete();
             return;
         }
 
         await ServeAsync();
+    }
+
+    /// <summary>Accepts then closes at once (a second WebSocket for an upgraded session).</summary>
+    public async Task RefuseAsync()
+    {
+        await CloseAsync(WebSocketCloseStatus.PolicyViolation);
+        _reader.Complete();
     }
 
     private async Task ServeAsync()
@@ -68,17 +78,18 @@ internal sealed class WebSocketTransport
         if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
         {
             _session.AbortTransports();
-            _socket.Abort();
             await both;
         }
+
+        _reader.Complete();
     }
 
     private async Task<bool> ProbeAsync(CancellationToken cancellationToken)
     {
         while (true)
         {
-            var message = await ReceiveAsync(cancellationToken);
-            if (message.Kind != MessageKind.Text)
+            var message = await _reader.ReadAsync(cancellationToken);
+            if (message.Kind != WebSocketFrameReader.Kind.Text)
             {
                 return false;
             }
@@ -91,7 +102,7 @@ internal sealed class WebSocketTransport
                         return false;
                     }
 
-                    await _socket.SendAsync(ProbeReply, WebSocketMessageType.Text, true, cancellationToken);
+                    await _writer.WriteFrameAsync(WebSocketFrameWriter.Opcode.Text, ProbeReply, cancellationToken);
                     break;
                 case "5":
                     return _session.CompleteUpgrade();
@@ -107,41 +118,46 @@ internal sealed class WebSocketTransport
         {
             while (_session.ReadyState != EngineReadyState.Closed)
             {
-                var message = await ReceiveAsync(_session.Aborted);
-                switch (message.Kind)
+                var message = await _reader.ReadAsync(_session.Aborted);
+                if (!Dispatch(message))
                 {
-                    case MessageKind.Close:
-                        _session.Close(EngineCloseReason.TransportClose, "client closed the WebSocket", discard: true, fromClient: true);
-                        return;
-                    case MessageKind.TooLarge:
-                        _session.Close(EngineCloseReason.TransportError, "message larger than maxPayload", discard: true);
-                        await CloseQuietlyAsync(WebSocketCloseStatus.MessageTooBig);
-                        return;
-                    case MessageKind.Binary:
-                        _session.OnPacket(new InboundPacket(EnginePacketType.Message, null, message.Binary));
-                        break;
-                    default:
-                        if (!EnginePacketParser.TryParseText(message.Text!, out var packet, out var error))
-                        {
-                            _session.Close(EngineCloseReason.ParseError, error, discard: true);
-                            return;
-                        }
-
-                        _session.OnPacket(packet);
-                        break;
+                    return;
                 }
             }
         }
         catch (OperationCanceledException)
         {
         }
-        catch (WebSocketException ex) when (ex.WebSocketErrorCode == WebSocketError.ConnectionClosedPrematurely)
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException)
         {
-            _session.Close(EngineCloseReason.TransportClose, "connection closed without a close frame", discard: true);
+            _session.Close(EngineCloseReason.TransportClose, ex.Message, discard: true);
         }
-        catch (Exception ex) when (ex is WebSocketException or IOException or InvalidOperationException)
+    }
+
+    /// <summary>Hands one message to the session; false when the connection must end.</summary>
+    private bool Dispatch(in WebSocketFrameReader.Message message)
+    {
+        switch (message.Kind)
         {
-            _session.Close(EngineCloseReason.TransportError, ex.Message, discard: true);
+            case WebSocketFrameReader.Kind.Text:
+                if (!EnginePacketParser.TryParseText(message.Text!, out var packet, out var error))
+                {
+                    _session.Close(EngineCloseReason.ParseError, error, discard: true);
+                    return false;
+                }
+
+                _session.OnPacket(packet);
+                return true;
+            case WebSocketFrameReader.Kind.Binary:
+                _session.OnPacket(new InboundPacket(EnginePacketType.Message, null, message.Binary));
+                return true;
+            case WebSocketFrameReader.Kind.Close:
+                _session.Close(EngineCloseReason.TransportClose, "client closed the WebSocket", discard: true, fromClient: true);
+                return false;
+            default:
+                _session.Close(EngineCloseReason.TransportError, $"WebSocket {message.Kind}", discard: true);
+                _ = CloseAsync(WebSocketCloseCodes.For(message.Kind));
+                return false;
         }
     }
 
@@ -150,47 +166,78 @@ internal sealed class WebSocketTransport
         var queue = _session.Queue;
         try
         {
-            while (await queue.WaitToReadAsync(_session.Aborted))
+            while (await queue.WaitToReadAsync(_session.Aborted) && !_session.Discarded)
             {
-                while (!_session.Discarded && queue.TryRead(out var packet))
+                if (await WriteBatchAsync())
                 {
-                    _session.OnDequeued(packet);
-                    if (packet.Type == EnginePacketType.Close)
-                    {
-                        await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure);
-                        _session.Finish();
-                        return;
-                    }
-
-                    if (packet.Type == EnginePacketType.Noop)
-                    {
-                        continue; // noops only end waiting polls
-                    }
-
-                    var type = packet.IsBinary ? WebSocketMessageType.Binary : WebSocketMessageType.Text;
-                    await _socket.SendAsync(packet.Bytes, type, endOfMessage: true, _session.Aborted);
-                }
-
-                if (_session.Discarded)
-                {
-                    break;
+                    _session.Finish();
+                    return;
                 }
             }
         }
         catch (OperationCanceledException)
         {
         }
-        catch (Exception ex) when (ex is WebSocketException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException)
         {
             _session.Close(EngineCloseReason.TransportError, ex.Message, discard: true);
         }
 
-        await CloseQuietlyAsync(WebSocketCloseStatus.NormalClosure);
+        await CloseAsync(WebSocketCloseStatus.NormalClosure);
     }
 
-    private async Task CloseQuietlyAsync(WebSocketCloseStatus status)
+    /// <summary>Writes what is queued in as few writes as possible; true once the close packet was reached.</summary>
+    private async ValueTask<bool> WriteBatchAsync()
     {
-        if (_socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        var queue = _session.Queue;
+        var batch = new ArrayBufferWriter<byte>(4096);
+        try
+        {
+            while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded && queue.TryRead(out var packet))
+            {
+                _session.OnDequeued(packet);
+                switch (packet.Type)
+                {
+                    case EnginePacketType.Noop:
+                        continue; // noops only end waiting polls
+                    case EnginePacketType.Close:
+                        await FlushAsync(batch);
+                        await CloseAsync(WebSocketCloseStatus.NormalClosure);
+                        return true;
+                }
+
+                var opcode = packet.IsBinary ? WebSocketFrameWriter.Opcode.Binary : WebSocketFrameWriter.Opcode.Text;
+                if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
+                {
+                    await FlushAsync(batch);
+                    await _writer.WriteFrameAsync(opcode, packet.Bytes, _session.Aborted);
+                    continue;
+                }
+
+                WebSocketFrameWriter.Append(batch, opcode, packet.Bytes.Span);
+            }
+
+            await FlushAsync(batch);
+            return false;
+        }
+        finally
+        {
+            batch.Clear();
+        }
+    }
+
+    private async ValueTask FlushAsync(ArrayBufferWriter<byte> batch)
+    {
+        if (batch.WrittenCount > 0)
+        {
+            await _writer.WriteAsync(batch.WrittenMemory, _session.Aborted);
+            batch.ResetWrittenCount();
+        }
+    }
+
+    private async Task CloseAsync(WebSocketCloseStatus status)
+    {
+        if (Interlocked.Exchange(ref _closeSent, 1) == 1)
         {
             return;
         }
@@ -198,78 +245,10 @@ internal sealed class WebSocketTransport
         try
         {
             using var cts = new CancellationTokenSource(1000);
-            await _socket.CloseOutputAsync(status, null, cts.Token);
+            await _writer.WriteCloseAsync(status, cts.Token);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
         {
-            _socket.Abort();
         }
-    }
-
-    private enum MessageKind
-    {
-        Text,
-        Binary,
-        Close,
-        TooLarge,
-    }
-
-    private readonly record struct Message(MessageKind Kind, string? Text = null, byte[]? Binary = null);
-
-    private async Task<Message> ReceiveAsync(CancellationToken cancellationToken)
-    {
-        // wait for data with a zero-byte read: an idle connection holds no receive buffer
-        var ready = await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
-        if (ready.MessageType == WebSocketMessageType.Close)
-        {
-            return new Message(MessageKind.Close);
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
-        ArrayBufferWriter<byte>? large = null;
-        try
-        {
-            while (true)
-            {
-                var result = await _socket.ReceiveAsync(buffer.AsMemory(), cancellationToken);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return new Message(MessageKind.Close);
-                }
-
-                if (result.EndOfMessage && large is null)
-                {
-                    return Decode(result.MessageType, buffer.AsSpan(0, result.Count));
-                }
-
-                large ??= new ArrayBufferWriter<byte>(ReceiveChunk * 2);
-                large.Write(buffer.AsSpan(0, result.Count));
-                if (large.WrittenCount > _maxPayload)
-                {
-                    return new Message(MessageKind.TooLarge);
-                }
-
-                if (result.EndOfMessage)
-                {
-                    return Decode(result.MessageType, large.WrittenSpan);
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private Message Decode(WebSocketMessageType type, ReadOnlySpan<byte> data)
-    {
-        if (data.Length > _maxPayload)
-        {
-            return new Message(MessageKind.TooLarge);
-        }
-
-        return type == WebSocketMessageType.Binary
-            ? new Message(MessageKind.Binary, Binary: data.ToArray())
-            : new Message(MessageKind.Text, Text: Encoding.UTF8.GetString(data));
     }
 }

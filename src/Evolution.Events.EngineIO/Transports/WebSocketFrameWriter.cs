@@ -1,0 +1,105 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.WebSockets;
+
+namespace Evolution.Events.EngineIO.Transports;
+
+/// <summary>
+/// Writes server frames (unmasked, RFC 6455). Frames are gathered into one buffer and written with
+/// one call, so a socket with many queued packets costs one system call per batch, not per packet.
+/// Writes are serialized: the read loop answers pings and closes through the same writer.
+/// </summary>
+internal sealed class WebSocketFrameWriter
+{
+    /// <summary>Largest batch gathered before a write (larger frames are written on their own).</summary>
+    public const int BatchBytes = 64 * 1024;
+
+    private const byte Fin = 0x80;
+    private readonly Stream _stream;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    public WebSocketFrameWriter(Stream stream) => _stream = stream;
+
+    public enum Opcode : byte
+    {
+        Text = 0x1,
+        Binary = 0x2,
+        Close = 0x8,
+        Ping = 0x9,
+        Pong = 0xA,
+    }
+
+    /// <summary>Room a frame of this payload length takes (header + payload).</summary>
+    public static int FrameSize(int payloadLength) => HeaderSize(payloadLength) + payloadLength;
+
+    /// <summary>Appends one frame to a batch buffer.</summary>
+    public static void Append(IBufferWriter<byte> batch, Opcode opcode, ReadOnlySpan<byte> payload)
+    {
+        var span = batch.GetSpan(FrameSize(payload.Length));
+        var header = WriteHeader(span, opcode, payload.Length);
+        payload.CopyTo(span[header..]);
+        batch.Advance(header + payload.Length);
+    }
+
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            await _stream.WriteAsync(frames, cancellationToken);
+            await _stream.FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Writes one frame without copying its payload (for frames larger than a batch).</summary>
+    public async ValueTask WriteFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        var header = new byte[HeaderSize(payload.Length)];
+        WriteHeader(header, opcode, payload.Length);
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            await _stream.WriteAsync(header, cancellationToken);
+            await _stream.WriteAsync(payload, cancellationToken);
+            await _stream.FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public ValueTask WriteCloseAsync(WebSocketCloseStatus status, CancellationToken cancellationToken)
+    {
+        var payload = new byte[2];
+        BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)status);
+        return WriteFrameAsync(Opcode.Close, payload, cancellationToken);
+    }
+
+    private static int HeaderSize(int length) => length < 126 ? 2 : length <= ushort.MaxValue ? 4 : 10;
+
+    private static int WriteHeader(Span<byte> span, Opcode opcode, int length)
+    {
+        span[0] = (byte)(Fin | (byte)opcode);
+        if (length < 126)
+        {
+            span[1] = (byte)length;
+            return 2;
+        }
+
+        if (length <= ushort.MaxValue)
+        {
+            span[1] = 126;
+            BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)length);
+            return 4;
+        }
+
+        span[1] = 127;
+        BinaryPrimitives.WriteUInt64BigEndian(span[2..], (ulong)length);
+        return 10;
+    }
+}
