@@ -16,7 +16,7 @@ internal sealed class Options
     public int[] Rates { get; set; } = [];          // events/s, open loop; empty = max rate (closed loop)
     public double Seconds { get; set; } = 10;       // per rate
     public int Warmup { get; set; } = 200;          // events before the measured phase (not counted)
-    public int Inflight { get; set; } = 1;          // concurrent POSTs at max rate
+    public int Inflight { get; set; } = 4;          // concurrent POSTs at max rate
     public int Readers { get; set; } = 1;           // epoll reactor threads
     public int Sources { get; set; }                // 127.0.0.x source addresses (0 = one per 20,000 clients)
     public int Pid { get; set; }                    // server process for CPU and memory
