@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Evolution.Events.Gateway.Events;
 
 /// <summary>
@@ -14,6 +16,9 @@ public sealed class GatewayEvent
         Name = name;
         EnvelopeJson = envelopeJson;
     }
+
+    /// <summary>When the event was accepted (<see cref="Stopwatch.GetTimestamp"/>), for the ingest-to-emit latency.</summary>
+    public long IngestedTimestamp { get; } = Stopwatch.GetTimestamp();
 
     /// <summary>The instance the event belongs to.</summary>
     public string Instance { get; }

@@ -4,6 +4,7 @@ using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.Options;
 using FluentValidation;
 using Microsoft.AspNetCore.Http.Features;
@@ -69,6 +70,7 @@ public static class WebhookEndpoints
             await registry.EnsureRegisteredAsync(instance, ct);
         var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
         await services.GetRequiredService<IEventBus>().PublishAsync(events, ct);
+        services.GetRequiredService<GatewayMetrics>().Ingested(events);
         return Results.Json(new { status = 202, accepted = events.Count }, ApiError.Json, statusCode: 202);
     }
 

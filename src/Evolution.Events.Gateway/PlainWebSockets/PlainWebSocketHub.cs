@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Observability;
 
 namespace Evolution.Events.Gateway.PlainWebSockets;
 
@@ -14,15 +15,23 @@ public sealed class PlainWebSocketHub : IEventSink
 {
     private readonly ConcurrentDictionary<long, PlainWebSocketConnection> _connections = new();
     private readonly ILogger<PlainWebSocketHub> _logger;
+    private readonly GatewayMetrics _metrics;
     private long _nextId;
 
-    public PlainWebSocketHub(InstanceRegistry registry, ILogger<PlainWebSocketHub> logger)
+    public PlainWebSocketHub(InstanceRegistry registry, GatewayMetrics metrics, ILogger<PlainWebSocketHub> logger)
     {
         _logger = logger;
+        _metrics = metrics;
         registry.InstanceDeleted += OnInstanceDeleted;
     }
 
     public int Count => _connections.Count;
+
+    /// <summary>Open connections per scoped instance (global subscribers are not counted here).</summary>
+    public IReadOnlyDictionary<string, int> CountByInstance() =>
+        _connections.Values.Where(c => c.Subscription.Instance is not null)
+            .CountBy(c => c.Subscription.Instance!, StringComparer.Ordinal)
+            .ToDictionary(StringComparer.Ordinal);
 
     public long NextId() => Interlocked.Increment(ref _nextId);
 
@@ -32,23 +41,18 @@ public sealed class PlainWebSocketHub : IEventSink
 
     public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings)
     {
+        var copies = 0;
         foreach (var (_, connection) in _connections)
         {
             if (!connection.Subscription.Accepts(gatewayEvent, settings))
                 continue;
-            if (connection.Subscription.Simple)
-            {
-                foreach (var frame in gatewayEvent.SimpleFrames)
-                {
-                    if (!Enqueue(connection, frame))
-                        break;
-                }
-            }
-            else
-            {
-                Enqueue(connection, gatewayEvent.EnvelopeJson);
-            }
+            var sent = connection.Subscription.Simple
+                ? gatewayEvent.SimpleFrames.Count > 0 && EnqueueAll(connection, gatewayEvent.SimpleFrames)
+                : Enqueue(connection, gatewayEvent.EnvelopeJson);
+            if (sent)
+                copies++;
         }
+        _metrics.Delivered(GatewayMetrics.PlainWebSocketTransport, gatewayEvent, copies);
     }
 
     /// <summary>Closes every connection scoped to a deleted instance.</summary>
@@ -68,6 +72,16 @@ public sealed class PlainWebSocketHub : IEventSink
             connection.Close(WebSocketCloseStatus.EndpointUnavailable, reason);
     }
 
+    private bool EnqueueAll(PlainWebSocketConnection connection, IReadOnlyList<ReadOnlyMemory<byte>> frames)
+    {
+        foreach (var frame in frames)
+        {
+            if (!Enqueue(connection, frame))
+                return false;
+        }
+        return true;
+    }
+
     private bool Enqueue(PlainWebSocketConnection connection, ReadOnlyMemory<byte> frame)
     {
         if (connection.TryEnqueue(frame))
@@ -76,6 +90,7 @@ public sealed class PlainWebSocketHub : IEventSink
         _logger.LogWarning("Plain WebSocket {ConnectionId} from {RemoteAddress} dropped: {Reason}",
             connection.Id, connection.RemoteAddress, reason);
         connection.Abort(reason);
+        _metrics.SlowConsumerDropped(GatewayMetrics.PlainWebSocketTransport);
         return false;
     }
 }

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Evolution.Events.Gateway.Events;
+using Prometheus;
+
+namespace Evolution.Events.Gateway.Observability;
+
+/// <summary>
+/// The gateway's Prometheus metrics, in a registry of their own (one per app, so that several gateways in
+/// one process, as in the tests, do not share counters). Counters are bumped on the paths that do the work;
+/// connection gauges are read from the servers when <c>/metrics</c> is scraped (<see cref="ConnectionGauges"/>).
+/// Every label has a bounded set of values: event names come from the closed catalog, refusal reasons are
+/// mapped to a closed set, namespaces are capped (see <see cref="ConnectionGauges"/>).
+/// </summary>
+public sealed class GatewayMetrics
+{
+    public const string SocketIOTransport = "socketio";
+    public const string PlainWebSocketTransport = "websocket";
+    public const string HttpTransport = "http";
+
+    private static readonly HashSet<string> KnownRefusals = new(StringComparer.Ordinal)
+    {
+        "Invalid API key", "Forbidden namespace", "Invalid namespace", "Internal server error",
+    };
+
+    private readonly Counter _ingested;
+    private readonly Counter _delivered;
+    private readonly Histogram _latency;
+    private readonly Counter _refusals;
+    private readonly Counter _slowConsumers;
+
+    public GatewayMetrics()
+    {
+        Registry = Metrics.NewCustomRegistry();
+        DotNetStats.Register(Registry);
+        var factory = Metrics.WithCustomRegistry(Registry);
+        _ingested = factory.CreateCounter("evolution_events_ingested_total",
+            "Events accepted by ingestion (POST /webhook), per emitted event name.", "event");
+        _delivered = factory.CreateCounter("evolution_events_delivered_total",
+            "Event copies handed to subscribers (one per socket or plain WebSocket), per transport and event name.",
+            "transport", "event");
+        _latency = factory.CreateHistogram("evolution_ingest_to_emit_seconds",
+            "Time from ingestion to the moment a sink enqueued the event for its subscribers, per transport.",
+            new HistogramConfiguration
+            {
+                LabelNames = ["transport"],
+                Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16), // 0.1 ms … 3.3 s
+            });
+        _refusals = factory.CreateCounter("evolution_refusals_total",
+            "Refused connections and requests: transport=socketio with the CONNECT_ERROR message, "
+            + "transport=http with the status code (401, 403, 429, 503).", "transport", "reason");
+        _slowConsumers = factory.CreateCounter("evolution_slow_consumers_dropped_total",
+            "Connections dropped because their bounded outbound queue overflowed, per transport.", "transport");
+        Gauges = new ConnectionGauges(factory);
+        Registry.AddBeforeCollectCallback(Gauges.Update);
+    }
+
+    /// <summary>The registry <c>/metrics</c> serves.</summary>
+    public CollectorRegistry Registry { get; }
+
+    /// <summary>Connection gauges, refreshed at every scrape.</summary>
+    public ConnectionGauges Gauges { get; }
+
+    /// <summary>Events per second per instance, for the dashboard.</summary>
+    public EventRateTracker Rates { get; } = new(TimeProvider.System);
+
+    /// <summary>Counts a batch accepted by ingestion.</summary>
+    public void Ingested(IEnumerable<GatewayEvent> events)
+    {
+        foreach (var e in events)
+        {
+            _ingested.WithLabels(e.EventName).Inc();
+            Rates.Add(e.Instance);
+        }
+    }
+
+    /// <summary>A sink enqueued <paramref name="copies"/> copies of an event; observes its latency once.</summary>
+    public void Delivered(string transport, GatewayEvent e, int copies)
+    {
+        if (copies <= 0)
+            return;
+        _delivered.WithLabels(transport, e.EventName).Inc(copies);
+        _latency.WithLabels(transport).Observe(Stopwatch.GetElapsedTime(e.IngestedTimestamp).TotalSeconds);
+    }
+
+    /// <summary>A Socket.IO CONNECT_ERROR; messages outside the gateway's own set count as "other".</summary>
+    public void SocketIORefused(string message) =>
+        _refusals.WithLabels(SocketIOTransport, KnownRefusals.Contains(message) ? message : "other").Inc();
+
+    /// <summary>An HTTP refusal (401, 403, 429 or 503).</summary>
+    public void HttpRefused(int status) => _refusals.WithLabels(HttpTransport, status.ToString()).Inc();
+
+    public void SlowConsumerDropped(string transport) => _slowConsumers.WithLabels(transport).Inc();
+}
