@@ -1,6 +1,9 @@
+using Evolution.Events.Gateway.Dashboard;
 using Evolution.Events.Gateway.Ingestion;
 using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Namespaces;
+using Evolution.Events.Gateway.Observability;
+using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.Gateway.Settings;
@@ -33,16 +36,23 @@ public static class GatewayApp
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
         builder.Services.AddGatewaySocketIO(builder.Configuration, options);
+        builder.Services.AddGatewayObservability(options);
+        builder.Services.AddGatewayOpenApi();
 
         var app = builder.Build();
+        app.UseGatewayRefusalMetrics();
         app.UseGatewayForwardedHeaders(options);
         app.UseCors();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });
         app.UseMiddleware<PlainWebSocketEndpoint>();
+        app.UseGatewayDashboard(); // after the plain WebSocket: upgrades at / stay with it
         app.MapGatewaySocketIO(options);
         app.MapInstanceEndpoints();
         app.MapWebSocketSettingsEndpoints();
         app.MapWebhookEndpoints();
+        app.MapGatewayObservability(options);
+        app.MapDashboardEndpoints();
+        app.MapGatewayOpenApi();
         RegisterLifetimeHooks(app, options);
         return app;
     }

@@ -1,10 +1,18 @@
 using Evolution.Events.Gateway;
+using Evolution.Events.Gateway.Demo;
+using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.Options;
 
-// Composition lives in GatewayApp; this file only turns start-up failures into one line and an exit code.
+// Composition lives in GatewayApp; this file only picks the verb (serve, `demo`, `healthcheck`) and turns
+// start-up failures into one line and an exit code.
+if (HealthProbe.IsRequested(args))
+    return await HealthProbe.RunAsync();
 try
 {
-    var app = GatewayApp.Build(args);
+    var demo = DemoProducer.IsRequested(args, out var rest);
+    var app = GatewayApp.Build(rest);
+    if (demo)
+        DemoProducer.Attach(app);
     await app.RunAsync();
     return 0;
 }
