@@ -1,0 +1,42 @@
+# Evolution Events gateway: multi-stage build.
+#   docker build -t evolution-events .
+#   docker run -p 8080:8080 -e AUTHENTICATION_API_KEY=change-me -v "$PWD/data:/app/data" evolution-events
+# See docs/deploying.md.
+
+# 1. The stock socket.io-client browser bundle for the dashboard, from the npm registry (lock file pinned).
+FROM node:20-bookworm-slim AS assets
+WORKDIR /assets
+COPY src/Evolution.Events.Gateway/package.json src/Evolution.Events.Gateway/package-lock.json src/Evolution.Events.Gateway/.npmrc ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
+# 2. Build and publish with the .NET SDK. The bundle is put where the build's copy step looks for it,
+#    so the SDK image needs no Node.js.
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY global.json Directory.Build.props .editorconfig ./
+COPY src/Evolution.Events.EngineIO/Evolution.Events.EngineIO.csproj src/Evolution.Events.EngineIO/
+COPY src/Evolution.Events.SocketIO/Evolution.Events.SocketIO.csproj src/Evolution.Events.SocketIO/
+COPY src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj src/Evolution.Events.Gateway/
+RUN dotnet restore src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj
+COPY src/ src/
+COPY --from=assets /assets/node_modules/socket.io-client/dist/socket.io.min.js src/Evolution.Events.Gateway/wwwroot/socket.io.min.js
+RUN dotnet publish src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj -c Release --no-restore -o /app/publish /p:UseAppHost=false
+
+# 3. Runtime: ASP.NET Core only, as the image's non-root user.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+WORKDIR /app
+COPY --from=build /app/publish .
+RUN mkdir -p /app/data && chown -R $APP_UID /app/data
+ENV SERVER_PORT=8080 \
+    DATABASE_PATH=/app/data/gateway.db \
+    WEBSOCKET_ENABLED=true \
+    WEBSOCKET_GLOBAL_EVENTS=false \
+    CORS_ORIGIN=* \
+    LOG_LEVEL=Information \
+    DOTNET_gcServer=1
+USER $APP_UID
+EXPOSE 8080
+VOLUME ["/app/data"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["dotnet", "Evolution.Events.Gateway.dll", "healthcheck"]
+ENTRYPOINT ["dotnet", "Evolution.Events.Gateway.dll"]
