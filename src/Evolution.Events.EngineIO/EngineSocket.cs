@@ -147,6 +147,14 @@ public sealed partial class EngineSocket
         }
     }
 
+    /// <summary>Queues a control packet past the bounds (close, noop): it must not be refused.</summary>
+    internal void EnqueueControl(in OutboundPacket packet)
+    {
+        Interlocked.Increment(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
+        _queue.Writer.TryWrite(packet);
+    }
+
     internal void OnDequeued(in OutboundPacket packet)
     {
         Interlocked.Decrement(ref _queuedCount);
@@ -219,7 +227,7 @@ public sealed partial class EngineSocket
         else
         {
             // What is queued is still written; the close packet ends the queue.
-            _queue.Writer.TryWrite(OutboundPacket.Close);
+            EnqueueControl(OutboundPacket.Close);
             _queue.Writer.TryComplete();
             lock (_sync)
             {

@@ -77,7 +77,23 @@ public class Namespace
     /// <summary>Disconnects every socket of the namespace (with <paramref name="close"/>, their whole connections).</summary>
     public virtual void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);
 
+    /// <summary>
+    /// Runs the middlewares and, unless one refuses, joins the socket. The caller got this namespace
+    /// from <see cref="SocketIOServer.ResolveNamespace"/>, which counted this connect as pending.
+    /// </summary>
     internal async ValueTask AddAsync(Client client, JsonObject auth)
+    {
+        try
+        {
+            await JoinAsync(client, auth);
+        }
+        finally
+        {
+            Server.EndPendingConnect(this);
+        }
+    }
+
+    private async ValueTask JoinAsync(Client client, JsonObject auth)
     {
         var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth));
         var refusal = await RunMiddlewaresAsync(socket);
@@ -85,22 +101,30 @@ public class Namespace
         {
             Server.OnRefused(Name, refusal.Message, socket.Handshake.Address);
             client.Write(Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
-            Server.RemoveIfEmptyChild(this);
             return;
         }
 
         if (!client.IsOpen)
         {
-            Server.RemoveIfEmptyChild(this);
             return;
         }
 
         _sockets[socket.Id] = socket;
         client.Add(socket);
         socket.MarkConnected();
+        if (!client.IsOpen)
+        {
+            // the connection closed while the socket joined: its close went by without this socket
+            socket.OnClose(DisconnectReason.TransportClose);
+            return;
+        }
+
         Server.LogConnected(socket.Id, Name, client.Connection.Transport, socket.Handshake.Address);
         await RunConnectionHandlersAsync(socket);
     }
+
+    /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>
+    internal int PendingConnects { get; set; }
 
     internal void Remove(Socket socket)
     {

@@ -16,6 +16,7 @@ public sealed partial class SocketIOServer
 {
     private readonly ConcurrentDictionary<string, Namespace> _namespaces = new(StringComparer.Ordinal);
     private readonly List<ParentNamespace> _parents = [];
+    private readonly object _childLock = new();
     private readonly ILogger _logger;
 
     public SocketIOServer(SocketIOOptions options, ILoggerFactory? loggerFactory = null, IAdapterFactory? adapterFactory = null)
@@ -90,11 +91,19 @@ public sealed partial class SocketIOServer
         }
     }
 
+    /// <summary>
+    /// The namespace a CONNECT asks for (made on demand for a name a dynamic namespace admits), with
+    /// the connect counted as pending so that an empty child is not dropped under it. Null: refused.
+    /// </summary>
     internal Namespace? ResolveNamespace(string name)
     {
-        if (_namespaces.TryGetValue(name, out var existing))
+        lock (_childLock)
         {
-            return existing;
+            if (_namespaces.TryGetValue(name, out var existing))
+            {
+                existing.PendingConnects++;
+                return existing;
+            }
         }
 
         ParentNamespace[] parents;
@@ -103,34 +112,45 @@ public sealed partial class SocketIOServer
             parents = [.. _parents];
         }
 
-        foreach (var parent in parents)
+        var admitting = parents.FirstOrDefault(p => p.Admits(name));
+        if (admitting is null)
         {
-            if (parent.Admits(name))
-            {
-                var child = _namespaces.GetOrAdd(name, n => new Namespace(this, n, parent));
-                child.Parent?.AddChild(child);
-                return child;
-            }
+            return null;
         }
 
-        return null;
+        lock (_childLock)
+        {
+            var child = _namespaces.GetOrAdd(name, n => new Namespace(this, n, admitting));
+            child.Parent?.AddChild(child);
+            child.PendingConnects++;
+            return child;
+        }
     }
 
+    internal void EndPendingConnect(Namespace nsp)
+    {
+        lock (_childLock)
+        {
+            nsp.PendingConnects--;
+        }
+
+        RemoveIfEmptyChild(nsp);
+    }
+
+    /// <summary>Drops a dynamic child namespace with no socket and no connect under way (when so configured).</summary>
     internal void RemoveIfEmptyChild(Namespace nsp)
     {
-        if (nsp.Parent is null || !Options.CleanupEmptyChildNamespaces || nsp.SocketCount > 0)
+        if (nsp.Parent is null || !Options.CleanupEmptyChildNamespaces)
         {
             return;
         }
 
-        if (_namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
+        lock (_childLock)
         {
-            nsp.Parent.RemoveChild(nsp);
-            if (nsp.SocketCount > 0)
+            if (nsp.SocketCount == 0 && nsp.PendingConnects == 0
+                && _namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
             {
-                // a socket joined meanwhile: keep the namespace
-                _namespaces.TryAdd(nsp.Name, nsp);
-                nsp.Parent.AddChild(nsp);
+                nsp.Parent.RemoveChild(nsp);
             }
         }
     }

@@ -25,9 +25,7 @@ public sealed partial class EngineSocket
         }
 
         // ends a waiting poll (with whatever is queued, or a noop) so the client can pause polling
-        _queue.Writer.TryWrite(OutboundPacket.Noop);
-        Interlocked.Increment(ref _queuedCount);
-        Interlocked.Add(ref _queuedBytes, 1);
+        EnqueueControl(OutboundPacket.Noop);
         return true;
     }
 
@@ -47,9 +45,7 @@ public sealed partial class EngineSocket
         }
 
         // wakes a poll that is still waiting: it sees the upgrade and answers a noop
-        _queue.Writer.TryWrite(OutboundPacket.Noop);
-        Interlocked.Increment(ref _queuedCount);
-        Interlocked.Add(ref _queuedBytes, 1);
+        EnqueueControl(OutboundPacket.Noop);
         _server.LogUpgraded(Id);
         return true;
     }
