@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Evolution.Events.SocketIO.Tests;
+
+/// <summary>What a Node scenario printed: one JSON object per stdout line.</summary>
+public sealed class NodeResult(IReadOnlyList<JsonObject> lines, string stdout, string stderr)
+{
+    public IReadOnlyList<JsonObject> Lines { get; } = lines;
+
+    public string Output => "stdout:\n" + stdout + "\nstderr:\n" + stderr;
+
+    public IEnumerable<JsonObject> All(string eventName) => Lines.Where(l => (string?)l["event"] == eventName);
+
+    public JsonObject Single(string eventName)
+    {
+        var found = All(eventName).ToList();
+        Assert.True(found.Count == 1, $"expected one \"{eventName}\" line, got {found.Count}\n{Output}");
+        return found[0];
+    }
+}
+
+/// <summary>
+/// Runs a tests/interop scenario with <c>node</c>. A missing node or a missing
+/// tests/interop/node_modules FAILS the test (locally and under CI=true): these tests never pass
+/// silently without the real client.
+/// </summary>
+public static class NodeRunner
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(25);
+    private static readonly Lazy<(string? Node, string InteropDir, string? Problem)> Setup = new(Locate);
+
+    public static string InteropDir => Setup.Value.InteropDir;
+
+    public static async Task<NodeResult> RunAsync(string script, string url, params string[] args)
+    {
+        var (node, dir, problem) = Setup.Value;
+        if (problem is not null)
+        {
+            Assert.Fail(problem);
+        }
+
+        var start = new ProcessStartInfo(node!)
+        {
+            WorkingDirectory = dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+        };
+        start.ArgumentList.Add(Path.Combine(dir, script));
+        start.ArgumentList.Add(url);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["NODE_NO_WARNINGS"] = "1";
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(Timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            Assert.Fail($"node {script} did not finish within {Timeout.TotalSeconds} s\nstdout:\n{await stdout}\nstderr:\n{await stderr}");
+        }
+
+        var output = await stdout;
+        var errors = await stderr;
+        var lines = new List<JsonObject>();
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (line.StartsWith('{') && JsonNode.Parse(line) is JsonObject obj)
+            {
+                lines.Add(obj);
+            }
+        }
+
+        var result = new NodeResult(lines, output, errors);
+        Assert.True(process.ExitCode == 0, $"node {script} exited with {process.ExitCode}\n{result.Output}");
+        Assert.True(lines.Count > 0 && lines[^1]["done"] is not null, $"node {script} did not report done\n{result.Output}");
+        return result;
+    }
+
+    private static (string? Node, string InteropDir, string? Problem) Locate()
+    {
+        var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        var where = ci ? " (CI=true: the Node interop tests are required)" : "";
+        var dir = FindInteropDir();
+        if (dir is null)
+        {
+            return (null, "", "tests/interop was not found above " + AppContext.BaseDirectory + where);
+        }
+
+        var node = FindOnPath(OperatingSystem.IsWindows() ? "node.exe" : "node");
+        if (node is null)
+        {
+            return (null, dir, "node was not found on PATH: the Socket.IO interop tests need Node.js 18+ " +
+                "and `tests/interop/install.sh` (npm ci)" + where);
+        }
+
+        if (!File.Exists(Path.Combine(dir, "node_modules", "socket.io-client", "package.json")))
+        {
+            return (node, dir, $"{Path.Combine(dir, "node_modules")} has no socket.io-client: run tests/interop/install.sh (npm ci) first" + where);
+        }
+
+        return (node, dir, null);
+    }
+
+    private static string? FindInteropDir()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "tests", "interop");
+            if (File.Exists(Path.Combine(candidate, "package.json")))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? FindOnPath(string name)
+    {
+        foreach (var entry in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(entry, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+}
