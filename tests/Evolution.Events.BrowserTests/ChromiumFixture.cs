@@ -1,0 +1,73 @@
+using Microsoft.Playwright;
+
+namespace Evolution.Events.BrowserTests;
+
+/// <summary>
+/// Debian's Chromium (<c>/usr/bin/chromium</c>, or <c>CHROMIUM_PATH</c>) driven by Playwright, headless. Playwright's
+/// own browser download is never used. A missing Chromium fails the tests with the command that installs it:
+/// these tests never skip.
+/// </summary>
+public sealed class ChromiumFixture : IAsyncLifetime
+{
+    public static readonly string ExecutablePath =
+        Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } path ? path : "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(ExecutablePath))
+        {
+            throw new InvalidOperationException(
+                $"Chromium not found at {ExecutablePath}. Install it with 'apt-get update && apt-get install -y chromium' "
+                + "(or set CHROMIUM_PATH). The browser tests do not skip, under CI or elsewhere.");
+        }
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ExecutablePath,
+            Headless = true,
+            Args =
+            [
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run",
+            ],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null)
+            await Browser.CloseAsync();
+        _playwright?.Dispose();
+    }
+
+    /// <summary>A new page with a 15 s default timeout; the browser console goes to <paramref name="log"/>.</summary>
+    public async Task<IPage> NewPageAsync(List<string> log)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new() { Width = 1360, Height = 900 } });
+        var page = await context.NewPageAsync();
+        page.SetDefaultTimeout(15_000);
+        page.Console += (_, message) => log.Add($"[{message.Type}] {message.Text}");
+        page.PageError += (_, error) => log.Add($"[pageerror] {error}");
+        return page;
+    }
+
+    /// <summary>Where screenshots go: <c>tests/Evolution.Events.BrowserTests/TestResults/</c> (or BROWSER_TEST_ARTIFACTS).</summary>
+    public static string ArtifactPath(string fileName)
+    {
+        var dir = Environment.GetEnvironmentVariable("BROWSER_TEST_ARTIFACTS") is { Length: > 0 } d
+            ? d
+            : Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "TestResults"));
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, fileName);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ChromiumCollection : ICollectionFixture<ChromiumFixture>
+{
+    public const string Name = "chromium";
+}

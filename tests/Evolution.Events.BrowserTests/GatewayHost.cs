@@ -1,0 +1,99 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Evolution.Events.Gateway;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
+using QRCoder;
+
+namespace Evolution.Events.BrowserTests;
+
+/// <summary>The real gateway in-process on 127.0.0.1:0 with a temporary database.</summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    public const string Key = "browser-test-key";
+    private readonly string _dir;
+
+    private GatewayHost(WebApplication app, string dir)
+    {
+        App = app;
+        _dir = dir;
+        BaseUri = GatewayApp.BoundAddress(app);
+        Http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
+        Http.DefaultRequestHeaders.Add("apikey", Key);
+    }
+
+    public WebApplication App { get; }
+
+    public Uri BaseUri { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<GatewayHost> StartAsync()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gw-browser-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var app = GatewayApp.Build([], new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["DATABASE_PATH"] = Path.Combine(dir, "gateway.db"),
+            ["AUTHENTICATION_API_KEY"] = Key,
+            ["LOG_LEVEL"] = "Warning",
+        });
+        await app.StartAsync();
+        return new GatewayHost(app, dir);
+    }
+
+    /// <summary>Creates an instance and returns its token.</summary>
+    public async Task<string> CreateInstanceAsync(string name)
+    {
+        using var response = await PostJsonAsync("/instance/create", new JsonObject { ["instanceName"] = name });
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["token"]!.GetValue<string>();
+    }
+
+    /// <summary>Ingests one event with the global key; asserts 202.</summary>
+    public async Task IngestAsync(string eventName, string instance, JsonObject data)
+    {
+        using var response = await PostJsonAsync("/webhook", new JsonObject
+        {
+            ["event"] = eventName,
+            ["instance"] = instance,
+            ["data"] = data,
+            ["date_time"] = DateTimeOffset.UtcNow.ToString("O"),
+            ["sender"] = "5511912345678@s.whatsapp.net",
+        });
+        Assert.Equal(202, (int)response.StatusCode);
+    }
+
+    public async Task<string> MetricsAsync() => await Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+    /// <summary>A real QR code PNG (base64, no data-URL prefix) of <paramref name="text"/>.</summary>
+    public static string QrPngBase64(string text)
+    {
+        using var generator = new QRCodeGenerator();
+        using var data = generator.CreateQrCode(text, QRCodeGenerator.ECCLevel.M);
+        return Convert.ToBase64String(new PngByteQRCode(data).GetGraphic(5));
+    }
+
+    private async Task<HttpResponseMessage> PostJsonAsync(string path, JsonObject body)
+    {
+        var response = await Http.PostAsync(new Uri(path, UriKind.Relative),
+            new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
+        Assert.True(response.IsSuccessStatusCode, $"{path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return response;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_dir, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
