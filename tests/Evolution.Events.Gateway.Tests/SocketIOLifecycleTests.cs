@@ -1,0 +1,179 @@
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Evolution.Events.Gateway.PlainWebSockets;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Evolution.Events.Gateway.Tests;
+
+/// <summary>Socket.IO connections coming and going: instance delete, WEBSOCKET_ENABLED, WEBSOCKET_MAX_CONNECTIONS, hostile input.</summary>
+public class SocketIOLifecycleTests
+{
+    private const string PollingHandshake = "/socket.io/?EIO=4&transport=polling";
+    private const string WebSocketHandshake = "/socket.io/?EIO=4&transport=websocket";
+
+    [Fact]
+    public async Task DeletingAnInstanceDisconnectsItsSockets()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var sales = await gw.CreateInstanceAsync("sales");
+        await gw.CreateInstanceAsync("support");
+        await using var byToken = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(sales), "websocket");
+        await using var byKey = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key));
+        await using var other = await SocketIOEventTests.ConnectAsync(gw, "/support", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+
+        Assert.Equal(200, (int)(await gw.SendAsync(HttpMethod.Delete, "/instance/delete/sales")).StatusCode);
+        Assert.Equal("io server disconnect", (string?)(await byToken.NextOfTypeAsync("disconnect"))["reason"]);
+        Assert.Equal("io server disconnect", (string?)(await byKey.NextOfTypeAsync("disconnect"))["reason"]);
+        await gw.IngestAsync(TestGateway.Event("call", "support"));
+        Assert.Equal("call", (string?)(await other.NextEventAsync())["event"]);
+    }
+
+    [Fact]
+    public async Task DisabledWebSocketsMakeSocketIOAnswer404Json()
+    {
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_ENABLED"] = "false" });
+        await TestGateway.AssertErrorAsync(await gw.SendAsync(HttpMethod.Get, PollingHandshake), 404, "WEBSOCKET_ENABLED=false");
+        await TestGateway.AssertErrorAsync(await gw.RawUpgradeAsync(WebSocketHandshake), 404, "WEBSOCKET_ENABLED=false");
+        await TestGateway.AssertErrorAsync(await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=x", "40"), 404, "WEBSOCKET_ENABLED=false");
+        var refused = await SocketIOAuthTests.ConnectAllAsync(gw, ("node", "/sales", SocketIOEventTests.Auth(TestGateway.Key)));
+        Assert.False((bool)refused["node"]["ok"]!);
+        // REST still works
+        Assert.Equal(200, (int)(await gw.SendAsync(HttpMethod.Get, "/instance/fetchInstances")).StatusCode);
+    }
+
+    [Fact]
+    public async Task MaxConnectionsRefusesTheHandshakeWith503AndIsReleasedOnClose()
+    {
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_MAX_CONNECTIONS"] = "2" });
+        var gate = gw.App.Services.GetRequiredService<ConnectionGate>();
+        await using var one = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        await using var two = await SocketIOEventTests.ConnectAsync(gw, "/", SocketIOEventTests.Auth(TestGateway.Key), "polling");
+        Assert.Equal(2, gate.OpenConnections);
+
+        foreach (var refusal in new[] { await gw.SendAsync(HttpMethod.Get, PollingHandshake), await gw.RawUpgradeAsync(WebSocketHandshake) })
+        {
+            Assert.Equal(503, (int)refusal.StatusCode);
+            var body = await TestGateway.ReadJsonAsync(refusal);
+            Assert.Contains("WEBSOCKET_MAX_CONNECTIONS", body!.ToJsonString(), StringComparison.Ordinal);
+        }
+        // the plain WebSocket shares the same count
+        Assert.Equal(503, (int)(await gw.RawUpgradeAsync($"/ws/events?apikey={TestGateway.Key}")).StatusCode);
+        var third = await SocketIOAuthTests.ConnectAllAsync(gw, ("third", "/sales", SocketIOEventTests.Auth(TestGateway.Key)));
+        Assert.False((bool)third["third"]["ok"]!);
+        Assert.Equal(2, gate.OpenConnections);
+
+        await one.SendAsync(new JsonObject { ["cmd"] = "exit" });
+        await one.WaitForExitAsync();
+        await PlainWebSocketTests.WaitUntilAsync(() => gate.OpenConnections == 1);
+        await using var again = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        await two.SendAsync(new JsonObject { ["cmd"] = "exit" });
+        await two.WaitForExitAsync();
+        await PlainWebSocketTests.WaitUntilAsync(() => gate.OpenConnections == 1);
+        using var handshake = await gw.SendAsync(HttpMethod.Get, PollingHandshake);
+        Assert.Equal(200, (int)handshake.StatusCode);
+        Assert.StartsWith("0{", await handshake.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Engine.IO / Socket.IO packets no client library would send.</summary>
+    private static readonly string[] Garbage =
+    [
+        "", "x", "9", "4", "40/", "4x", "41", "6", "5", "3probe", "1", "0", "2", "7{}", "8",
+        "40{", "40[1,2]", "40\"text\"", "40{\"apikey\":123}", "40{\"apikey\":{\"a\":[1]}}", "40{\"token\":null}",
+        "40/sales", "40/sales,", "40/sales,{\"apikey\":\"" + TestGateway.Key + "\"", "40/" + new string('n', 5000) + ",{}",
+        "40/%00,{}", "40/../x,{}", "40/sales\u0000,{}", "44/sales,{\"message\":\"x\"}",
+        "42[\"ev\"", "42[]", "42[1]", "42[null]", "42{}", "42\"ev\"", "42[\"connect\"]", "42[\"disconnect\"]",
+        "42/sales,[\"ev\",1]", "42/sales,[]", "42/sales,[{}]", "42/sales,5[\"__proto__\",{\"constructor\":{}}]",
+        "4299999999999999999999999[\"ev\"]", "42-1[\"ev\"]", "43[]", "431[]", "43/sales,7[\"x\"]", "41/sales,", "41/nope,",
+        "451-[\"ev\",{\"_placeholder\":true,\"num\":0}]", "45999-[\"ev\"]", "461-/sales,1[{\"_placeholder\":true,\"num\":5}]",
+        "452-/sales,[\"ev\",{\"_placeholder\":true,\"num\":7}]", "49", "4-1",
+        "40" + new string('[', 10000) + new string(']', 10000),
+        "42/sales,[\"ev\"," + new string('[', 10000) + new string(']', 10000) + "]",
+        "b", "b4AAAA", "bnot base64",
+    ];
+
+    [Fact]
+    public async Task GarbageOverRawWebSocketsDoesNotHurtTheServer()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        await Task.WhenAll(Garbage.Select(packet => SendGarbageAsync(gw, packet)));
+        await AssertStillServesAsync(gw);
+    }
+
+    private static async Task SendGarbageAsync(TestGateway gw, string packet)
+    {
+        using var ws = await gw.ConnectAsync(WebSocketHandshake);
+        Assert.StartsWith("0{", await TestGateway.ReceiveTextAsync(ws), StringComparison.Ordinal);
+        // a legitimate namespace first, so that packets for it reach a socket
+        await SendAsync(ws, "40/sales,{\"apikey\":\"" + TestGateway.Key + "\"}");
+        Assert.StartsWith("40/sales,", await TestGateway.ReceiveTextAsync(ws), StringComparison.Ordinal);
+        await SendAsync(ws, packet);
+        await SendAsync(ws, [0xff, 0x00, 0x13, 0x37], WebSocketMessageType.Binary);
+        await SendAsync(ws, [0x34, 0x32, 0xc3, 0x28], WebSocketMessageType.Text); // "42" + invalid UTF-8
+        await SendAsync(ws, packet);
+        await DrainAsync(ws, TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public async Task GarbageOverPollingDoesNotHurtTheServer()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        foreach (var body in new[] { "", "4", "42[", "1:4", "40\u001e42[\"ev\"\u001e", "\u001e\u001e", "b////", new string('4', 100_000), "6" })
+        {
+            using var handshake = await gw.SendAsync(HttpMethod.Get, PollingHandshake);
+            var open = JsonNode.Parse((await handshake.Content.ReadAsStringAsync())[1..])!;
+            var sid = (string)open["sid"]!;
+            using var post = await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=" + sid, body);
+            Assert.True((int)post.StatusCode is 200 or 400, $"{(int)post.StatusCode} for {body[..Math.Min(body.Length, 20)]}");
+        }
+        using var noSid = await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=nope", "40");
+        Assert.Equal(400, (int)noSid.StatusCode);
+        using var badEio = await gw.SendAsync(HttpMethod.Get, "/socket.io/?EIO=3&transport=polling");
+        Assert.Equal(400, (int)badEio.StatusCode);
+        await AssertStillServesAsync(gw);
+    }
+
+    /// <summary>A normal Node client connects to /sales and receives an event.</summary>
+    internal static async Task AssertStillServesAsync(TestGateway gw)
+    {
+        await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        var marker = Guid.NewGuid().ToString("N");
+        await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", $$"""{"marker":"{{marker}}"}"""));
+        var e = await client.NextAsync(l => (string?)l["type"] == "event" && (string?)l["args"]![0]!["data"]!["marker"] == marker);
+        Assert.Equal("messages.upsert", (string?)e["event"]);
+    }
+
+    private static Task SendAsync(ClientWebSocket ws, string text) =>
+        SendAsync(ws, Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text);
+
+    /// <summary>Sends unless the server already closed the connection (which is a fine answer to garbage).</summary>
+    private static async Task SendAsync(ClientWebSocket ws, byte[] bytes, WebSocketMessageType type)
+    {
+        try
+        {
+            if (ws.State == WebSocketState.Open)
+                await ws.SendAsync(bytes, type, true, CancellationToken.None);
+        }
+        catch (WebSocketException)
+        {
+        }
+    }
+
+    private static async Task DrainAsync(ClientWebSocket ws, TimeSpan quiet)
+    {
+        var buffer = new byte[16 * 1024];
+        using var cts = new CancellationTokenSource(quiet);
+        try
+        {
+            while (ws.State == WebSocketState.Open)
+            {
+                var r = await ws.ReceiveAsync(buffer, cts.Token);
+                if (r.MessageType == WebSocketMessageType.Close)
+                    return;
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException)
+        {
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Evolution.Events.Gateway.Tests;
+
+/// <summary>Client → server: events a Node socket.io-client emits with an ack, relayed to INBOUND_WEBHOOK_URL.</summary>
+public class SocketIORelayTests
+{
+    [Fact]
+    public async Task WithoutUpstreamTheAckGetsAnError()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var token = await gw.CreateInstanceAsync("sales");
+        await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(token), "websocket");
+        // seed 001/002/004: socket.emit('send.message', { message: 'Hello, World!' }), here with an ack
+        var ack = await EmitAsync(client, "send.message", new JsonObject { ["message"] = "Hello, World!" });
+        var answer = ack["args"]![0]!.AsObject();
+        Assert.Contains("INBOUND_WEBHOOK_URL", (string?)answer["error"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AckGetsTheUpstreamsJsonAndTheUpstreamSeesTheRelayShape()
+    {
+        await using var upstream = await Upstream.StartAsync();
+        await using var gw = await TestGateway.StartAsync(new() { ["INBOUND_WEBHOOK_URL"] = upstream.Url("/ok") });
+        var token = await gw.CreateInstanceAsync("sales");
+        await using var main = await SocketIOEventTests.ConnectAsync(gw, "/", SocketIOEventTests.Auth(TestGateway.Key));
+        await using var client = NodeClient.Start("client.mjs", gw.BaseUri + "sales", SocketIOEventTests.Auth(token).ToJsonString());
+        var socketId = (string?)(await client.NextOfTypeAsync("connect"))["id"];
+
+        // only instance namespaces relay: this one goes nowhere
+        await main.SendAsync(new JsonObject { ["cmd"] = "emit", ["event"] = "send_message", ["args"] = new JsonArray("from main") });
+        var ack = await EmitAsync(client, "send_message", new JsonObject { ["message"] = "Hello, World!" });
+        var answer = ack["args"]![0]!.AsObject();
+        Assert.True((bool)answer["ok"]!);
+        Assert.Equal("Hello, World!", (string?)answer["echo"]!["message"]);
+
+        var seen = await upstream.Requests.ReadAsync();
+        Assert.Equal(["data", "date_time", "event", "instance", "socket_id"], seen.Select(p => p.Key).Order());
+        Assert.Equal("send_message", (string?)seen["event"]);
+        Assert.Equal("sales", (string?)seen["instance"]);
+        Assert.Equal("Hello, World!", (string?)seen["data"]!["message"]);
+        Assert.Equal(socketId, (string?)seen["socket_id"]);
+        Assert.True(DateTimeOffset.TryParse((string?)seen["date_time"], out _));
+
+        // several arguments arrive as an array, none as null
+        var many = await EmitAsync(client, "multi", 1, "two");
+        Assert.Equal(1, (int)many["args"]![0]!["echo"]![0]!);
+        Assert.Equal(new JsonArray(1, "two").ToJsonString(), (await upstream.Requests.ReadAsync())["data"]!.ToJsonString());
+        await EmitAsync(client, "none");
+        Assert.Null((await upstream.Requests.ReadAsync())["data"]);
+        Assert.False(upstream.Requests.TryRead(out var extra), $"relayed from the main namespace: {extra?.ToJsonString()}");
+    }
+
+    [Fact]
+    public async Task FailingUpstreamGivesErrorWithItsStatus()
+    {
+        await using var upstream = await Upstream.StartAsync();
+        await using var gw = await TestGateway.StartAsync(new() { ["INBOUND_WEBHOOK_URL"] = upstream.Url("/fail") });
+        await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "polling");
+        var answer = (await EmitAsync(client, "send.message", new JsonObject { ["message"] = "x" }))["args"]![0]!.AsObject();
+        Assert.Equal(500, (int)answer["status"]!);
+        Assert.False(string.IsNullOrEmpty((string?)answer["error"]));
+        // an emit without an ack is relayed too, and the socket keeps working
+        await client.SendAsync(new JsonObject { ["cmd"] = "emit", ["event"] = "fire.and.forget", ["args"] = new JsonArray(1) });
+        Assert.Equal("send.message", (string?)(await upstream.Requests.ReadAsync())["event"]);
+        Assert.Equal("fire.and.forget", (string?)(await upstream.Requests.ReadAsync())["event"]);
+        await gw.IngestAsync(TestGateway.Event("call", "sales"));
+        Assert.Equal("call", (string?)(await client.NextEventAsync())["event"]);
+    }
+
+    private static int _ackIds;
+
+    /// <summary>Emits with an ack through client.mjs and returns the ack line (<c>{"type":"ack","args":[…]}</c>).</summary>
+    internal static async Task<JsonObject> EmitAsync(NodeClient client, string eventName, params JsonNode?[] args)
+    {
+        var id = Interlocked.Increment(ref _ackIds);
+        await client.SendAsync(new JsonObject
+        {
+            ["cmd"] = "emit",
+            ["event"] = eventName,
+            ["args"] = new JsonArray(args),
+            ["ack"] = true,
+            ["id"] = id,
+        });
+        var ack = await client.NextAsync(l => (string?)l["type"] == "ack" && (int?)l["id"] == id);
+        Assert.Null(ack["error"]);
+        return ack;
+    }
+
+    /// <summary>A tiny upstream on 127.0.0.1:0: /ok echoes the data as JSON, /fail answers 500; every body is recorded.</summary>
+    internal sealed class Upstream : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly Channel<JsonObject> _requests = Channel.CreateUnbounded<JsonObject>();
+
+        private Upstream(WebApplication app) => _app = app;
+
+        public ChannelReader<JsonObject> Requests => _requests.Reader;
+
+        public static async Task<Upstream> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Logging.ClearProviders();
+            var app = builder.Build();
+            var upstream = new Upstream(app);
+            app.Run(async context =>
+            {
+                var body = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
+                upstream._requests.Writer.TryWrite(body);
+                if (context.Request.Path == "/ok")
+                {
+                    await context.Response.WriteAsJsonAsync(new JsonObject { ["ok"] = true, ["echo"] = body["data"]?.DeepClone() });
+                }
+                else
+                {
+                    context.Response.StatusCode = 500;
+                    await context.Response.WriteAsync("boom");
+                }
+            });
+            await app.StartAsync();
+            return upstream;
+        }
+
+        public string Url(string path) => GatewayApp.BoundAddress(_app).ToString().TrimEnd('/') + path;
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+    }
+}
