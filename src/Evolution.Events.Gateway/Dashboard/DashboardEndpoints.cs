@@ -2,6 +2,7 @@ using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Observability;
+using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
@@ -35,8 +36,7 @@ public static class DashboardEndpoints
             .WithTags("Dashboard")
             .WithSummary("Connections view: instances, sockets per instance, events per second (global key only).")
             .Produces<DashboardStats>()
-            .Produces<ApiError>(StatusCodes.Status401Unauthorized)
-            .Produces<ApiError>(StatusCodes.Status403Forbidden);
+            .ProducesApiErrors(401, 403);
         return app;
     }
 

@@ -5,6 +5,7 @@ using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Observability;
+using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using FluentValidation;
 using Microsoft.AspNetCore.Http.Features;
@@ -19,8 +20,12 @@ public static class WebhookEndpoints
 {
     public static IEndpointRouteBuilder MapWebhookEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/webhook", (Func<HttpContext, Task<IResult>>)(context => IngestAsync(context, null)));
-        app.MapPost("/webhook/{eventName}", (HttpContext context, string eventName) => IngestAsync(context, eventName));
+        app.MapPost("/webhook", (Func<HttpContext, Task<IResult>>)(context => IngestAsync(context, null)))
+            .WithSummary("Ingests one Evolution webhook payload or an array of them (global key, or an instance's token for its own events).")
+            .WithIngestionDocs();
+        app.MapPost("/webhook/{eventName}", (HttpContext context, string eventName) => IngestAsync(context, eventName))
+            .WithSummary("Same, with the event in the URL as WEBHOOK_BY_EVENTS sends it (e.g. /webhook/messages-upsert); the body's event wins.")
+            .WithIngestionDocs();
         return app;
     }
 
@@ -73,6 +78,12 @@ public static class WebhookEndpoints
         services.GetRequiredService<GatewayMetrics>().Ingested(events);
         return Results.Json(new { status = 202, accepted = events.Count }, ApiError.Json, statusCode: 202);
     }
+
+    private static RouteHandlerBuilder WithIngestionDocs(this RouteHandlerBuilder endpoint) => endpoint
+        .WithTags("Ingestion")
+        .Accepts<WebhookPayload[]>("application/json")
+        .Produces<WebhookAccepted>(StatusCodes.Status202Accepted)
+        .ProducesApiErrors(400, 401, 403, 413);
 
     /// <summary>Reads the body; null when it is larger than <paramref name="limit"/>.</summary>
     private static async Task<byte[]?> ReadLimitedAsync(HttpContext context, long limit, CancellationToken ct)

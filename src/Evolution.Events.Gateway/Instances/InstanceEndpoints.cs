@@ -1,5 +1,6 @@
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Http;
+using Evolution.Events.Gateway.OpenApi;
 using FluentValidation;
 
 namespace Evolution.Events.Gateway.Instances;
@@ -9,9 +10,17 @@ public static class InstanceEndpoints
 {
     public static IEndpointRouteBuilder MapInstanceEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/instance/create", CreateAsync);
-        app.MapGet("/instance/fetchInstances", Fetch);
-        app.MapDelete("/instance/delete/{instanceName}", DeleteAsync);
+        var group = app.MapGroup("/instance").WithTags("Instances");
+        group.MapPost("/create", CreateAsync)
+            .WithSummary("Creates an instance (global key); the token is generated when absent.")
+            .Accepts<CreateInstanceBody>("application/json")
+            .Produces<InstanceView>(StatusCodes.Status201Created).ProducesApiErrors(400, 401, 403, 409);
+        group.MapGet("/fetchInstances", Fetch)
+            .WithSummary("Lists the instances with their tokens and websocket settings (global key).")
+            .Produces<InstanceView[]>().ProducesApiErrors(401, 403);
+        group.MapDelete("/delete/{instanceName}", DeleteAsync)
+            .WithSummary("Deletes an instance and disconnects its sockets (global key).")
+            .Produces<InstanceView>().ProducesApiErrors(401, 403, 404);
         return app;
     }
 

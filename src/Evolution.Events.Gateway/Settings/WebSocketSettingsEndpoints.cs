@@ -1,6 +1,7 @@
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.OpenApi;
 using FluentValidation;
 
 namespace Evolution.Events.Gateway.Settings;
@@ -10,8 +11,14 @@ public static class WebSocketSettingsEndpoints
 {
     public static IEndpointRouteBuilder MapWebSocketSettingsEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/websocket/set/{instanceName}", SetAsync);
-        app.MapGet("/websocket/find/{instanceName}", Find);
+        var group = app.MapGroup("/websocket").WithTags("Websocket settings");
+        group.MapPost("/set/{instanceName}", SetAsync)
+            .WithSummary("Sets which events the instance's subscribers receive (global key or the instance's token).")
+            .Accepts<WebSocketSettingsBody>("application/json")
+            .Produces<InstanceSettingsView>(StatusCodes.Status201Created).ProducesApiErrors(400, 401, 403, 404);
+        group.MapGet("/find/{instanceName}", Find)
+            .WithSummary("Reads the instance's websocket settings (global key or the instance's token).")
+            .Produces<InstanceSettingsView>().ProducesApiErrors(401, 403, 404);
         return app;
     }
 
