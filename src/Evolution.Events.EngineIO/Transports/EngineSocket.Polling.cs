@@ -24,6 +24,16 @@ public sealed partial class EngineSocket
             return;
         }
 
+        // The request stops counting as active just before its response is written: a client may
+        // send its next poll the moment the response is complete, which can be before this method
+        // resumes after the write.
+        var active = true;
+        void Release()
+        {
+            active = false;
+            Volatile.Write(ref _pollActive, 0);
+        }
+
         try
         {
             if (PendingUpgrade is { } upgrade)
@@ -44,12 +54,14 @@ public sealed partial class EngineSocket
 
                 if (!IsWebSocket)
                 {
+                    Release();
                     await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
                     return;
                 }
 
                 if (IsWebSocket)
                 {
+                    Release();
                     await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
                     return;
                 }
@@ -68,6 +80,7 @@ public sealed partial class EngineSocket
 
             if (Discarded || !hasData)
             {
+                Release();
                 await EngineHttp.WritePayloadAsync(context, _finalPollPacket.Bytes);
                 return;
             }
@@ -75,15 +88,19 @@ public sealed partial class EngineSocket
             if (IsWebSocket)
             {
                 // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
+                Release();
                 await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
                 return;
             }
 
-            await WritePollPayloadAsync(context);
+            await WritePollPayloadAsync(context, Release);
         }
         finally
         {
-            Volatile.Write(ref _pollActive, 0);
+            if (active)
+            {
+                Volatile.Write(ref _pollActive, 0);
+            }
         }
     }
 
@@ -96,6 +113,7 @@ public sealed partial class EngineSocket
             return;
         }
 
+        var active = true;
         try
         {
             var body = await EngineHttp.ReadBodyAsync(context, _options.MaxPayload);
@@ -121,15 +139,21 @@ public sealed partial class EngineSocket
                 OnPacket(packet);
             }
 
+            // no longer active before the "ok" is written: the client may POST again as soon as it has it
+            active = false;
+            Volatile.Write(ref _postActive, 0);
             await EngineHttp.WriteOkAsync(context);
         }
         finally
         {
-            Volatile.Write(ref _postActive, 0);
+            if (active)
+            {
+                Volatile.Write(ref _postActive, 0);
+            }
         }
     }
 
-    private async Task WritePollPayloadAsync(HttpContext context)
+    private async Task WritePollPayloadAsync(HttpContext context, Action release)
     {
         var writer = new ArrayBufferWriter<byte>(256);
         var sawClose = false;
@@ -149,6 +173,7 @@ public sealed partial class EngineSocket
             }
         }
 
+        release();
         await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
         if (sawClose)
         {

@@ -32,20 +32,30 @@ public sealed partial class EngineSocket
     /// <summary>The client sent <c>5</c>: from now on packets leave by the WebSocket.</summary>
     internal bool CompleteUpgrade()
     {
+        bool closing;
         lock (_sync)
         {
-            if (_state != EngineReadyState.Open || !_upgrading || _isWebSocket)
+            // as engine.io: a session the server is closing (gracefully) still completes its upgrade,
+            // since the client, which has paused polling, only reads the WebSocket now; the WebSocket
+            // then flushes what is queued and the close packet
+            if (_state == EngineReadyState.Closed || !_upgrading || _isWebSocket)
             {
                 return false;
             }
 
+            closing = _state == EngineReadyState.Closing;
             Volatile.Write(ref _isWebSocket, true);
             _upgrading = false;
             _upgradeSettled?.TrySetResult();
         }
 
-        // wakes a poll that is still waiting: it sees the upgrade and answers a noop
-        EnqueueControl(OutboundPacket.Noop);
+        // wakes a poll that is still waiting: it sees the upgrade and answers a noop (a closing
+        // session's queue is complete: nothing more can be added, and a waiting poll is already woken)
+        if (!closing)
+        {
+            EnqueueControl(OutboundPacket.Noop);
+        }
+
         _server.LogUpgraded(Id);
         return true;
     }
