@@ -46,6 +46,11 @@ public sealed class TestServer : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        if (Environment.GetEnvironmentVariable("SOCKETIO_TESTS_LOG") is { Length: > 0 } level)
+        {
+            // e.g. SOCKETIO_TESTS_LOG=Debug: the server's log on the console, to investigate a failure
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Enum.Parse<LogLevel>(level));
+        }
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.AddSocketIO(configure: o =>
         {
