@@ -8,7 +8,8 @@ namespace Evolution.Events.Gateway.Demo;
 /// <c>dotnet run --project src/Evolution.Events.Gateway -- demo</c>: once the gateway listens, posts a realistic
 /// stream for instance <c>demo</c> to its own <c>POST /webhook</c> over loopback (the real ingestion path, with
 /// the global key): QR codes every few seconds while "connecting", then <c>open</c>, then messages, presence
-/// and calls; every few minutes the phone "disconnects" and the cycle starts again.
+/// and calls (with the <c>open</c> state repeated every 20 s); every 90 s the phone "disconnects" and the cycle
+/// starts again.
 /// </summary>
 public static class DemoProducer
 {
@@ -69,7 +70,7 @@ public static class DemoProducer
             await Task.Delay(TimeSpan.FromSeconds(4), ct);
         }
         await PostAsync(http, events.Connection("open"), ct);
-        for (var tick = 0; tick < 90; tick++)
+        for (var tick = 1; tick <= 30; tick++)
         {
             await Task.Delay(TimeSpan.FromSeconds(2), ct);
             await TickAsync(http, events, tick, ct);
@@ -80,6 +81,12 @@ public static class DemoProducer
 
     private static async Task TickAsync(HttpClient http, DemoEvents events, int tick, CancellationToken ct)
     {
+        if (tick % 10 == 0)
+        {
+            // Evolution API sends connection.update only on changes; the demo repeats it so that a dashboard
+            // opened mid-cycle shows the state within 20 s.
+            await PostAsync(http, events.Connection("open"), ct);
+        }
         await PostAsync(http, events.Presence(), ct);
         await PostAsync(http, events.Message(fromMe: false), ct);
         if (tick % 3 == 1)
