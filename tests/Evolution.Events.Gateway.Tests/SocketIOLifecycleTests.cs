@@ -75,6 +75,20 @@ public class SocketIOLifecycleTests
         Assert.StartsWith("0{", await handshake.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ShutdownClosesSocketIOConnectionsPromptly()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        await using var ws = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        await using var polling = await SocketIOEventTests.ConnectAsync(gw, "/", SocketIOEventTests.Auth(TestGateway.Key), "polling");
+        var started = DateTime.UtcNow;
+        await gw.StopAsync();
+        // was 30 s (Kestrel's shutdown timeout): sessions were closed only after Kestrel had drained connections
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5), $"stop took {DateTime.UtcNow - started}");
+        await ws.NextOfTypeAsync("disconnect");
+        await polling.NextOfTypeAsync("disconnect");
+    }
+
     /// <summary>Engine.IO / Socket.IO packets no client library would send.</summary>
     private static readonly string[] Garbage =
     [

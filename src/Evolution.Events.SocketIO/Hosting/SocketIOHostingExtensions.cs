@@ -40,14 +40,31 @@ public static class SocketIOHostingExtensions
         return endpoints.Map(path.TrimEnd('/') + "/{**rest}", server.HandleRequestAsync);
     }
 
-    private sealed class SocketIOShutdown(SocketIOServer server) : IHostedService
+    /// <summary>
+    /// Closes every session when the host starts stopping: in <see cref="IHostedLifecycleService.StoppingAsync"/>,
+    /// which runs before any hosted service's StopAsync, so before Kestrel waits (up to its shutdown
+    /// timeout) for open connections to drain.
+    /// </summary>
+    private sealed class SocketIOShutdown(SocketIOServer server) : IHostedLifecycleService
     {
+        public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
         public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StoppingAsync(CancellationToken cancellationToken)
+        {
+            server.Close();
+            return Task.CompletedTask;
+        }
 
         public Task StopAsync(CancellationToken cancellationToken)
         {
             server.Close();
             return Task.CompletedTask;
         }
+
+        public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
