@@ -130,7 +130,7 @@ public sealed class NodeClient : IAsyncDisposable
             if (!_process.HasExited)
             {
                 _process.StandardInput.Close();
-                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                using var grace = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
                 try
                 {
                     await _process.WaitForExitAsync(grace.Token);
