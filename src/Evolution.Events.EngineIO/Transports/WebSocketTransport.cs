@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.WebSockets;
 using Evolution.Events.EngineIO.Protocol;
 
@@ -190,8 +189,7 @@ internal sealed class WebSocketTransport
     private async ValueTask<bool> WriteBatchAsync()
     {
         var queue = _session.Queue;
-        var batch = new ArrayBufferWriter<byte>(4096);
-        try
+        using var batch = new PooledBufferWriter(4096);
         {
             while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded && queue.TryRead(out var packet))
             {
@@ -220,18 +218,14 @@ internal sealed class WebSocketTransport
             await FlushAsync(batch);
             return false;
         }
-        finally
-        {
-            batch.Clear();
-        }
     }
 
-    private async ValueTask FlushAsync(ArrayBufferWriter<byte> batch)
+    private async ValueTask FlushAsync(PooledBufferWriter batch)
     {
         if (batch.WrittenCount > 0)
         {
             await _writer.WriteAsync(batch.WrittenMemory, _session.Aborted);
-            batch.ResetWrittenCount();
+            batch.Reset();
         }
     }
 
