@@ -30,6 +30,8 @@ public static class GatewayApp
         if (overrides is not null)
             builder.Configuration.AddInMemoryCollection(overrides);
         var options = GatewayOptionsBinder.Bind(builder.Configuration);
+        if (options.InlineIo)
+            builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
         builder.WebHost.UseUrls(overrides?.TryGetValue("urls", out var urls) == true && urls is not null
             ? urls
             : $"http://+:{options.Port}");

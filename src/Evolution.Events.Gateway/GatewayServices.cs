@@ -42,7 +42,10 @@ public static class GatewayServices
         return services;
     }
 
-    /// <summary>Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning).</summary>
+    /// <summary>
+    /// Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning), through a background
+    /// writer: a log line never blocks the I/O thread that wrote it.
+    /// </summary>
     public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options) =>
         services.AddSerilog(config => config
             .MinimumLevel.Is(options.LogLevel)
@@ -51,7 +54,7 @@ public static class GatewayServices
             // Start-up failures are rethrown to Program.cs, which prints one line; don't dump them twice.
             .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", Serilog.Events.LogEventLevel.Fatal)
             .Enrich.FromLogContext()
-            .WriteTo.Console(), preserveStaticLogger: true);
+            .WriteTo.Async(sink => sink.Console()), preserveStaticLogger: true);
 
     /// <summary>Believes X-Forwarded-For / -Proto only from TRUSTED_PROXIES.</summary>
     public static WebApplication UseGatewayForwardedHeaders(this WebApplication app, GatewayOptions options)

@@ -7,6 +7,11 @@ using Evolution.Events.Gateway.Options;
 // start-up failures into one line and an exit code.
 if (HealthProbe.IsRequested(args))
     return await HealthProbe.RunAsync();
+// With SERVER_INLINE_IO (default on), socket completions also run inline on the I/O threads. The runtime
+// reads this switch once, at its first socket, so it is set here, before anything opens one.
+if (!string.Equals(Environment.GetEnvironmentVariable(GatewayOptionsBinder.InlineIoVariable), "false", StringComparison.OrdinalIgnoreCase)
+    && Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
 try
 {
     var demo = DemoProducer.IsRequested(args, out var rest);

@@ -55,7 +55,10 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         return result;
     }
 
-    public async Task InsertAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct)
+    public Task InsertAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct) =>
+        Task.Run(() => InsertCoreAsync(info, settings, ct), ct);
+
+    private async Task InsertCoreAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
@@ -68,7 +71,10 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task UpdateSettingsAsync(string name, InstanceSettings settings, CancellationToken ct)
+    public Task UpdateSettingsAsync(string name, InstanceSettings settings, CancellationToken ct) =>
+        Task.Run(() => UpdateSettingsCoreAsync(name, settings, ct), ct);
+
+    private async Task UpdateSettingsCoreAsync(string name, InstanceSettings settings, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
@@ -79,7 +85,10 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task DeleteAsync(string name, CancellationToken ct)
+    public Task DeleteAsync(string name, CancellationToken ct) =>
+        Task.Run(() => DeleteCoreAsync(name, ct), ct);
+
+    private async Task DeleteCoreAsync(string name, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
@@ -88,6 +97,8 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    // Microsoft.Data.Sqlite runs its async methods synchronously (file I/O, fsync with synchronous=FULL):
+    // the writes above run on the thread pool so that they never hold one of Kestrel's I/O threads.
     private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
     {
         var connection = new SqliteConnection(options.DatabaseConnectionString);

@@ -62,4 +62,11 @@ public sealed class GatewayOptions
 
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// SERVER_INLINE_IO: run socket continuations on Kestrel's I/O threads instead of dispatching them to
+    /// the thread pool (Kestrel's UnsafePreferInlineScheduling). Halves the fan-out's CPU per message
+    /// (docs/performance.md); everything the gateway runs on those threads is non-blocking.
+    /// </summary>
+    public bool InlineIo { get; init; } = true;
 }

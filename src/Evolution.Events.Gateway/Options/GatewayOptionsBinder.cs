@@ -13,6 +13,8 @@ namespace Evolution.Events.Gateway.Options;
 /// </summary>
 public static class GatewayOptionsBinder
 {
+    public const string InlineIoVariable = "SERVER_INLINE_IO";
+
     public static GatewayOptions Bind(IConfiguration config)
     {
         var port = ReadInt(config, "SERVER_PORT", 8080, 1, 65535);
@@ -37,6 +39,7 @@ public static class GatewayOptionsBinder
             WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
             TrustedProxies = ReadProxies(config),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
+            InlineIo = ReadBool(config, InlineIoVariable, true),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
         };
