@@ -127,7 +127,7 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            var transport = new WebSocketTransport(session, stream, Options.MaxPayload);
+            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context.Abort);
             if (session.IsUpgradingOrUpgraded)
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
@@ -198,7 +198,7 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            await new WebSocketTransport(session, stream, Options.MaxPayload).RunAsync();
+            await new WebSocketTransport(session, stream, Options.MaxPayload, context.Abort).RunAsync();
         }
         else
         {

@@ -14,7 +14,7 @@ internal sealed class Client : IEngineSocketListener
     private readonly SocketIOServer _server;
     private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
     private readonly HashSet<string> _connecting = new(StringComparer.Ordinal);
-    private readonly Timer? _connectTimer;
+    private Timer? _connectTimer;
     private BinaryReconstructor? _reconstructor;
 
     public Client(SocketIOServer server, EngineSocket connection)
@@ -101,7 +101,7 @@ internal sealed class Client : IEngineSocketListener
 
     public void OnClose(EngineSocket socket, EngineCloseReason reason, string? description)
     {
-        _connectTimer?.Dispose();
+        Interlocked.Exchange(ref _connectTimer, null)?.Dispose();
         Socket[] sockets;
         lock (_sockets)
         {
@@ -123,7 +123,7 @@ internal sealed class Client : IEngineSocketListener
             _connecting.Remove(socket.Namespace.Name);
         }
 
-        _connectTimer?.Change(Timeout.Infinite, Timeout.Infinite);
+        Interlocked.Exchange(ref _connectTimer, null)?.Dispose();
     }
 
     internal void Remove(Socket socket)

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Text;
 
@@ -9,21 +8,27 @@ namespace Evolution.Events.EngineIO.Transports;
 /// <summary>
 /// Reads client frames (masked, RFC 6455) and assembles messages. Pings are answered and pongs
 /// ignored here; a protocol violation ends the connection with the close code it deserves.
-/// Reads start with a zero-byte read, so an idle connection holds no receive buffer.
+/// An idle connection holds no receive buffer: it waits with a zero-byte read, rents a buffer for
+/// what arrives, and returns it once every byte is consumed. Reads take no cancellation token (a
+/// registration per pending read costs memory on every idle socket): the transport aborts the
+/// connection instead.
 /// </summary>
 internal sealed class WebSocketFrameReader
 {
+    private const int ChunkSize = 4096;
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-    private readonly PipeReader _reader;
+    private readonly Stream _stream;
     private readonly WebSocketFrameWriter _writer;
     private readonly int _maxPayload;
+    private byte[]? _buffer;
+    private int _start;
+    private int _count;
     private ArrayBufferWriter<byte>? _fragments;
     private byte _fragmentOpcode;
 
     public WebSocketFrameReader(Stream stream, WebSocketFrameWriter writer, int maxPayload)
     {
-        _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(
-            bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+        _stream = stream;
         _writer = writer;
         _maxPayload = maxPayload;
     }
@@ -40,108 +45,148 @@ internal sealed class WebSocketFrameReader
 
     public readonly record struct Message(Kind Kind, string? Text = null, byte[]? Binary = null);
 
-    public async ValueTask<Message> ReadAsync(CancellationToken cancellationToken)
+    public async ValueTask<Message> ReadAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            var result = await _reader.ReadAsync(cancellationToken);
-            var buffer = result.Buffer;
-            Message? message = null;
-            while (message is null && TryReadFrame(ref buffer, out var frame))
+            while (_count > 0)
             {
-                message = await OnFrameAsync(frame, cancellationToken);
+                var parsed = TryParseFrame(out var frame, out var needed);
+                if (parsed == Parse.TooLarge)
+                {
+                    return new Message(Kind.TooLarge);
+                }
+
+                if (parsed == Parse.NeedMore)
+                {
+                    EnsureCapacity(needed);
+                    break;
+                }
+
+                if (await OnFrameAsync(frame, cancellationToken) is { } message)
+                {
+                    ReleaseIfConsumed();
+                    return message;
+                }
             }
 
-            if (message is null && buffer.Length > 0 && DeclaredTooLarge(buffer))
+            ReleaseIfConsumed();
+            if (_buffer is null)
             {
-                message = new Message(Kind.TooLarge);
+                // idle: wait for data without holding a buffer (a zero-byte read returns once data is there)
+#pragma warning disable CA2022
+                await _stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+#pragma warning restore CA2022
+                _buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+                _start = 0;
             }
 
-            if (message is { } m)
-            {
-                // frames may remain in the buffer: examine no further, so the next read sees them at once
-                _reader.AdvanceTo(buffer.Start);
-                return m;
-            }
-
-            _reader.AdvanceTo(buffer.Start, buffer.End);
-
-            if (result.IsCompleted)
+            var read = await _stream.ReadAsync(_buffer.AsMemory(_start + _count), cancellationToken);
+            if (read == 0)
             {
                 return new Message(Kind.Close);
             }
+
+            _count += read;
         }
     }
 
-    public void Complete() => _reader.Complete();
+    /// <summary>Returns the receive buffer, if one is held (the connection ended).</summary>
+    public void Complete()
+    {
+        _count = 0;
+        ReleaseIfConsumed();
+    }
+
+    private enum Parse
+    {
+        Frame,
+        NeedMore,
+        TooLarge,
+    }
 
     private readonly record struct Frame(bool Fin, byte Rsv, byte Opcode, bool Masked, byte[] Payload);
 
-    private bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out Frame frame)
+    private Parse TryParseFrame(out Frame frame, out int needed)
     {
         frame = default;
-        if (!TryReadHeader(buffer, out var fin, out var rsv, out var opcode, out var masked, out var length, out var headerSize)
-            || length > _maxPayload || buffer.Length < headerSize + length)
+        var data = _buffer.AsSpan(_start, _count);
+        needed = 14;
+        if (data.Length < 2)
         {
-            return false;
+            return Parse.NeedMore;
         }
 
-        Span<byte> mask = stackalloc byte[4];
-        if (masked)
+        var masked = (data[1] & 0x80) != 0;
+        var len7 = data[1] & 0x7F;
+        var extra = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+        var headerSize = 2 + extra + (masked ? 4 : 0);
+        if (data.Length < headerSize)
         {
-            buffer.Slice(headerSize - 4, 4).CopyTo(mask);
+            return Parse.NeedMore;
         }
 
-        var payload = buffer.Slice(headerSize, length).ToArray();
+        var length = extra switch
+        {
+            0 => len7,
+            2 => BinaryPrimitives.ReadUInt16BigEndian(data[2..]),
+            _ => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(data[2..]), long.MaxValue),
+        };
+        if (length > _maxPayload)
+        {
+            return Parse.TooLarge;
+        }
+
+        needed = headerSize + (int)length;
+        if (data.Length < needed)
+        {
+            return Parse.NeedMore;
+        }
+
+        var payload = data.Slice(headerSize, (int)length).ToArray();
         if (masked)
         {
+            var mask = data.Slice(headerSize - 4, 4);
             for (var i = 0; i < payload.Length; i++)
             {
                 payload[i] ^= mask[i & 3];
             }
         }
 
-        buffer = buffer.Slice(headerSize + length);
-        frame = new Frame(fin, rsv, opcode, masked, payload);
-        return true;
+        frame = new Frame((data[0] & 0x80) != 0, (byte)(data[0] & 0x70), (byte)(data[0] & 0x0F), masked, payload);
+        _start += needed;
+        _count -= needed;
+        return Parse.Frame;
     }
 
-    private bool DeclaredTooLarge(in ReadOnlySequence<byte> buffer) =>
-        TryReadHeader(buffer, out _, out _, out _, out _, out var length, out _) && length > _maxPayload;
-
-    private static bool TryReadHeader(
-        in ReadOnlySequence<byte> buffer, out bool fin, out byte rsv, out byte opcode, out bool masked, out long length, out int headerSize)
+    /// <summary>Makes room for a frame of <paramref name="needed"/> bytes: compacts, or rents a larger buffer.</summary>
+    private void EnsureCapacity(int needed)
     {
-        fin = masked = false;
-        rsv = opcode = 0;
-        length = headerSize = 0;
-        Span<byte> head = stackalloc byte[14];
-        var available = (int)Math.Min(buffer.Length, 14);
-        if (available < 2)
+        var buffer = _buffer!;
+        if (_start + needed <= buffer.Length && _start + _count < buffer.Length)
         {
-            return false;
+            return;
         }
 
-        buffer.Slice(0, available).CopyTo(head);
-        fin = (head[0] & 0x80) != 0;
-        rsv = (byte)(head[0] & 0x70);
-        opcode = (byte)(head[0] & 0x0F);
-        masked = (head[1] & 0x80) != 0;
-        var len7 = head[1] & 0x7F;
-        var extra = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-        headerSize = 2 + extra + (masked ? 4 : 0);
-        if (available < headerSize)
+        var target = needed <= buffer.Length ? buffer : ArrayPool<byte>.Shared.Rent(Math.Max(needed, ChunkSize));
+        buffer.AsSpan(_start, _count).CopyTo(target);
+        if (!ReferenceEquals(target, buffer))
         {
-            return false;
+            ArrayPool<byte>.Shared.Return(buffer);
+            _buffer = target;
         }
 
-        length = extra switch
+        _start = 0;
+    }
+
+    private void ReleaseIfConsumed()
+    {
+        if (_count == 0 && _buffer is { } buffer)
         {
-            0 => len7,
-            2 => BinaryPrimitives.ReadUInt16BigEndian(head[2..]),
-            _ => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(head[2..]), long.MaxValue),
-        };
-        return true;
+            _buffer = null;
+            _start = 0;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private async ValueTask<Message?> OnFrameAsync(Frame frame, CancellationToken cancellationToken)

@@ -20,10 +20,14 @@ internal sealed class WebSocketTransport
     private readonly WebSocketFrameReader _reader;
     private int _closeSent;
 
-    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload)
+    private readonly Action _abortConnection;
+
+    /// <param name="abortConnection">Ends the underlying connection at once (pending reads and writes fail).</param>
+    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Action abortConnection)
     {
         _session = session;
         _stream = stream;
+        _abortConnection = abortConnection;
         _writer = new WebSocketFrameWriter(stream);
         _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
     }
@@ -65,6 +69,8 @@ internal sealed class WebSocketTransport
 
     private async Task ServeAsync()
     {
+        // one registration for the connection's life: reads and waits take no token of their own
+        using var abort = _session.Aborted.UnsafeRegister(static s => ((Action)s!)(), _abortConnection);
         var writer = WriteLoopAsync();
         var reader = ReadLoopAsync();
         if (await Task.WhenAny(reader, writer) == reader && _session.ReadyState == EngineReadyState.Open)
@@ -77,6 +83,7 @@ internal sealed class WebSocketTransport
         if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
         {
             _session.AbortTransports();
+            _abortConnection();
             await both;
         }
 
@@ -117,7 +124,7 @@ internal sealed class WebSocketTransport
         {
             while (_session.ReadyState != EngineReadyState.Closed)
             {
-                var message = await _reader.ReadAsync(_session.Aborted);
+                var message = await _reader.ReadAsync();
                 if (!Dispatch(message))
                 {
                     return;
@@ -165,7 +172,7 @@ internal sealed class WebSocketTransport
         var queue = _session.Queue;
         try
         {
-            while (await queue.WaitToReadAsync(_session.Aborted) && !_session.Discarded)
+            while (await queue.WaitToReadAsync() && !_session.Discarded)
             {
                 if (await WriteBatchAsync())
                 {
@@ -208,7 +215,7 @@ internal sealed class WebSocketTransport
                 if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
                 {
                     await FlushAsync(batch);
-                    await _writer.WriteFrameAsync(opcode, packet.Bytes, _session.Aborted);
+                    await _writer.WriteFrameAsync(opcode, packet.Bytes, CancellationToken.None);
                     continue;
                 }
 
@@ -224,7 +231,7 @@ internal sealed class WebSocketTransport
     {
         if (batch.WrittenCount > 0)
         {
-            await _writer.WriteAsync(batch.WrittenMemory, _session.Aborted);
+            await _writer.WriteAsync(batch.WrittenMemory, CancellationToken.None);
             batch.Reset();
         }
     }

@@ -12,32 +12,29 @@ namespace Evolution.Events.Gateway.Namespaces;
 public sealed class ClientEventRelay(InboundRelay relay, ILogger<ClientEventRelay> logger)
 {
     public const int MaxInFlightPerSocket = 32;
-    private const string InFlightKey = "gateway.relay.inflight";
 
     public void Attach(Socket socket)
     {
-        var instance = NamespaceAuthorization.InstanceOf(socket.Namespace);
-        var inFlight = new StrongBox<int>();
-        socket.Data[InFlightKey] = inFlight;
-        var stopped = new CancellationTokenSource();
-        socket.Disconnected += (_, _) => stopped.Cancel();
-        socket.OnAny(e => RelayAsync(e, instance, inFlight, stopped.Token));
+        var state = new RelayState(NamespaceAuthorization.InstanceOf(socket.Namespace));
+        socket.Disconnected += (_, _) => state.Stop();
+        socket.OnAny(e => RelayAsync(e, state));
     }
 
-    private async ValueTask RelayAsync(SocketEvent e, string instance, StrongBox<int> inFlight, CancellationToken ct)
+    private async ValueTask RelayAsync(SocketEvent e, RelayState state)
     {
-        if (Interlocked.Increment(ref inFlight.Value) > MaxInFlightPerSocket)
+        if (Interlocked.Increment(ref state.InFlight) > MaxInFlightPerSocket)
         {
-            Interlocked.Decrement(ref inFlight.Value);
+            Interlocked.Decrement(ref state.InFlight);
             logger.LogWarning("Relay of {Event} from socket {SocketId} refused: {Max} relays already in flight",
                 e.Name, e.Socket.Id, MaxInFlightPerSocket);
             e.Ack(new JsonObject { ["error"] = $"too many relays in flight (max {MaxInFlightPerSocket})" });
             return;
         }
 
+        var ct = state.Token;
         try
         {
-            var answer = await relay.RelayAsync(instance, e.Name, DataOf(e.Args), e.Socket.Id, ct);
+            var answer = await relay.RelayAsync(state.Instance, e.Name, DataOf(e.Args), e.Socket.Id, ct);
             e.Ack(answer);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -46,7 +43,7 @@ public sealed class ClientEventRelay(InboundRelay relay, ILogger<ClientEventRela
         }
         finally
         {
-            Interlocked.Decrement(ref inFlight.Value);
+            Interlocked.Decrement(ref state.InFlight);
         }
     }
 
@@ -58,8 +55,36 @@ public sealed class ClientEventRelay(InboundRelay relay, ILogger<ClientEventRela
         _ => new JsonArray([.. args.Select(a => a?.DeepClone())]),
     };
 
-    private sealed class StrongBox<T>
+    /// <summary>One socket's relays: how many are in flight, and a cancellation made only once one starts.</summary>
+    private sealed class RelayState(string instance)
     {
-        public T Value = default!;
+        public int InFlight;
+        private CancellationTokenSource? _stopped;
+        private bool _stopRequested;
+
+        public string Instance { get; } = instance;
+
+        public CancellationToken Token
+        {
+            get
+            {
+                lock (this)
+                {
+                    _stopped ??= new CancellationTokenSource();
+                    if (_stopRequested)
+                        _stopped.Cancel();
+                    return _stopped.Token;
+                }
+            }
+        }
+
+        public void Stop()
+        {
+            lock (this)
+            {
+                _stopRequested = true;
+                _stopped?.Cancel();
+            }
+        }
     }
 }

@@ -13,7 +13,6 @@ public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
 {
     public const string InvalidApiKey = "Invalid API key";
     public const string ForbiddenNamespace = "Forbidden namespace";
-    internal const string AuthDataKey = "gateway.auth";
 
     /// <summary>Middleware of the main namespace: the global key only.</summary>
     public ValueTask<ConnectError?> AuthorizeMain(Socket socket)
@@ -45,12 +44,7 @@ public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
 
     public static string InstanceOf(Namespace nsp) => nsp.Name[1..];
 
-    private AuthResult Authenticate(Socket socket)
-    {
-        var auth = authorizer.Authenticate(KeyOf(socket.Handshake));
-        socket.Data[AuthDataKey] = auth;
-        return auth;
-    }
+    private AuthResult Authenticate(Socket socket) => authorizer.Authenticate(KeyOf(socket.Handshake));
 
     internal static string? KeyOf(Handshake handshake) =>
         NonEmpty(handshake.AuthString("apikey"))
