@@ -48,10 +48,7 @@ public sealed class EngineRequest
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in context.Request.Headers)
         {
-            if (!key.Equals("Cookie", StringComparison.OrdinalIgnoreCase) || value.Count > 0)
-            {
-                headers[key] = value.ToString();
-            }
+            headers[key] = value.ToString();
         }
 
         var request = context.Request;

@@ -47,7 +47,7 @@ public readonly struct BroadcastOperator
     public void Emit(string eventName, params object?[] args) =>
         _nsp.Adapter.Broadcast(SocketPacketEncoder.Event(_nsp.Name, eventName, args), Options);
 
-    /// <summary>Writes a packet encoded beforehand (e.g. once for several namespaces is not possible: the namespace is in the packet).</summary>
+    /// <summary>Writes a packet encoded beforehand for this namespace (the namespace is part of the encoded packet).</summary>
     public void Emit(EncodedPacket packet) => _nsp.Adapter.Broadcast(packet, Options);
 
     public IReadOnlyList<Socket> FetchSockets()
