@@ -33,7 +33,7 @@ public sealed partial class EngineSocket
     private bool _isWebSocket;
     private bool _upgrading;
     private bool _discarded;
-    private OutboundPacket _finalPollPacket = OutboundPacket.Close;
+    private bool _closedByClient;
     private long _pongDeadline = long.MaxValue;
     private int _pollActive;
     private int _postActive;
@@ -89,6 +89,9 @@ public sealed partial class EngineSocket
     internal CancellationToken Aborted => _aborted.Token;
 
     internal bool Discarded => Volatile.Read(ref _discarded);
+
+    /// <summary>What a waiting poll gets once the session is gone: a noop if the client closed it, else a close packet.</summary>
+    internal OutboundPacket FinalPollPacket => Volatile.Read(ref _closedByClient) ? OutboundPacket.Noop : OutboundPacket.Close;
 
     internal void SetListener(IEngineSocketListener listener) => _listener = listener;
 
@@ -270,12 +273,9 @@ public sealed partial class EngineSocket
 
     private void Discard(bool fromClient)
     {
-        lock (_sync)
-        {
-            _discarded = true;
-            _finalPollPacket = fromClient ? OutboundPacket.Noop : OutboundPacket.Close;
-        }
-
+        // who closed is published before the discard, so a poll that sees the discard sees its answer
+        Volatile.Write(ref _closedByClient, fromClient);
+        Volatile.Write(ref _discarded, true);
         Finish();
     }
 

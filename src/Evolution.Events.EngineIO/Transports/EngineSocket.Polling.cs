@@ -52,19 +52,17 @@ public sealed partial class EngineSocket
                     return;
                 }
 
-                if (!IsWebSocket)
-                {
-                    Release();
-                    await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
-                    return;
-                }
-
+                Release();
                 if (IsWebSocket)
                 {
-                    Release();
                     await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
-                    return;
                 }
+                else
+                {
+                    await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                }
+
+                return;
             }
 
             bool hasData;
@@ -81,7 +79,7 @@ public sealed partial class EngineSocket
             if (Discarded || !hasData)
             {
                 Release();
-                await EngineHttp.WritePayloadAsync(context, _finalPollPacket.Bytes);
+                await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
                 return;
             }
 

@@ -15,18 +15,15 @@ internal sealed class WebSocketTransport
     private const int CloseGraceMs = 2000;
 
     private readonly EngineSocket _session;
-    private readonly Stream _stream;
     private readonly WebSocketFrameWriter _writer;
     private readonly WebSocketFrameReader _reader;
-    private int _closeSent;
-
     private readonly Action _abortConnection;
+    private int _closeSent;
 
     /// <param name="abortConnection">Ends the underlying connection at once (pending reads and writes fail).</param>
     public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Action abortConnection)
     {
         _session = session;
-        _stream = stream;
         _abortConnection = abortConnection;
         _writer = new WebSocketFrameWriter(stream);
         _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
@@ -82,8 +79,7 @@ internal sealed class WebSocketTransport
         var both = Task.WhenAll(reader, writer);
         if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
         {
-            _session.AbortTransports();
-            _abortConnection();
+            _session.AbortTransports(); // through the registration above: aborts the connection
             await both;
         }
 
@@ -197,34 +193,32 @@ internal sealed class WebSocketTransport
     {
         var queue = _session.Queue;
         using var batch = new PooledBufferWriter(4096);
+        while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded && queue.TryRead(out var packet))
         {
-            while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded && queue.TryRead(out var packet))
+            _session.OnDequeued(packet);
+            switch (packet.Type)
             {
-                _session.OnDequeued(packet);
-                switch (packet.Type)
-                {
-                    case EnginePacketType.Noop:
-                        continue; // noops only end waiting polls
-                    case EnginePacketType.Close:
-                        await FlushAsync(batch);
-                        await CloseAsync(WebSocketCloseStatus.NormalClosure);
-                        return true;
-                }
-
-                var opcode = packet.IsBinary ? WebSocketFrameWriter.Opcode.Binary : WebSocketFrameWriter.Opcode.Text;
-                if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
-                {
+                case EnginePacketType.Noop:
+                    continue; // noops only end waiting polls
+                case EnginePacketType.Close:
                     await FlushAsync(batch);
-                    await _writer.WriteFrameAsync(opcode, packet.Bytes, CancellationToken.None);
-                    continue;
-                }
-
-                WebSocketFrameWriter.Append(batch, opcode, packet.Bytes.Span);
+                    await CloseAsync(WebSocketCloseStatus.NormalClosure);
+                    return true;
             }
 
-            await FlushAsync(batch);
-            return false;
+            var opcode = packet.IsBinary ? WebSocketFrameWriter.Opcode.Binary : WebSocketFrameWriter.Opcode.Text;
+            if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
+            {
+                await FlushAsync(batch);
+                await _writer.WriteFrameAsync(opcode, packet.Bytes, CancellationToken.None);
+                continue;
+            }
+
+            WebSocketFrameWriter.Append(batch, opcode, packet.Bytes.Span);
         }
+
+        await FlushAsync(batch);
+        return false;
     }
 
     private async ValueTask FlushAsync(PooledBufferWriter batch)
