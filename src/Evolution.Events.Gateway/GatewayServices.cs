@@ -24,6 +24,7 @@ public static class GatewayServices
         services.AddHostedService<InstanceRegistryLoader>();
         services.AddSingleton<GatewayAuthorizer>();
         services.AddSingleton<IEventBus, InProcessEventBus>();
+        services.AddSingleton<LastStateReplay>();
         services.AddSingleton<ConnectionGate>();
         services.AddSingleton<PlainWebSocketHub>();
         services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<PlainWebSocketHub>());
