@@ -28,7 +28,8 @@ public static class GatewayServices
         services.AddSingleton<ConnectionGate>();
         services.AddSingleton<PlainWebSocketHub>();
         services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<PlainWebSocketHub>());
-        services.AddHostedService<FanoutService>();
+        services.AddSingleton<FanoutService>();
+        services.AddHostedService(sp => sp.GetRequiredService<FanoutService>());
         services.AddHttpClient(InboundRelay.HttpClientName, c => c.Timeout = options.InboundWebhookTimeout + TimeSpan.FromSeconds(1));
         services.AddSingleton<InboundRelay>();
         services.AddValidatorsFromAssemblyContaining<WebhookBatchValidator>(ServiceLifetime.Singleton);
