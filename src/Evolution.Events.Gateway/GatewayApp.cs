@@ -38,6 +38,8 @@ public static class GatewayApp
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
         builder.Services.AddGatewaySocketIO(builder.Configuration, options);
+        // after the Socket.IO services: it must stop first (lifecycle services stop in reverse order)
+        builder.Services.AddHostedService<GatewayShutdown>();
         builder.Services.AddGatewayObservability(options);
         builder.Services.AddGatewayOpenApi();
 
@@ -75,7 +77,5 @@ public static class GatewayApp
                 "WARNING: AUTHENTICATION_API_KEY is not set. A random global key was generated for this run "
                 + $"(it changes at every start; set AUTHENTICATION_API_KEY to keep one): {options.ApiKey}"));
         }
-        lifetime.ApplicationStopping.Register(() =>
-            app.Services.GetRequiredService<PlainWebSocketHub>().CloseAll("server shutting down"));
     }
 }

@@ -24,10 +24,12 @@ public static class GatewayServices
         services.AddHostedService<InstanceRegistryLoader>();
         services.AddSingleton<GatewayAuthorizer>();
         services.AddSingleton<IEventBus, InProcessEventBus>();
+        services.AddSingleton<LastStateReplay>();
         services.AddSingleton<ConnectionGate>();
         services.AddSingleton<PlainWebSocketHub>();
         services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<PlainWebSocketHub>());
-        services.AddHostedService<FanoutService>();
+        services.AddSingleton<FanoutService>();
+        services.AddHostedService(sp => sp.GetRequiredService<FanoutService>());
         services.AddHttpClient(InboundRelay.HttpClientName, c => c.Timeout = options.InboundWebhookTimeout + TimeSpan.FromSeconds(1));
         services.AddSingleton<InboundRelay>();
         services.AddValidatorsFromAssemblyContaining<WebhookBatchValidator>(ServiceLifetime.Singleton);

@@ -14,6 +14,7 @@ public class Namespace
     private readonly ConcurrentDictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
+    private JoinInterceptor[] _joinInterceptors = [];
 
     internal Namespace(SocketIOServer server, string name, ParentNamespace? parent = null)
     {
@@ -63,6 +64,23 @@ public class Namespace
         return ValueTask.CompletedTask;
     });
 
+    /// <summary>
+    /// Wraps the moment a socket that passed the middlewares becomes connected (see <see cref="JoinInterceptor"/>):
+    /// what the interceptor emits to the socket after <c>join()</c> returns is queued before any broadcast that
+    /// the application serializes with the interceptor (e.g. under the same lock). Interceptors of a dynamic
+    /// parent run first (outermost), then this namespace's, in the order added.
+    /// </summary>
+    public virtual Namespace OnJoining(JoinInterceptor interceptor)
+    {
+        ArgumentNullException.ThrowIfNull(interceptor);
+        lock (_sockets)
+        {
+            _joinInterceptors = [.. _joinInterceptors, interceptor];
+        }
+
+        return this;
+    }
+
     public virtual BroadcastOperator To(string room) => new BroadcastOperator(this).To(room);
 
     public virtual BroadcastOperator To(IEnumerable<string> rooms) => new BroadcastOperator(this).To(rooms);
@@ -111,7 +129,7 @@ public class Namespace
 
         _sockets[socket.Id] = socket;
         client.Add(socket);
-        socket.MarkConnected();
+        Join(socket);
         if (!client.IsOpen)
         {
             // the connection closed while the socket joined: its close went by without this socket
@@ -121,6 +139,54 @@ public class Namespace
 
         Server.LogConnected(socket.Id, Name, client.Connection.Transport, socket.Handshake.Address);
         await RunConnectionHandlersAsync(socket);
+    }
+
+    /// <summary>Marks the socket connected (its CONNECT queued), through the join interceptors if there are any.</summary>
+    private void Join(Socket socket)
+    {
+        var interceptors = Parent is null ? _joinInterceptors : [.. Parent.JoinInterceptors, .. _joinInterceptors];
+        Action join = socket.MarkConnected;
+        for (var i = interceptors.Length - 1; i >= 0; i--)
+        {
+            var interceptor = interceptors[i];
+            var inner = join;
+            join = () => Intercept(interceptor, socket, inner);
+        }
+
+        join();
+    }
+
+    /// <summary>
+    /// Runs one interceptor around <paramref name="inner"/>: a second <c>join()</c> throws; an interceptor that
+    /// throws or returns without joining is logged, and the socket joins anyway (its client awaits the CONNECT).
+    /// </summary>
+    private void Intercept(JoinInterceptor interceptor, Socket socket, Action inner)
+    {
+        var joined = 0;
+        void JoinOnce()
+        {
+            if (Interlocked.Exchange(ref joined, 1) != 0)
+            {
+                throw new InvalidOperationException("join() may be called only once");
+            }
+
+            inner();
+        }
+
+        try
+        {
+            interceptor(socket, JoinOnce);
+        }
+        catch (Exception ex)
+        {
+            Server.LogHandlerFailure(ex, "join interceptor", socket.Id);
+        }
+
+        if (System.Threading.Volatile.Read(ref joined) == 0)
+        {
+            Server.LogHandlerFailure(new InvalidOperationException("a join interceptor returned without calling join()"), "join interceptor", socket.Id);
+            JoinOnce();
+        }
     }
 
     /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>
@@ -183,6 +249,7 @@ public sealed class ParentNamespace
     private readonly ConcurrentDictionary<string, Namespace> _children = new(StringComparer.Ordinal);
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
+    private JoinInterceptor[] _joinInterceptors = [];
 
     internal ParentNamespace(SocketIOServer server, Func<string, bool> predicate)
     {
@@ -195,6 +262,8 @@ public sealed class ParentNamespace
     internal SocketMiddleware[] Middlewares => System.Threading.Volatile.Read(ref _middlewares);
 
     internal Func<Socket, ValueTask>[] ConnectionHandlers => System.Threading.Volatile.Read(ref _connectionHandlers);
+
+    internal JoinInterceptor[] JoinInterceptors => System.Threading.Volatile.Read(ref _joinInterceptors);
 
     public ParentNamespace Use(SocketMiddleware middleware)
     {
@@ -222,6 +291,18 @@ public sealed class ParentNamespace
         return ValueTask.CompletedTask;
     });
 
+    /// <summary>Adds a <see cref="JoinInterceptor"/> for the sockets of every child (see <see cref="Namespace.OnJoining"/>).</summary>
+    public ParentNamespace OnJoining(JoinInterceptor interceptor)
+    {
+        ArgumentNullException.ThrowIfNull(interceptor);
+        lock (_children)
+        {
+            _joinInterceptors = [.. _joinInterceptors, interceptor];
+        }
+
+        return this;
+    }
+
     /// <summary>Emits to every socket of every child namespace.</summary>
     public void Emit(string eventName, params object?[] args)
     {
@@ -248,3 +329,13 @@ public sealed class ParentNamespace
 
     internal void RemoveChild(Namespace child) => _children.TryRemove(new KeyValuePair<string, Namespace>(child.Name, child));
 }
+
+/// <summary>
+/// Called instead of marking a socket connected (after its middlewares accepted it, before its connection
+/// handlers). The interceptor must call <paramref name="join"/> exactly once, synchronously, before it
+/// returns: <c>join()</c> marks the socket connected and queues its CONNECT. Packets the interceptor emits
+/// to <paramref name="socket"/> after <c>join()</c> returns follow the CONNECT and precede any broadcast the
+/// application serializes with the interceptor (e.g. by emitting under the same lock): that broadcast either
+/// ran before <c>join()</c> (and did not reach this socket) or runs after the interceptor returns.
+/// </summary>
+public delegate void JoinInterceptor(Socket socket, Action join);

@@ -56,6 +56,45 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
         }
     }
 
+    /// <summary>
+    /// WEBSOCKET_REPLAY_LAST_STATE: the page opened after the QR was sent shows it at once (it used to say
+    /// "Scan the QRCode..." with no image until the next QR). The replay is the state, then the QR.
+    /// </summary>
+    [Fact]
+    public async Task SeedQrPage_OpenedAfterTheQrWasSent_ShowsIt()
+    {
+        await using var gateway = await GatewayHost.StartAsync();
+        var token = await gateway.CreateInstanceAsync("shop");
+        var raw = GatewayHost.QrPngBase64("2@seed-001-late");
+        await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "connecting" });
+        await gateway.IngestAsync("qrcode.updated", "shop", DashboardTests.QrData(raw));
+        var console = new List<string>();
+        var page = await chromium.NewPageAsync(console);
+        try
+        {
+            await using var site = await PageServer.StartAsync(Html(gateway.BaseUri, token));
+            await page.GotoAsync(site.Url.ToString());
+            await page.WaitForFunctionAsync(
+                "src => { const img = document.querySelector('#qrcode img'); return img.getAttribute('src') === src && img.style.display !== 'none'; }",
+                "data:image/png;base64," + raw);
+            Assert.Equal("Waiting for connection...", await page.TextContentAsync("#statusConnect"));
+            await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-qrcode-page-opened-late.png") });
+
+            // once the phone connected, a page opened later shows the state and no QR
+            await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "open" });
+            var later = await page.Context.NewPageAsync();
+            await later.GotoAsync(site.Url.ToString());
+            await later.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Successfully connected...'");
+            Assert.Equal("none", await later.EvaluateAsync<string>("document.querySelector('#qrcode img').style.display"));
+        }
+        finally
+        {
+            foreach (var line in console)
+                output.WriteLine(line);
+            await page.Context.CloseAsync();
+        }
+    }
+
     /// <summary>A second web server on 127.0.0.1:0 that serves one HTML page (loopback, so Chromium's local-network rules allow its script to load from the gateway).</summary>
     private sealed class PageServer(WebApplication app) : IAsyncDisposable
     {

@@ -9,7 +9,8 @@ namespace Evolution.Events.Gateway.Fanout;
 /// holds up this loop.
 /// </summary>
 public sealed class FanoutService(
-    IEventBus bus, IEnumerable<IEventSink> sinks, InstanceRegistry registry, ILogger<FanoutService> logger)
+    IEventBus bus, IEnumerable<IEventSink> sinks, InstanceRegistry registry, LastStateReplay replay,
+    ILogger<FanoutService> logger)
     : BackgroundService
 {
     private readonly IEventSink[] _sinks = [.. sinks];
@@ -38,6 +39,22 @@ public sealed class FanoutService(
     }
 
     private void Deliver(GatewayEvent e)
+    {
+        if (!replay.Enabled)
+        {
+            DeliverToSinks(e);
+            return;
+        }
+
+        // Record and broadcast atomically with respect to a subscriber joining this instance (see LastStateReplay).
+        lock (replay.LockFor(e.Instance))
+        {
+            replay.Record(e);
+            DeliverToSinks(e);
+        }
+    }
+
+    private void DeliverToSinks(GatewayEvent e)
     {
         var settings = registry.GetSettings(e.Instance);
         foreach (var sink in _sinks)

@@ -34,6 +34,8 @@ public static class WebhookEndpoints
         var services = context.RequestServices;
         var options = services.GetRequiredService<GatewayOptions>();
         var ct = context.RequestAborted;
+        if (services.GetRequiredService<IEventBus>().IsCompleted)
+            return ShuttingDown(context);
         var auth = services.GetRequiredService<GatewayAuthorizer>().Authenticate(ApiKeyReader.FromHeaders(context.Request));
         if (!auth.IsAuthenticated)
             return ApiError.Result(401, "Invalid or missing API key");
@@ -74,16 +76,35 @@ public static class WebhookEndpoints
         foreach (var instance in items.Select(x => x.Instance).Distinct(StringComparer.Ordinal))
             await registry.EnsureRegisteredAsync(instance, ct);
         var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
-        await services.GetRequiredService<IEventBus>().PublishAsync(events, ct);
+        try
+        {
+            // whole or nothing: an aborted request (ct) or a shutdown publishes none of the batch
+            await services.GetRequiredService<IEventBus>().PublishAsync(events, ct);
+        }
+        catch (EventBusCompletedException)
+        {
+            return ShuttingDown(context);
+        }
         services.GetRequiredService<GatewayMetrics>().Ingested(events);
         return Results.Json(new { status = 202, accepted = events.Count }, ApiError.Json, statusCode: 202);
+    }
+
+    /// <summary>Seconds a producer should wait before retrying after a 503 at shutdown.</summary>
+    public const int ShutdownRetryAfterSeconds = 5;
+
+    /// <summary>503 + Retry-After: the server is stopping and accepts no more events (none of this request was published).</summary>
+    private static IResult ShuttingDown(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = ShutdownRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return ApiError.Result(StatusCodes.Status503ServiceUnavailable,
+            "the server is shutting down: nothing of this request was published; retry later (or on another instance)");
     }
 
     private static RouteHandlerBuilder WithIngestionDocs(this RouteHandlerBuilder endpoint) => endpoint
         .WithTags("Ingestion")
         .Accepts<WebhookPayload[]>("application/json")
         .Produces<WebhookAccepted>(StatusCodes.Status202Accepted)
-        .ProducesApiErrors(400, 401, 403, 413);
+        .ProducesApiErrors(400, 401, 403, 413, 503);
 
     /// <summary>Reads the body; null when it is larger than <paramref name="limit"/>.</summary>
     private static async Task<byte[]?> ReadLimitedAsync(HttpContext context, long limit, CancellationToken ct)

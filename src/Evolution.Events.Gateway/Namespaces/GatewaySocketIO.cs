@@ -56,15 +56,20 @@ public static class GatewaySocketIO
         var relay = services.GetRequiredService<ClientEventRelay>();
         var gate = services.GetRequiredService<ConnectionGate>();
         var registry = services.GetRequiredService<InstanceRegistry>();
+        var replay = services.GetRequiredService<LastStateReplay>();
 
         io.Engine.Options.AllowRequest = context => ValueTask.FromResult(
             gate.TryAdmit(context, out var status, out var reason) ? null : new HandshakeRefusal(status, reason));
         io.Engine.SessionClosed += (_, _) => gate.Release();
 
         io.Sockets.Use(authorization.AuthorizeMain);
-        io.Of(NamespaceAuthorization.IsInstanceNamespace)
+        var instances = io.Of(NamespaceAuthorization.IsInstanceNamespace)
             .Use(authorization.AuthorizeInstance)
             .OnConnection(relay.Attach);
+        if (replay.Enabled)
+        {
+            instances.OnJoining(SocketIOReplay.Interceptor(replay, registry));
+        }
 
         registry.InstanceDeleted += instance =>
         {

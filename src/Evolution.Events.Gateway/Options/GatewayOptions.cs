@@ -64,6 +64,12 @@ public sealed class GatewayOptions
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// WEBSOCKET_REPLAY_LAST_STATE: a subscriber scoped to an instance gets its last <c>connection.update</c>
+    /// and <c>qrcode.updated</c> when it joins, before any live event.
+    /// </summary>
+    public bool WebSocketReplayLastState { get; init; } = true;
+
+    /// <summary>
     /// SERVER_INLINE_IO: run socket continuations on Kestrel's I/O threads instead of dispatching them to
     /// the thread pool (Kestrel's UnsafePreferInlineScheduling). Halves the fan-out's CPU per message
     /// (docs/performance.md); everything the gateway runs on those threads is non-blocking.

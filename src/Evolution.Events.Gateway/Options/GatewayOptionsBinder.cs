@@ -26,6 +26,7 @@ public static class GatewayOptionsBinder
             ServerUrl = ReadServerUrl(config, port),
             WebSocketEnabled = ReadBool(config, "WEBSOCKET_ENABLED", true),
             WebSocketGlobalEvents = ReadBool(config, "WEBSOCKET_GLOBAL_EVENTS", false),
+            WebSocketReplayLastState = ReadBool(config, "WEBSOCKET_REPLAY_LAST_STATE", true),
             ApiKey = apiKey ?? GenerateKey(),
             ApiKeyGenerated = apiKey is null,
             CorsOrigins = ReadCors(config),

@@ -16,12 +16,17 @@ public sealed class PlainWebSocketHub : IEventSink
     private readonly ConcurrentDictionary<long, PlainWebSocketConnection> _connections = new();
     private readonly ILogger<PlainWebSocketHub> _logger;
     private readonly GatewayMetrics _metrics;
+    private readonly InstanceRegistry _registry;
+    private readonly LastStateReplay _replay;
     private long _nextId;
 
-    public PlainWebSocketHub(InstanceRegistry registry, GatewayMetrics metrics, ILogger<PlainWebSocketHub> logger)
+    public PlainWebSocketHub(InstanceRegistry registry, LastStateReplay replay, GatewayMetrics metrics,
+        ILogger<PlainWebSocketHub> logger)
     {
         _logger = logger;
         _metrics = metrics;
+        _registry = registry;
+        _replay = replay;
         registry.InstanceDeleted += OnInstanceDeleted;
     }
 
@@ -35,7 +40,32 @@ public sealed class PlainWebSocketHub : IEventSink
 
     public long NextId() => Interlocked.Increment(ref _nextId);
 
-    public void Add(PlainWebSocketConnection connection) => _connections[connection.Id] = connection;
+    /// <summary>
+    /// Registers a connection. One scoped to an instance first gets that instance's last state
+    /// (<see cref="LastStateReplay"/>) in its queue, under the instance's lock, so before any live event.
+    /// </summary>
+    public void Add(PlainWebSocketConnection connection)
+    {
+        var instance = connection.Subscription.Instance;
+        if (instance is null || !_replay.Enabled)
+        {
+            _connections[connection.Id] = connection;
+            return;
+        }
+
+        lock (_replay.LockFor(instance))
+        {
+            _connections[connection.Id] = connection;
+            var settings = _registry.GetSettings(instance);
+            foreach (var e in _replay.Replay(instance))
+            {
+                if (!connection.Subscription.Accepts(e, settings))
+                    continue;
+                foreach (var frame in connection.Subscription.FramesFor(e))
+                    connection.TryEnqueue(frame);
+            }
+        }
+    }
 
     public void Remove(PlainWebSocketConnection connection) => _connections.TryRemove(connection.Id, out _);
 
