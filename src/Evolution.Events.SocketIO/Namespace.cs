@@ -95,10 +95,17 @@ public class Namespace
 
     private async ValueTask JoinAsync(Client client, JsonObject auth)
     {
-        var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth));
-        var refusal = await RunMiddlewaresAsync(socket);
+        var recovery = Server.Options.ConnectionStateRecovery;
+        var (session, offset) = recovery is null ? default : await RestoreAsync(auth);
+        var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth), session, withPid: recovery is not null);
+        var refusal = session is not null && recovery!.SkipMiddlewares ? null : await RunMiddlewaresAsync(socket);
         if (refusal is not null)
         {
+            if (session is not null)
+            {
+                Server.OnRecoveryAttempt(Name, Adapters.RecoveryOutcome.Refused);
+            }
+
             Server.OnRefused(Name, refusal.Message, socket.Handshake.Address);
             client.Write(Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
             return;
@@ -109,9 +116,17 @@ public class Namespace
             return;
         }
 
-        _sockets[socket.Id] = socket;
-        client.Add(socket);
-        socket.MarkConnected();
+        if (session is not null)
+        {
+            await JoinRecoveredAsync(client, socket, session, offset!);
+        }
+        else
+        {
+            _sockets[socket.Id] = socket;
+            client.Add(socket);
+            socket.MarkConnected();
+        }
+
         if (!client.IsOpen)
         {
             // the connection closed while the socket joined: its close went by without this socket
@@ -121,6 +136,64 @@ public class Namespace
 
         Server.LogConnected(socket.Id, Name, client.Connection.Transport, socket.Handshake.Address);
         await RunConnectionHandlersAsync(socket);
+    }
+
+    /// <summary>
+    /// Connection state recovery, first step: a CONNECT with string <c>pid</c> and <c>offset</c> claims the
+    /// session kept under that pid. Outcomes other than recovered are counted here; recovered is counted
+    /// once the missed packets were read (<see cref="JoinRecoveredAsync"/>).
+    /// </summary>
+    private async ValueTask<(Adapters.PersistedSession? Session, string? Offset)> RestoreAsync(JsonObject auth)
+    {
+        if (auth["pid"] is not JsonValue pidValue || !pidValue.TryGetValue<string>(out var pid)
+            || auth["offset"] is not JsonValue offsetValue || !offsetValue.TryGetValue<string>(out var offset))
+        {
+            return default;
+        }
+
+        Adapters.SessionRestoreResult result;
+        try
+        {
+            result = await Adapter.RestoreSessionAsync(pid, offset);
+        }
+        catch (Exception ex)
+        {
+            Server.LogHandlerFailure(ex, "restore session", Name);
+            result = Adapters.SessionRestoreResult.TooLate;
+        }
+
+        if (result.Session is null)
+        {
+            Server.OnRecoveryAttempt(Name, result.Outcome == Adapters.RecoveryOutcome.Recovered ? Adapters.RecoveryOutcome.TooLate : result.Outcome);
+            return default;
+        }
+
+        return (result.Session, offset);
+    }
+
+    /// <summary>
+    /// Connection state recovery, second step: rooms back, the socket registered while it buffers live
+    /// broadcasts, then the missed packets read and written before those (each exactly once).
+    /// </summary>
+    private async ValueTask JoinRecoveredAsync(Client client, Socket socket, Adapters.PersistedSession session, string offset)
+    {
+        Adapter.AddAll(socket.Id, session.Rooms);
+        socket.BeginRecovery();
+        _sockets[socket.Id] = socket;
+        client.Add(socket);
+        IReadOnlyList<Protocol.EncodedPacket>? missed;
+        try
+        {
+            missed = await Adapter.MissedPacketsAsync(offset, session.Rooms);
+        }
+        catch (Exception ex)
+        {
+            Server.LogHandlerFailure(ex, "missed packets", Name);
+            missed = null;
+        }
+
+        var recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId());
+        Server.OnRecoveryAttempt(Name, recovered ? Adapters.RecoveryOutcome.Recovered : Adapters.RecoveryOutcome.TooLate);
     }
 
     /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>
