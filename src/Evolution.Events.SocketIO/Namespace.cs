@@ -37,6 +37,12 @@ public class Namespace
 
     public int SocketCount => _sockets.Count;
 
+    /// <summary>
+    /// True while a broadcast here may reach someone: a socket is connected, or (connection state recovery)
+    /// a session of a socket that dropped is kept and would get the broadcast when it recovers.
+    /// </summary>
+    public bool HasSocketsOrSessions => !_sockets.IsEmpty || Server.RecoveryStore?.HasSessions(Name) == true;
+
     public virtual Namespace Use(SocketMiddleware middleware)
     {
         lock (_sockets)
@@ -199,11 +205,8 @@ public class Namespace
     /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>
     internal int PendingConnects { get; set; }
 
-    internal void Remove(Socket socket)
-    {
-        _sockets.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
-        Server.RemoveIfEmptyChild(this);
-    }
+    /// <summary>Forgets the socket; the caller then lets an emptied child go (<see cref="SocketIOServer.RemoveIfEmptyChild"/>).</summary>
+    internal void Remove(Socket socket) => _sockets.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
 
     private async ValueTask<ConnectError?> RunMiddlewaresAsync(Socket socket)
     {

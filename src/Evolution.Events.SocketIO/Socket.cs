@@ -297,6 +297,9 @@ public sealed class Socket
             Persist(session);
         }
 
+        // after the session is kept: an emptied child namespace stays while a session may come back to it
+        Namespace.Server.RemoveIfEmptyChild(Namespace);
+
         try
         {
             Disconnected?.Invoke(this, reason);

@@ -25,7 +25,7 @@ public sealed partial class SocketIOServer
         loggerFactory ??= NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger<SocketIOServer>();
         AdapterFactory = adapterFactory ?? new InMemoryAdapterFactory();
-        RecoveryStore = options.ConnectionStateRecovery is { } recovery ? new RecoveryStore(recovery) : null;
+        RecoveryStore = options.ConnectionStateRecovery is { } recovery ? new RecoveryStore(recovery, OnSessionsExpired) : null;
         Recovery = new ConnectionStateRecoveryStatistics(RecoveryStore);
         Engine = new EngineIOServer(options.Engine, loggerFactory.CreateLogger<EngineIOServer>())
         {
@@ -169,7 +169,11 @@ public sealed partial class SocketIOServer
         RemoveIfEmptyChild(nsp);
     }
 
-    /// <summary>Drops a dynamic child namespace with no socket and no connect under way (when so configured).</summary>
+    /// <summary>
+    /// Drops a dynamic child namespace with no socket, no connect under way and (with connection state
+    /// recovery) no session kept that may come back to it, when so configured: while a session is kept, the
+    /// namespace stays so that what is broadcast to it meanwhile is kept for that session.
+    /// </summary>
     internal void RemoveIfEmptyChild(Namespace nsp)
     {
         if (nsp.Parent is null || !Options.CleanupEmptyChildNamespaces)
@@ -179,11 +183,20 @@ public sealed partial class SocketIOServer
 
         lock (_childLock)
         {
-            if (nsp.SocketCount == 0 && nsp.PendingConnects == 0
+            if (nsp.SocketCount == 0 && nsp.PendingConnects == 0 && RecoveryStore?.HasSessions(nsp.Name) != true
                 && _namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
             {
                 nsp.Parent.RemoveChild(nsp);
             }
+        }
+    }
+
+    /// <summary>The last kept session of a namespace expired: the namespace may go now if it is an empty child.</summary>
+    private void OnSessionsExpired(string name)
+    {
+        if (_namespaces.TryGetValue(name, out var nsp))
+        {
+            RemoveIfEmptyChild(nsp);
         }
     }
 

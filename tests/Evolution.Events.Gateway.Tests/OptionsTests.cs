@@ -30,6 +30,7 @@ public class OptionsTests
         Assert.Equal(0, options.ConnectRatePerMinute);
         Assert.Equal(10_485_760, options.WebhookMaxBody);
         Assert.Empty(options.TrustedProxies);
+        Assert.Equal(120, options.RecoverySeconds);
     }
 
     [Fact]
@@ -40,7 +41,7 @@ public class OptionsTests
             ("CORS_ORIGIN", "https://a.example, http://b.example:3000"), ("DATABASE_PATH", "/tmp/x/y.db"),
             ("LOG_LEVEL", "debug"), ("INBOUND_WEBHOOK_URL", "http://127.0.0.1:9/in"),
             ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
-            ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"));
+            ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"), ("WEBSOCKET_RECOVERY_SECONDS", "0"));
         Assert.Equal(9000, options.Port);
         Assert.Equal("https://gw.example.com", options.ServerUrl);
         Assert.False(options.WebSocketEnabled);
@@ -56,6 +57,7 @@ public class OptionsTests
         Assert.Equal(7, options.ConnectRatePerMinute);
         Assert.Equal(2048, options.WebhookMaxBody);
         Assert.Equal(2, options.TrustedProxies.Count);
+        Assert.Equal(0, options.RecoverySeconds);
     }
 
     [Theory]
@@ -72,6 +74,9 @@ public class OptionsTests
     [InlineData("WEBSOCKET_CONNECT_RATE", "fast")]
     [InlineData("WEBHOOK_MAX_BODY", "1e6")]
     [InlineData("TRUSTED_PROXIES", "proxy.local")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "-1")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "86401")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "2m")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
     {
         var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));

@@ -289,26 +289,25 @@ public sealed class RecoveryTests
     }
 
     [Fact]
-    public async Task The_store_outlives_an_emptied_dynamic_child_namespace()
+    public async Task A_dynamic_child_emptied_by_a_drop_stays_while_the_session_is_kept_then_goes()
     {
-        await using var server = await StartAsync();
+        await using var server = await StartAsync(o => o.MaxDisconnectionDuration = TimeSpan.FromSeconds(3));
         var parent = server.Io.Of(name => name.StartsWith("/rdyn-", StringComparison.Ordinal));
         const string name = "/rdyn-a";
         await using var a = await WsSocketIOClient.OpenAsync(server.BaseUri);
         var (_, connectA) = await a.ConnectAsync(name);
         var (sid, pid) = ((string)connectA["sid"]!, (string)connectA["pid"]!);
-        await using var b = await WsSocketIOClient.OpenAsync(server.BaseUri);
-        await b.ConnectAsync(name);
         parent.Emit("n", 1);
         var offset = (string)(await a.NextEventAsync(name))[2]!;
-        await b.NextEventAsync(name);
 
+        // its only client dropped: the child stays (empty) while the session is kept, and a broadcast through
+        // the parent still reaches it and is kept for the session
         a.Drop();
         await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
-        parent.Emit("n", 2); // b keeps the namespace alive for this one
-        await b.NextEventAsync(name);
-        await b.SendAsync("1" + name + ",");
-        await WaitUntilAsync(() => !server.Io.TryGetNamespace(name, out _));
+        Assert.True(server.Io.TryGetNamespace(name, out var emptied));
+        Assert.Equal(0, emptied.SocketCount);
+        Assert.True(emptied.HasSocketsOrSessions);
+        parent.Emit("n", 2);
 
         await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
         var (ok, connect) = await back.ConnectAsync(name, new JsonObject { ["pid"] = pid, ["offset"] = offset });
@@ -316,6 +315,46 @@ public sealed class RecoveryTests
         Assert.Equal(sid, (string?)connect["sid"]);
         Assert.Equal(2, (int)(await back.NextEventAsync(name))[1]!);
         Assert.True(server.Io.Of(name).SocketsById[sid].Recovered);
+
+        // dropped again and never back: once the session expired, the sweep lets the empty child go
+        back.Drop();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        Assert.True(server.Io.TryGetNamespace(name, out _));
+        await WaitUntilAsync(() => !server.Io.TryGetNamespace(name, out _));
+        Assert.Equal(0, server.Io.Recovery.Sessions);
+    }
+
+    [Fact]
+    public async Task The_store_is_kept_by_namespace_name_across_namespace_objects()
+    {
+        // the kept packets belong to the name, not to the Namespace object: a child made again after it was
+        // dropped (no session kept then) continues the same log, and offsets keep increasing
+        await using var server = await StartAsync();
+        var parent = server.Io.Of(name => name.StartsWith("/rdyn-", StringComparison.Ordinal));
+        const string name = "/rdyn-b";
+        await using (var first = await WsSocketIOClient.OpenAsync(server.BaseUri))
+        {
+            await first.ConnectAsync(name);
+            parent.Emit("n", 1);
+            await first.NextEventAsync(name);
+            await first.SendAsync("1" + name + ","); // deliberate leave: no session
+            await WaitUntilAsync(() => !server.Io.TryGetNamespace(name, out _));
+        }
+
+        Assert.Equal(1, server.Io.Recovery.Packets);
+        await using var second = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, connect) = await second.ConnectAsync(name);
+        parent.Emit("n", 2);
+        var offset = (string)(await second.NextEventAsync(name))[2]!;
+        Assert.Equal(2, server.Io.Recovery.Packets);
+
+        second.Drop();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        parent.Emit("n", 3);
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, again) = await back.ConnectAsync(name, new JsonObject { ["pid"] = (string)connect["pid"]!, ["offset"] = offset });
+        Assert.Equal((string?)connect["sid"], (string?)again["sid"]);
+        Assert.Equal(3, (int)(await back.NextEventAsync(name))[1]!);
     }
 
     [Fact]

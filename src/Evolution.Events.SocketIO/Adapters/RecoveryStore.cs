@@ -15,6 +15,7 @@ namespace Evolution.Events.SocketIO.Adapters;
 internal sealed class RecoveryStore : IDisposable
 {
     private readonly ConnectionStateRecoveryOptions _options;
+    private readonly Action<string> _sessionsExpired;
     private readonly ConcurrentDictionary<string, NamespaceLog> _logs = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
     private readonly long _maxAgeMs;
@@ -23,8 +24,9 @@ internal sealed class RecoveryStore : IDisposable
     private long _bytes;
     private long _sessions;
 
-    public RecoveryStore(ConnectionStateRecoveryOptions options)
+    public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired)
     {
+        _sessionsExpired = sessionsExpired;
         if (options.MaxDisconnectionDuration <= TimeSpan.Zero || options.MaxPacketsPerNamespace < 1 || options.MaxBytesPerNamespace < 1)
         {
             throw new ArgumentException(
@@ -102,6 +104,9 @@ internal sealed class RecoveryStore : IDisposable
                     log.Sessions[session.Pid] = new KeptSession(session, Now);
                 }
 
+                log.SessionsChanged();
+                log.ReportWhenNoSessions = true;
+
                 return;
             }
         }
@@ -121,6 +126,7 @@ internal sealed class RecoveryStore : IDisposable
                 return SessionRestoreResult.Unknown;
             }
 
+            log.SessionsChanged();
             Interlocked.Decrement(ref _sessions);
             var now = Now;
             EvictExpired(log, now);
@@ -169,6 +175,12 @@ internal sealed class RecoveryStore : IDisposable
     }
 
     public void Dispose() => _sweeper.Dispose();
+
+    /// <summary>
+    /// Whether sessions of this namespace are kept (expired ones until the sweep drops them). Lock-free: it is
+    /// asked under the server's namespace lock, which a broadcast holding this store's lock may need.
+    /// </summary>
+    public bool HasSessions(string nsp) => _logs.TryGetValue(nsp, out var log) && Volatile.Read(ref log.SessionCount) > 0;
 
     /// <summary>
     /// A new log counts every offset issued so far as dropped: a log is only removed once empty, and what it
@@ -226,6 +238,8 @@ internal sealed class RecoveryStore : IDisposable
             log.Sessions.Remove(pid);
             Interlocked.Decrement(ref _sessions);
         }
+
+        log.SessionsChanged();
     }
 
     private void Evict(NamespaceLog log)
@@ -241,6 +255,7 @@ internal sealed class RecoveryStore : IDisposable
     private void Sweep()
     {
         var now = Now;
+        List<string>? expiredIn = null;
         foreach (var (name, log) in _logs)
         {
             lock (log)
@@ -251,12 +266,23 @@ internal sealed class RecoveryStore : IDisposable
                 }
 
                 EvictExpired(log, now);
+                if (log.ReportWhenNoSessions && log.Sessions.Count == 0)
+                {
+                    log.ReportWhenNoSessions = false;
+                    (expiredIn ??= []).Add(name);
+                }
+
                 if (log.Packets.Count == 0 && log.Sessions.Count == 0)
                 {
                     log.Removed = true;
                     _logs.TryRemove(new KeyValuePair<string, NamespaceLog>(name, log));
                 }
             }
+        }
+
+        foreach (var name in expiredIn ?? [])
+        {
+            _sessionsExpired(name);
         }
     }
 
@@ -272,6 +298,14 @@ internal sealed class RecoveryStore : IDisposable
         public long EvictedUpTo { get; set; }
 
         public bool Removed { get; set; }
+
+        /// <summary>Sessions were kept here since the last report of "no session left" to the server.</summary>
+        public bool ReportWhenNoSessions { get; set; }
+
+        /// <summary><see cref="Sessions"/>' count, readable without the lock.</summary>
+        public int SessionCount;
+
+        public void SessionsChanged() => Volatile.Write(ref SessionCount, Sessions.Count);
     }
 
     private readonly record struct KeptPacket(long Offset, EncodedPacket Packet, BroadcastOptions Options, long At, long Size);
