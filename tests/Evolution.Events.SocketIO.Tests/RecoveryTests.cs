@@ -11,7 +11,7 @@ namespace Evolution.Events.SocketIO.Tests;
 /// is not (unknown pid, too late, evicted, refused, deliberate disconnects), and the store outliving an
 /// emptied dynamic namespace.
 /// </summary>
-public sealed class RecoveryTests
+public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string Nsp = "/rec";
 
@@ -224,6 +224,31 @@ public sealed class RecoveryTests
 
         Assert.InRange(server.Io.Recovery.Bytes, 9 * 1000, 10_000);
         Assert.Equal(9, server.Io.Recovery.Packets);
+    }
+
+    [Fact]
+    public async Task Ten_thousand_kept_one_kilobyte_packets_cost_about_their_bytes()
+    {
+        await using var server = await StartAsync();
+        var nsp = server.Io.Of(Nsp);
+        var payload = new string('x', 1000);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        for (var n = 0; n < 10_000; n++)
+        {
+            nsp.Emit("n", n, payload);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var growth = GC.GetTotalMemory(forceFullCollection: true) - before;
+        var bytes = server.Io.Recovery.Bytes;
+        output.WriteLine($"10,000 kept packets: {bytes} packet bytes, managed heap +{growth} bytes ({growth / 10_000.0:F0} per packet)");
+        Assert.Equal(10_000, server.Io.Recovery.Packets);
+        Assert.InRange(bytes, 10_000L * 1000, 10_000L * 1100);
+        // the packet bytes plus a small per-packet overhead (other tests run alongside: a loose upper bound)
+        Assert.True(growth < 3 * bytes, $"heap grew {growth} bytes for {bytes} kept bytes");
     }
 
     [Fact]
