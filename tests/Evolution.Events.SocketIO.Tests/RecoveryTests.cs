@@ -130,6 +130,37 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_connect_answer_comes_before_any_broadcast_while_broadcasts_flow()
+    {
+        // CONNECT is written before the socket is marked connected: a concurrent broadcast cannot overtake it
+        await using var server = await StartAsync();
+        var nsp = server.Io.Of(Nsp);
+        using var stop = new CancellationTokenSource();
+        var flood = Task.Run(() =>
+        {
+            for (var n = 0; n < 2_000_000 && !stop.IsCancellationRequested; n++)
+            {
+                nsp.Emit("n", n);
+            }
+        });
+        try
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await using var client = await WsSocketIOClient.OpenAsync(server.BaseUri);
+                await client.SendAsync("0" + Nsp + ",{}");
+                var first = await client.NextAsync();
+                Assert.StartsWith("0" + Nsp + ",", first);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await flood;
+        }
+    }
+
+    [Fact]
     public async Task Recovery_is_off_by_default_no_pid_no_offset()
     {
         await using var server = await TestServer.StartAsync();
