@@ -119,6 +119,12 @@ public class Namespace
 
         if (!client.IsOpen)
         {
+            if (session is not null)
+            {
+                // the connection went while the middlewares ran: the claimed session stays for the next attempt
+                await Adapter.PersistSessionAsync(session);
+            }
+
             return;
         }
 
