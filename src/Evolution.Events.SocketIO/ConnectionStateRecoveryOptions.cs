@@ -31,4 +31,11 @@ public sealed class ConnectionStateRecoveryOptions
     /// oldest are dropped. Default 16 MiB.
     /// </summary>
     public long MaxBytesPerNamespace { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Bytes of broadcast packets kept over all namespaces at most. Past it, a namespace's new packet first
+    /// displaces that namespace's oldest ones; one that would still not fit is delivered but not kept (its
+    /// clients then get a fresh session if they drop before it). Default 256 MiB.
+    /// </summary>
+    public long MaxBytesTotal { get; set; } = 256L * 1024 * 1024;
 }

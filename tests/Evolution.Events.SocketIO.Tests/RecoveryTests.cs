@@ -283,6 +283,41 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_total_byte_bound_holds_over_all_namespaces()
+    {
+        await using var server = await StartAsync(o => o.MaxBytesTotal = 20_000);
+        var payload = new string('x', 1000);
+        for (var n = 0; n < 30; n++)
+        {
+            server.Io.Of("/t1").Emit("n", n, payload);
+            server.Io.Of("/t2").Emit("n", n, payload);
+        }
+
+        Assert.InRange(server.Io.Recovery.Bytes, 15_000, 20_000);
+        server.Io.Of("/t1").Emit("n", 50, payload); // /t1 makes room by displacing its own oldest: still kept
+        Assert.InRange(server.Io.Recovery.Bytes, 15_000, 20_000);
+
+        // /t1 and /t2 fill the whole store: a new /t3 packet, with nothing of /t3 to displace, is delivered but not
+        // kept, and a /t3 client that dropped before such a packet gets a fresh session, never a silent gap
+        await using var client = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        server.Io.Of("/t3");
+        var (ok, connect) = await client.ConnectAsync("/t3");
+        Assert.True(ok);
+
+        server.Io.Of("/t3").Emit("n", 100, payload);
+        var offset = (string)(await client.NextEventAsync("/t3"))[3]!;
+        client.Drop();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        server.Io.Of("/t3").Emit("n", 101, payload);
+        Assert.True(server.Io.Recovery.Bytes <= 20_000);
+
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, again) = await back.ConnectAsync("/t3", new JsonObject { ["pid"] = (string)connect["pid"]!, ["offset"] = offset });
+        Assert.NotEqual((string?)connect["sid"], (string?)again["sid"]);
+        Assert.Equal(1, server.Io.Recovery.TooLate);
+    }
+
+    [Fact]
     public async Task A_middleware_refusal_restores_nothing_unless_middlewares_are_skipped()
     {
         await using var server = await StartAsync();

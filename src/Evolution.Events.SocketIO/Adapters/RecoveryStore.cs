@@ -27,10 +27,11 @@ internal sealed class RecoveryStore : IDisposable
     public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired)
     {
         _sessionsExpired = sessionsExpired;
-        if (options.MaxDisconnectionDuration <= TimeSpan.Zero || options.MaxPacketsPerNamespace < 1 || options.MaxBytesPerNamespace < 1)
+        if (options.MaxDisconnectionDuration <= TimeSpan.Zero || options.MaxPacketsPerNamespace < 1 || options.MaxBytesPerNamespace < 1
+            || options.MaxBytesTotal < 1)
         {
             throw new ArgumentException(
-                "ConnectionStateRecovery: MaxDisconnectionDuration, MaxPacketsPerNamespace and MaxBytesPerNamespace must be positive");
+                "ConnectionStateRecovery: MaxDisconnectionDuration, MaxPacketsPerNamespace, MaxBytesPerNamespace and MaxBytesTotal must be positive");
         }
 
         _options = options;
@@ -72,7 +73,8 @@ internal sealed class RecoveryStore : IDisposable
                 log.Bytes += size;
                 Interlocked.Increment(ref _packets);
                 Interlocked.Add(ref _bytes, size);
-                while (log.Packets.Count > _options.MaxPacketsPerNamespace || log.Bytes > _options.MaxBytesPerNamespace)
+                while (log.Packets.Count > _options.MaxPacketsPerNamespace || log.Bytes > _options.MaxBytesPerNamespace
+                    || (Interlocked.Read(ref _bytes) > _options.MaxBytesTotal && log.Packets.Count > 0))
                 {
                     Evict(log);
                 }
