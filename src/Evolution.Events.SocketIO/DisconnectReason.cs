@@ -16,6 +16,13 @@ public static class DisconnectReason
     public const string ForcedServerClose = "forced server close";
     public const string SlowConsumer = "slow consumer";
 
+    /// <summary>
+    /// The reasons after which connection state recovery keeps the session (socket.io's
+    /// <c>RECOVERABLE_DISCONNECT_REASONS</c>): never after a client or server namespace disconnect.
+    /// </summary>
+    public static bool IsRecoverable(string reason) => reason is TransportError or TransportClose or ForcedClose
+        or PingTimeout or ServerShuttingDown or ForcedServerClose;
+
     public static string From(EngineCloseReason reason) => reason switch
     {
         EngineCloseReason.TransportClose => TransportClose,

@@ -38,6 +38,12 @@ public class Namespace
 
     public int SocketCount => _sockets.Count;
 
+    /// <summary>
+    /// True while a broadcast here may reach someone: a socket is connected, or (connection state recovery)
+    /// a session of a socket that dropped is kept and would get the broadcast when it recovers.
+    /// </summary>
+    public bool HasSocketsOrSessions => !_sockets.IsEmpty || Server.RecoveryStore?.HasSessions(Name) == true;
+
     public virtual Namespace Use(SocketMiddleware middleware)
     {
         lock (_sockets)
@@ -113,10 +119,17 @@ public class Namespace
 
     private async ValueTask JoinAsync(Client client, JsonObject auth)
     {
-        var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth));
-        var refusal = await RunMiddlewaresAsync(socket);
+        var recovery = Server.Options.ConnectionStateRecovery;
+        var (session, offset) = recovery is null ? default : await RestoreAsync(auth);
+        var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth), session, withPid: recovery is not null);
+        var refusal = session is not null && recovery!.SkipMiddlewares ? null : await RunMiddlewaresAsync(socket);
         if (refusal is not null)
         {
+            if (session is not null)
+            {
+                Server.OnRecoveryAttempt(Name, Adapters.RecoveryOutcome.Refused);
+            }
+
             Server.OnRefused(Name, refusal.Message, socket.Handshake.Address);
             client.Write(Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
             return;
@@ -124,12 +137,26 @@ public class Namespace
 
         if (!client.IsOpen)
         {
+            if (session is not null)
+            {
+                // the connection went while the middlewares ran: the claimed session stays for the next attempt
+                await Adapter.PersistSessionAsync(session);
+            }
+
             return;
         }
 
-        _sockets[socket.Id] = socket;
-        client.Add(socket);
-        Join(socket);
+        if (session is not null)
+        {
+            await JoinRecoveredAsync(client, socket, session, offset!);
+        }
+        else
+        {
+            _sockets[socket.Id] = socket;
+            client.Add(socket);
+            Join(socket);
+        }
+
         if (!client.IsOpen)
         {
             // the connection closed while the socket joined: its close went by without this socket
@@ -189,14 +216,69 @@ public class Namespace
         }
     }
 
+    /// <summary>
+    /// Connection state recovery, first step: a CONNECT with string <c>pid</c> and <c>offset</c> claims the
+    /// session kept under that pid. Outcomes other than recovered are counted here; recovered is counted
+    /// once the missed packets were read (<see cref="JoinRecoveredAsync"/>).
+    /// </summary>
+    private async ValueTask<(Adapters.PersistedSession? Session, string? Offset)> RestoreAsync(JsonObject auth)
+    {
+        if (auth["pid"] is not JsonValue pidValue || !pidValue.TryGetValue<string>(out var pid)
+            || auth["offset"] is not JsonValue offsetValue || !offsetValue.TryGetValue<string>(out var offset))
+        {
+            return default;
+        }
+
+        Adapters.SessionRestoreResult result;
+        try
+        {
+            result = await Adapter.RestoreSessionAsync(pid, offset);
+        }
+        catch (Exception ex)
+        {
+            Server.LogHandlerFailure(ex, "restore session", Name);
+            result = Adapters.SessionRestoreResult.TooLate;
+        }
+
+        if (result.Session is null)
+        {
+            Server.OnRecoveryAttempt(Name, result.Outcome == Adapters.RecoveryOutcome.Recovered ? Adapters.RecoveryOutcome.TooLate : result.Outcome);
+            return default;
+        }
+
+        return (result.Session, offset);
+    }
+
+    /// <summary>
+    /// Connection state recovery, second step: rooms back, the socket registered while it buffers live
+    /// broadcasts, then the missed packets read and written before those (each exactly once).
+    /// </summary>
+    private async ValueTask JoinRecoveredAsync(Client client, Socket socket, Adapters.PersistedSession session, string offset)
+    {
+        Adapter.AddAll(socket.Id, session.Rooms);
+        socket.BeginRecovery();
+        _sockets[socket.Id] = socket;
+        client.Add(socket);
+        IReadOnlyList<Protocol.EncodedPacket>? missed;
+        try
+        {
+            missed = await Adapter.MissedPacketsAsync(offset, session.Rooms);
+        }
+        catch (Exception ex)
+        {
+            Server.LogHandlerFailure(ex, "missed packets", Name);
+            missed = null;
+        }
+
+        var recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId());
+        Server.OnRecoveryAttempt(Name, recovered ? Adapters.RecoveryOutcome.Recovered : Adapters.RecoveryOutcome.TooLate);
+    }
+
     /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>
     internal int PendingConnects { get; set; }
 
-    internal void Remove(Socket socket)
-    {
-        _sockets.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
-        Server.RemoveIfEmptyChild(this);
-    }
+    /// <summary>Forgets the socket; the caller then lets an emptied child go (<see cref="SocketIOServer.RemoveIfEmptyChild"/>).</summary>
+    internal void Remove(Socket socket) => _sockets.TryRemove(new KeyValuePair<string, Socket>(socket.Id, socket));
 
     private async ValueTask<ConnectError?> RunMiddlewaresAsync(Socket socket)
     {
@@ -337,5 +419,6 @@ public sealed class ParentNamespace
 /// to <paramref name="socket"/> after <c>join()</c> returns follow the CONNECT and precede any broadcast the
 /// application serializes with the interceptor (e.g. by emitting under the same lock): that broadcast either
 /// ran before <c>join()</c> (and did not reach this socket) or runs after the interceptor returns.
+/// Not called for a socket restored by connection state recovery: that one gets the packets it missed instead.
 /// </summary>
 public delegate void JoinInterceptor(Socket socket, Action join);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Protocol;
 
 namespace Evolution.Events.SocketIO;
@@ -18,15 +19,42 @@ public sealed class Socket
     private long _nextAckId;
     private int _connected;
 
-    internal Socket(Namespace nsp, Client client, Handshake handshake)
+    // connection state recovery: a recovered socket buffers live broadcasts while its missed packets are read
+    private const int Joining = 2;
+    private const int MaxJoinBuffer = 10_000;
+    private List<EncodedPacket>? _joinBuffer;
+    private bool _joinBufferOverflow;
+
+    internal Socket(Namespace nsp, Client client, Handshake handshake, PersistedSession? session = null, bool withPid = false)
     {
         Namespace = nsp;
         Client = client;
         Handshake = handshake;
-        Id = EngineIO.EngineIOServer.NewId();
+        if (session is null)
+        {
+            Id = EngineIO.EngineIOServer.NewId();
+            Pid = withPid ? EngineIO.EngineIOServer.NewId() : null;
+        }
+        else
+        {
+            Id = session.Sid;
+            Pid = session.Pid;
+            _data = session.Data;
+            Recovered = true;
+        }
     }
 
     public string Id { get; }
+
+    /// <summary>
+    /// True when this socket is a recovered session (connection state recovery): same <see cref="Id"/>,
+    /// rooms and <see cref="Data"/> as before the disconnection, and every missed broadcast was replayed.
+    /// Set before the middlewares run; false again if the missed packets turned out to be gone.
+    /// </summary>
+    public bool Recovered { get; private set; }
+
+    /// <summary>The private session id (connection state recovery), secret between this client and the server.</summary>
+    internal string? Pid { get; private set; }
 
     public Namespace Namespace { get; }
 
@@ -131,14 +159,90 @@ public sealed class Socket
 
     internal void MarkConnected()
     {
-        Volatile.Write(ref _connected, 1);
-        Client.Write(SocketPacketEncoder.Connect(Namespace.Name, Id));
+        // CONNECT first, then connected: no broadcast can be queued ahead of the CONNECT packet
+        Client.Write(SocketPacketEncoder.Connect(Namespace.Name, Id, Pid));
+        Interlocked.CompareExchange(ref _connected, 1, 0);
+    }
+
+    /// <summary>Recovery: from now until <see cref="CompleteRecovery"/>, broadcasts are buffered, not written.</summary>
+    internal void BeginRecovery() => Volatile.Write(ref _connected, Joining);
+
+    /// <summary>
+    /// Recovery: writes CONNECT, the missed packets, then the buffered live broadcasts that were not among
+    /// them (same offset), and marks the socket connected, under the buffer's lock so no live broadcast
+    /// overtakes them. <paramref name="missed"/> null: the missed packets are gone, so the client gets a new
+    /// pid (it sees <c>recovered === false</c>) and only live broadcasts. Returns false when it did not recover.
+    /// </summary>
+    internal bool CompleteRecovery(IReadOnlyList<EncodedPacket>? missed, string newPid)
+    {
+        lock (this)
+        {
+            if (missed is null || _joinBufferOverflow)
+            {
+                Recovered = false;
+                Pid = newPid;
+            }
+
+            Client.Write(SocketPacketEncoder.Connect(Namespace.Name, Id, Pid));
+            HashSet<string>? replayed = null;
+            if (Recovered)
+            {
+                replayed = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var packet in missed!)
+                {
+                    Client.Write(packet);
+                    if (packet.Offset is { } offset)
+                    {
+                        replayed.Add(offset);
+                    }
+                }
+            }
+
+            foreach (var packet in _joinBuffer ?? [])
+            {
+                if (replayed is null || packet.Offset is not { } offset || !replayed.Contains(offset))
+                {
+                    Client.Write(packet);
+                }
+            }
+
+            _joinBuffer = null;
+            Interlocked.CompareExchange(ref _connected, 1, Joining);
+            return Recovered;
+        }
     }
 
     /// <summary>Delivers a broadcast packet (already encoded). Never waits.</summary>
     internal void Deliver(EncodedPacket packet, bool isVolatile)
     {
-        if (Connected)
+        var state = Volatile.Read(ref _connected);
+        if (state == Joining)
+        {
+            lock (this)
+            {
+                if (Volatile.Read(ref _connected) == Joining)
+                {
+                    if (!isVolatile)
+                    {
+                        _joinBuffer ??= [];
+                        if (_joinBuffer.Count < MaxJoinBuffer)
+                        {
+                            _joinBuffer.Add(packet);
+                        }
+                        else
+                        {
+                            _joinBufferOverflow = true;
+                        }
+                    }
+
+                    return;
+                }
+            }
+
+            state = Volatile.Read(ref _connected);
+        }
+
+        if (state == 1)
         {
             Client.Write(packet, isVolatile);
         }
@@ -179,10 +283,23 @@ public sealed class Socket
             pending.TrySetException(new InvalidOperationException($"socket disconnected ({reason})"));
         }
 
+        // recovery: the rooms are read before they are left; the session is kept once this socket is gone
+        PersistedSession? session = Pid is { } pid && Namespace.Server.Options.ConnectionStateRecovery is not null
+            && DisconnectReason.IsRecoverable(reason)
+            ? new PersistedSession(Id, pid, [.. Namespace.Adapter.SocketRooms(Id)], _data)
+            : null;
         Namespace.Adapter.DelAll(Id);
         Namespace.Remove(this);
         Client.Remove(this);
         Namespace.Server.LogDisconnected(Id, Namespace.Name, reason);
+        if (session is not null)
+        {
+            Persist(session);
+        }
+
+        // after the session is kept: an emptied child namespace stays while a session may come back to it
+        Namespace.Server.RemoveIfEmptyChild(Namespace);
+
         try
         {
             Disconnected?.Invoke(this, reason);
@@ -190,6 +307,22 @@ public sealed class Socket
         catch (Exception ex)
         {
             Namespace.Server.LogHandlerFailure(ex, "disconnect", Id);
+        }
+    }
+
+    private void Persist(PersistedSession session)
+    {
+        try
+        {
+            var task = Namespace.Adapter.PersistSessionAsync(session);
+            if (!task.IsCompletedSuccessfully)
+            {
+                _ = ObserveAsync(task, "persist session");
+            }
+        }
+        catch (Exception ex)
+        {
+            Namespace.Server.LogHandlerFailure(ex, "persist session", Id);
         }
     }
 

@@ -16,6 +16,9 @@ public sealed class SocketIOOptions
 
     public int MaxAttachments { get; set; } = 64;
 
+    /// <summary>Connection state recovery; null (the default) turns it off, as in socket.io.</summary>
+    public ConnectionStateRecoveryOptions? ConnectionStateRecovery { get; set; }
+
     internal SocketPacketLimits PacketLimits => _limits ??= new SocketPacketLimits(MaxAttachments);
 
     private SocketPacketLimits? _limits;

@@ -21,4 +21,7 @@ public sealed partial class SocketIOServer
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Socket.IO {Handler} handler failed for {SocketId}")]
     internal partial void LogHandlerFailure(Exception exception, string handler, string socketId);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "Connection state recovery on {Namespace}: {Outcome}")]
+    internal partial void LogRecovery(string @namespace, Adapters.RecoveryOutcome outcome);
 }

@@ -25,6 +25,8 @@ public sealed partial class SocketIOServer
         loggerFactory ??= NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger<SocketIOServer>();
         AdapterFactory = adapterFactory ?? new InMemoryAdapterFactory();
+        RecoveryStore = options.ConnectionStateRecovery is { } recovery ? new RecoveryStore(recovery, OnSessionsExpired) : null;
+        Recovery = new ConnectionStateRecoveryStatistics(RecoveryStore);
         Engine = new EngineIOServer(options.Engine, loggerFactory.CreateLogger<EngineIOServer>())
         {
             OnConnection = connection => new Client(this, connection),
@@ -43,6 +45,18 @@ public sealed partial class SocketIOServer
     /// <see cref="ConnectError"/>), with the namespace and the refusal message. Handlers must not block.
     /// </summary>
     public event Action<string, string>? ConnectionRefused;
+
+    /// <summary>
+    /// Raised for every recovery attempt (a CONNECT with <c>pid</c> and <c>offset</c> while connection state
+    /// recovery is on), with the namespace and the outcome. Handlers must not block.
+    /// </summary>
+    public event Action<string, RecoveryOutcome>? RecoveryAttempted;
+
+    /// <summary>Connection state recovery figures: attempts by outcome, and the in-memory store's size.</summary>
+    public ConnectionStateRecoveryStatistics Recovery { get; }
+
+    /// <summary>The in-memory recovery store (server level: it outlives dropped namespaces); null while recovery is off.</summary>
+    internal RecoveryStore? RecoveryStore { get; }
 
     /// <summary>The main namespace <c>/</c>.</summary>
     public Namespace Sockets => _namespaces[Protocol.SocketPacket.MainNamespace];
@@ -76,7 +90,25 @@ public sealed partial class SocketIOServer
     public Task HandleRequestAsync(HttpContext context) => Engine.HandleRequestAsync(context);
 
     /// <summary>Closes every connection (e.g. at shutdown).</summary>
-    public void Close() => Engine.CloseAll();
+    public void Close()
+    {
+        Engine.CloseAll();
+        RecoveryStore?.Dispose();
+    }
+
+    internal void OnRecoveryAttempt(string nsp, RecoveryOutcome outcome)
+    {
+        Recovery.Add(outcome);
+        LogRecovery(nsp, outcome);
+        try
+        {
+            RecoveryAttempted?.Invoke(nsp, outcome);
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, "recovery", nsp);
+        }
+    }
 
     internal void OnRefused(string nsp, string reason, string? remote)
     {
@@ -137,7 +169,11 @@ public sealed partial class SocketIOServer
         RemoveIfEmptyChild(nsp);
     }
 
-    /// <summary>Drops a dynamic child namespace with no socket and no connect under way (when so configured).</summary>
+    /// <summary>
+    /// Drops a dynamic child namespace with no socket, no connect under way and (with connection state
+    /// recovery) no session kept that may come back to it, when so configured: while a session is kept, the
+    /// namespace stays so that what is broadcast to it meanwhile is kept for that session.
+    /// </summary>
     internal void RemoveIfEmptyChild(Namespace nsp)
     {
         if (nsp.Parent is null || !Options.CleanupEmptyChildNamespaces)
@@ -147,11 +183,20 @@ public sealed partial class SocketIOServer
 
         lock (_childLock)
         {
-            if (nsp.SocketCount == 0 && nsp.PendingConnects == 0
+            if (nsp.SocketCount == 0 && nsp.PendingConnects == 0 && RecoveryStore?.HasSessions(nsp.Name) != true
                 && _namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
             {
                 nsp.Parent.RemoveChild(nsp);
             }
+        }
+    }
+
+    /// <summary>The last kept session of a namespace expired: the namespace may go now if it is an empty child.</summary>
+    private void OnSessionsExpired(string name)
+    {
+        if (_namespaces.TryGetValue(name, out var nsp))
+        {
+            RemoveIfEmptyChild(nsp);
         }
     }
 

@@ -31,6 +31,7 @@ public class OptionsTests
         Assert.Equal(10_485_760, options.WebhookMaxBody);
         Assert.Empty(options.TrustedProxies);
         Assert.True(options.WebSocketReplayLastState);
+        Assert.Equal(120, options.RecoverySeconds);
     }
 
     [Fact]
@@ -42,7 +43,7 @@ public class OptionsTests
             ("LOG_LEVEL", "debug"), ("INBOUND_WEBHOOK_URL", "http://127.0.0.1:9/in"),
             ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
             ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"),
-            ("WEBSOCKET_REPLAY_LAST_STATE", "off"));
+            ("WEBSOCKET_REPLAY_LAST_STATE", "off"), ("WEBSOCKET_RECOVERY_SECONDS", "0"));
         Assert.Equal(9000, options.Port);
         Assert.Equal("https://gw.example.com", options.ServerUrl);
         Assert.False(options.WebSocketEnabled);
@@ -59,6 +60,7 @@ public class OptionsTests
         Assert.Equal(2048, options.WebhookMaxBody);
         Assert.Equal(2, options.TrustedProxies.Count);
         Assert.False(options.WebSocketReplayLastState);
+        Assert.Equal(0, options.RecoverySeconds);
     }
 
     [Theory]
@@ -76,6 +78,9 @@ public class OptionsTests
     [InlineData("WEBHOOK_MAX_BODY", "1e6")]
     [InlineData("TRUSTED_PROXIES", "proxy.local")]
     [InlineData("WEBSOCKET_REPLAY_LAST_STATE", "sometimes")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "-1")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "86401")]
+    [InlineData("WEBSOCKET_RECOVERY_SECONDS", "2m")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
     {
         var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));

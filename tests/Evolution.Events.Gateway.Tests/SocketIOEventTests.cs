@@ -56,11 +56,16 @@ public class SocketIOEventTests
         var items = Enumerable.Range(0, 30).Select(i =>
             $$"""{"event":"{{forms[i % forms.Length]}}","instance":"sales","data":{"seq":{{i}}},"date_time":"2024-01-01T00:00:00Z","sender":"551199@s.whatsapp.net","apikey":"producer-secret","destination":"https://hook.example"}""");
         await gw.IngestAsync("[" + string.Join(',', items) + "]");
+        long previousOffset = 0;
         for (var i = 0; i < 30; i++)
         {
             var e = await client.NextEventAsync();
             var args = e["args"]!.AsArray();
-            Assert.Single(args);
+            // the envelope, then the connection state recovery offset (recovery is on by default): a string, increasing
+            Assert.Equal(2, args.Count);
+            var offset = long.Parse((string)args[1]!);
+            Assert.True(offset > previousOffset);
+            previousOffset = offset;
             var envelope = args[0]!.AsObject();
             Assert.Equal(EnvelopeKeys, envelope.Select(p => p.Key).Order());
             Assert.Equal(i, (int)envelope["data"]!["seq"]!);

@@ -24,6 +24,15 @@ public static class GatewaySocketIO
         services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
         {
             o.Engine.MaxPayload = options.MaxPayload;
+            if (options.RecoverySeconds > 0)
+            {
+                // the middlewares (authorization) run again on recovery: a key revoked meanwhile does not recover
+                o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions
+                {
+                    MaxDisconnectionDuration = TimeSpan.FromSeconds(options.RecoverySeconds),
+                    SkipMiddlewares = false,
+                };
+            }
             foreach (var origin in options.CorsOrigins)
             {
                 o.Engine.CorsOrigins.Add(origin);

@@ -9,6 +9,8 @@ namespace Evolution.Events.Gateway.Namespaces;
 /// The Socket.IO side of <see cref="LastStateReplay"/>: a join interceptor on the instance namespaces that
 /// joins the socket and emits the instance's last state to it under the instance's lock, so the replay
 /// follows the CONNECT and precedes every live event (the fan-out broadcasts under the same lock).
+/// A socket restored by connection state recovery never reaches it (the library runs no join interceptor
+/// for it): it gets the packets it missed instead, so nothing is replayed twice.
 /// </summary>
 internal static class SocketIOReplay
 {
@@ -18,8 +20,6 @@ internal static class SocketIOReplay
         lock (replay.LockFor(instance))
         {
             join();
-            if (IsRecovered(socket))
-                return;
             var settings = registry.GetSettings(instance);
             foreach (var e in replay.Replay(instance))
             {
@@ -28,11 +28,4 @@ internal static class SocketIOReplay
             }
         }
     };
-
-    /// <summary>
-    /// A socket whose connection state was recovered already got these events: no replay. The seam for
-    /// Socket.IO connection state recovery (return <c>socket.Recovered</c> once the library has it); no
-    /// socket is recovered yet.
-    /// </summary>
-    internal static bool IsRecovered(Socket socket) => false;
 }

@@ -20,14 +20,14 @@ public sealed class SocketIOSink(SocketIOServer io, GatewayOptions options, Gate
         var envelope = new RawJson(gatewayEvent.EnvelopeJson);
         var copies = 0;
         if (io.TryGetNamespace("/" + gatewayEvent.Instance, out var nsp)
-            && nsp.SocketCount > 0
+            && nsp.HasSocketsOrSessions // a dropped socket that may recover gets it too
             && SubscriberFilter.ScopedReceives(gatewayEvent, gatewayEvent.Instance, settings))
         {
             nsp.Emit(gatewayEvent.EventName, envelope);
             copies += nsp.SocketCount;
         }
 
-        if (options.WebSocketGlobalEvents && io.Sockets.SocketCount > 0)
+        if (options.WebSocketGlobalEvents && io.Sockets.HasSocketsOrSessions)
         {
             io.Sockets.Emit(gatewayEvent.EventName, envelope);
             copies += io.Sockets.SocketCount;

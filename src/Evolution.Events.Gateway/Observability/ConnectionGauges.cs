@@ -21,6 +21,9 @@ public sealed class ConnectionGauges
     private readonly Gauge _sessions;
     private readonly Gauge _namespaceSockets;
     private readonly Gauge _plain;
+    private readonly Gauge _recoverySessions;
+    private readonly Gauge _recoveryPackets;
+    private readonly Gauge _recoveryBytes;
     private readonly Lock _lock = new();
     private HashSet<string> _published = new(StringComparer.Ordinal);
     private SocketIOServer? _io;
@@ -34,6 +37,12 @@ public sealed class ConnectionGauges
             $"Connected Socket.IO sockets per namespace: '/', the top {NamespaceLabelCap} instance namespaces, "
             + $"and '{OtherNamespaces}' for the rest.", "namespace");
         _plain = factory.CreateGauge("evolution_plain_websocket_connections", "Open plain WebSocket connections.");
+        _recoverySessions = factory.CreateGauge("evolution_socketio_recovery_sessions",
+            "Socket.IO sessions kept for connection state recovery (disconnected sockets that may still recover).");
+        _recoveryPackets = factory.CreateGauge("evolution_socketio_recovery_packets",
+            "Broadcast packets kept for connection state recovery, over all namespaces.");
+        _recoveryBytes = factory.CreateGauge("evolution_socketio_recovery_bytes",
+            "Bytes of the broadcast packets kept for connection state recovery, over all namespaces.");
     }
 
     /// <summary>Sets the sources; <paramref name="io"/> is null while WEBSOCKET_ENABLED=false.</summary>
@@ -52,6 +61,9 @@ public sealed class ConnectionGauges
         var websocket = io.Engine.WebSocketSessionCount;
         _sessions.WithLabels("websocket").Set(websocket);
         _sessions.WithLabels("polling").Set(Math.Max(0, total - websocket));
+        _recoverySessions.Set(io.Recovery.Sessions);
+        _recoveryPackets.Set(io.Recovery.Packets);
+        _recoveryBytes.Set(io.Recovery.Bytes);
         UpdateNamespaces(io);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Evolution.Events.Gateway.Events;
+using Evolution.Events.SocketIO.Adapters;
 using Prometheus;
 
 namespace Evolution.Events.Gateway.Observability;
@@ -27,6 +28,7 @@ public sealed class GatewayMetrics
     private readonly Histogram _latency;
     private readonly Counter _refusals;
     private readonly Counter _slowConsumers;
+    private readonly Counter _recoveries;
 
     public GatewayMetrics()
     {
@@ -50,6 +52,12 @@ public sealed class GatewayMetrics
             + "transport=http with the status code (401, 403, 429, 503).", "transport", "reason");
         _slowConsumers = factory.CreateCounter("evolution_slow_consumers_dropped_total",
             "Connections dropped because their bounded outbound queue overflowed, per transport.", "transport");
+        _recoveries = factory.CreateCounter("evolution_socketio_recoveries_total",
+            "Socket.IO connection state recovery attempts (a reconnection with pid and offset), per outcome: "
+            + "recovered, too_late (session expired or missed packets no longer kept), unknown_session, refused (by auth).",
+            "outcome");
+        foreach (var outcome in Enum.GetValues<RecoveryOutcome>())
+            _recoveries.WithLabels(OutcomeLabel(outcome));
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -90,4 +98,15 @@ public sealed class GatewayMetrics
     public void HttpRefused(int status) => _refusals.WithLabels(HttpTransport, status.ToString()).Inc();
 
     public void SlowConsumerDropped(string transport) => _slowConsumers.WithLabels(transport).Inc();
+
+    /// <summary>A Socket.IO connection state recovery attempt ended with <paramref name="outcome"/>.</summary>
+    public void RecoveryAttempted(RecoveryOutcome outcome) => _recoveries.WithLabels(OutcomeLabel(outcome)).Inc();
+
+    private static string OutcomeLabel(RecoveryOutcome outcome) => outcome switch
+    {
+        RecoveryOutcome.Recovered => "recovered",
+        RecoveryOutcome.TooLate => "too_late",
+        RecoveryOutcome.UnknownSession => "unknown_session",
+        _ => "refused",
+    };
 }

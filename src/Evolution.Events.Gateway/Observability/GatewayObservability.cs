@@ -51,6 +51,7 @@ public static class GatewayObservability
         if (io is not null)
         {
             io.ConnectionRefused += (_, message) => metrics.SocketIORefused(message);
+            io.RecoveryAttempted += (_, outcome) => metrics.RecoveryAttempted(outcome);
             io.Engine.SessionClosed += (_, reason) =>
             {
                 if (reason == EngineCloseReason.SlowConsumer)

@@ -60,6 +60,12 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection before it is dropped.</summary>
     public int SendQueueLimit { get; init; } = 4096;
 
+    /// <summary>
+    /// WEBSOCKET_RECOVERY_SECONDS: Socket.IO connection state recovery window (socket.io's
+    /// <c>maxDisconnectionDuration</c>); 0 turns recovery off.
+    /// </summary>
+    public int RecoverySeconds { get; init; } = 120;
+
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

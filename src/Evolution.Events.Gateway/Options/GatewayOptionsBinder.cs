@@ -40,6 +40,7 @@ public static class GatewayOptionsBinder
             WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
             TrustedProxies = ReadProxies(config),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
+            RecoverySeconds = ReadInt(config, "WEBSOCKET_RECOVERY_SECONDS", 120, 0, 86_400),
             InlineIo = ReadBool(config, InlineIoVariable, true),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),

@@ -44,6 +44,29 @@ public interface IAdapter
 
     /// <summary>The rooms that have at least one socket on this node.</summary>
     IReadOnlyCollection<string> Rooms { get; }
+
+    /// <summary>
+    /// Connection state recovery: keeps a socket's session after a recoverable disconnection, for
+    /// <see cref="ConnectionStateRecoveryOptions.MaxDisconnectionDuration"/> (socket.io-adapter's
+    /// <c>persistSession</c>). Called only when recovery is on. The default keeps nothing.
+    /// </summary>
+    ValueTask PersistSessionAsync(PersistedSession session) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Connection state recovery: claims the session of <paramref name="pid"/> (it recovers once) when it has
+    /// not expired and every broadcast of this namespace after <paramref name="offset"/> is still kept
+    /// (socket.io-adapter's <c>restoreSession</c>; the missed packets are read afterwards with
+    /// <see cref="MissedPacketsAsync"/>, once the socket receives live broadcasts). The default knows no session.
+    /// </summary>
+    ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid, string offset) => ValueTask.FromResult(SessionRestoreResult.Unknown);
+
+    /// <summary>
+    /// Connection state recovery: the kept broadcasts of this namespace after <paramref name="offset"/> that a
+    /// socket in <paramref name="rooms"/> would have received, oldest first; null when some of them are no
+    /// longer kept. The default keeps none (null).
+    /// </summary>
+    ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
+        ValueTask.FromResult<IReadOnlyList<EncodedPacket>?>(null);
 }
 
 /// <summary>Makes the adapter of each namespace (one per namespace).</summary>

@@ -70,7 +70,39 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <summary>
+    /// Writes the packet to every matching socket. With connection state recovery on, an event without an
+    /// ack that is not volatile first gets its offset (appended as its last argument, one copy per
+    /// broadcast) and is kept in the server's recovery store.
+    /// </summary>
     public virtual void Broadcast(EncodedPacket packet, BroadcastOptions options)
+    {
+        if (Namespace.Server.RecoveryStore is { } store && (options.Flags & BroadcastFlags.Volatile) == 0 && packet.IsEventWithoutAck)
+        {
+            store.Broadcast(Namespace.Name, packet, options, DeliverLocal);
+            return;
+        }
+
+        DeliverLocal(packet, options);
+    }
+
+    /// <inheritdoc />
+    public virtual ValueTask PersistSessionAsync(PersistedSession session)
+    {
+        Namespace.Server.RecoveryStore?.Persist(Namespace.Name, session);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public virtual ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid, string offset) =>
+        ValueTask.FromResult(Namespace.Server.RecoveryStore?.Restore(Namespace.Name, pid, offset) ?? SessionRestoreResult.Unknown);
+
+    /// <inheritdoc />
+    public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
+        ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
+
+    /// <summary>Writes an (already offset) packet to this node's matching sockets.</summary>
+    protected void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
     {
         var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);

@@ -9,14 +9,106 @@ namespace Evolution.Events.SocketIO.Protocol;
 public sealed class EncodedPacket
 {
     public EncodedPacket(OutboundPacket text, IReadOnlyList<OutboundPacket> attachments)
+        : this(text, attachments, null)
+    {
+    }
+
+    /// <summary>A packet that carries a connection-state-recovery offset (already written as its last argument).</summary>
+    public EncodedPacket(OutboundPacket text, IReadOnlyList<OutboundPacket> attachments, string? offset)
     {
         Text = text;
         Attachments = attachments;
+        Offset = offset;
     }
 
     public OutboundPacket Text { get; }
 
     public IReadOnlyList<OutboundPacket> Attachments { get; }
+
+    /// <summary>The recovery offset appended as the last event argument, when the adapter kept this packet for replay.</summary>
+    public string? Offset { get; }
+
+    /// <summary>Bytes of the text packet and of every attachment.</summary>
+    public long Size
+    {
+        get
+        {
+            long size = Text.Bytes.Length;
+            foreach (var attachment in Attachments)
+            {
+                size += attachment.Bytes.Length;
+            }
+
+            return size;
+        }
+    }
+
+    /// <summary>
+    /// True for an EVENT or BINARY_EVENT without an ack id, the packets connection state recovery
+    /// keeps. Read from the encoded header: <c>4</c>, the type, <c>N-</c> for binary, <c>/nsp,</c>, the ack id.
+    /// </summary>
+    public bool IsEventWithoutAck
+    {
+        get
+        {
+            var span = Text.Bytes.Span;
+            if (Text.IsBinary || span.Length < 4 || span[0] != (byte)'4' || span[^1] != (byte)']')
+            {
+                return false;
+            }
+
+            var i = 2;
+            if (span[1] == (byte)('0' + (int)SocketPacketType.BinaryEvent))
+            {
+                while (i < span.Length && span[i] is >= (byte)'0' and <= (byte)'9')
+                {
+                    i++;
+                }
+
+                if (i >= span.Length || span[i] != (byte)'-')
+                {
+                    return false;
+                }
+
+                i++;
+            }
+            else if (span[1] != (byte)('0' + (int)SocketPacketType.Event))
+            {
+                return false;
+            }
+
+            if (i < span.Length && span[i] == (byte)'/')
+            {
+                var comma = span[i..].IndexOf((byte)',');
+                if (comma < 0)
+                {
+                    return false;
+                }
+
+                i += comma + 1;
+            }
+
+            return i < span.Length && span[i] == (byte)'[';
+        }
+    }
+
+    /// <summary>
+    /// This event with <paramref name="offset"/> appended as its last argument (a JSON string): one new
+    /// text buffer, the attachments shared. Only for <see cref="IsEventWithoutAck"/> packets.
+    /// </summary>
+    public EncodedPacket WithOffset(string offset)
+    {
+        var text = Text.Bytes.Span;
+        var bytes = new byte[text.Length + offset.Length + 3];
+        text[..^1].CopyTo(bytes);
+        var i = text.Length - 1;
+        bytes[i++] = (byte)',';
+        bytes[i++] = (byte)'"';
+        i += System.Text.Encoding.ASCII.GetBytes(offset, bytes.AsSpan(i));
+        bytes[i++] = (byte)'"';
+        bytes[i] = (byte)']';
+        return new EncodedPacket(OutboundPacket.FromEncodedText(bytes), Attachments, offset);
+    }
 
     /// <summary>The text form without the Engine.IO type digit, e.g. <c>2["ev",1]</c> (for tests and logs).</summary>
     public override string ToString() => System.Text.Encoding.UTF8.GetString(Text.Bytes.Span[1..]);

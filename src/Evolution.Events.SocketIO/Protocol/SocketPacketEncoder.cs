@@ -47,8 +47,11 @@ public static class SocketPacketEncoder
         return Compose(type, nsp, ackId, json.WrittenSpan, attachments);
     }
 
-    public static EncodedPacket Connect(string nsp, string sid) =>
-        Compose(SocketPacketType.Connect, nsp, null, JsonSerializer.SerializeToUtf8Bytes(new SidPayload(sid)), []);
+    /// <summary>The CONNECT answer: <c>{"sid":…}</c>, with <c>"pid"</c> when connection state recovery is on.</summary>
+    public static EncodedPacket Connect(string nsp, string sid, string? pid = null) =>
+        Compose(SocketPacketType.Connect, nsp, null, pid is null
+            ? JsonSerializer.SerializeToUtf8Bytes(new SidPayload(sid))
+            : JsonSerializer.SerializeToUtf8Bytes(new SidPidPayload(sid, pid)), []);
 
     public static EncodedPacket ConnectError(string nsp, string message, object? data = null)
     {
@@ -109,4 +112,6 @@ public static class SocketPacketEncoder
     }
 
     private sealed record SidPayload(string sid);
+
+    private sealed record SidPidPayload(string sid, string pid);
 }

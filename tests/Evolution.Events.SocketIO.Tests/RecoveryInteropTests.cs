@@ -1,0 +1,101 @@
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
+
+namespace Evolution.Events.SocketIO.Tests;
+
+/// <summary>
+/// The stock Node socket.io-client 4.8.3 through real network cuts (tests/interop/recovery.mjs: a TCP proxy
+/// the scenario cuts for 1 s and 5 s) while the server broadcasts a steady numbered stream: on WebSocket,
+/// on polling and after an upgrade, the client recovers (<c>socket.recovered</c>, same id) and the stream
+/// it saw has no gap and no duplicate. A cut longer than the window gives a fresh session.
+/// </summary>
+public sealed class RecoveryInteropTests(ITestOutputHelper output)
+{
+    private const string Nsp = "/stream";
+    private static readonly TimeSpan ScenarioTimeout = TimeSpan.FromSeconds(70);
+
+    [Theory]
+    [InlineData("websocket")]
+    [InlineData("polling")]
+    [InlineData("upgrade")]
+    public async Task The_stock_client_recovers_every_missed_broadcast_across_cuts(string mode)
+    {
+        await using var server = await StartAsync(TimeSpan.FromMinutes(2), mode);
+        var result = await RunWithStreamAsync(server, mode, "1,5");
+
+        output.WriteLine(result.Output);
+        var cuts = result.All("cut").ToList();
+        Assert.True(cuts.Count == 2, result.Output);
+        foreach (var cut in cuts)
+        {
+            Assert.True((bool)cut["recovered"]!, $"not recovered after the {cut["seconds"]} s cut\n{result.Output}");
+            Assert.True((bool)cut["sameId"]!, result.Output);
+            Assert.Equal((int)cut["lastBefore"]! + 1, (int)cut["firstAfter"]!);
+            if (mode == "upgrade")
+            {
+                Assert.Equal("websocket", (string?)cut["transportBefore"]);
+            }
+        }
+
+        var stream = result.Single("stream");
+        Assert.True(((JsonArray)stream["gaps"]!).Count == 0, result.Output);
+        Assert.Equal(0, (int)stream["duplicates"]!);
+        Assert.Equal((int)stream["last"]! - (int)stream["first"]! + 1, (int)stream["count"]!);
+        Assert.Equal(2, server.Io.Recovery.Recovered);
+        Assert.Equal(0, server.Io.Recovery.TooLate + server.Io.Recovery.UnknownSession);
+    }
+
+    [Fact]
+    public async Task A_cut_longer_than_the_window_gives_a_fresh_session()
+    {
+        await using var server = await StartAsync(TimeSpan.FromSeconds(1), "websocket");
+        var result = await RunWithStreamAsync(server, "websocket", "3");
+
+        var cut = result.Single("cut");
+        Assert.False((bool)cut["recovered"]!, result.Output);
+        Assert.False((bool)cut["sameId"]!, result.Output);
+        Assert.NotEmpty((JsonArray)result.Single("stream")["gaps"]!);
+        Assert.Equal(0, server.Io.Recovery.Recovered);
+    }
+
+    private static async Task<TestServer> StartAsync(TimeSpan window, string mode)
+    {
+        var server = await TestServer.StartAsync(o =>
+        {
+            o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions { MaxDisconnectionDuration = window };
+            if (mode == "polling")
+            {
+                // a poll whose response was already on its way when the cut came is only noticed by the
+                // heartbeat: keep that under the cut's length
+                o.Engine.PingInterval = 200;
+                o.Engine.PingTimeout = 500;
+            }
+        });
+        server.Io.Of(Nsp);
+        return server;
+    }
+
+    private static async Task<NodeResult> RunWithStreamAsync(TestServer server, string mode, string cuts)
+    {
+        using var stop = new CancellationTokenSource();
+        var nsp = server.Io.Of(Nsp);
+        var stream = Task.Run(async () =>
+        {
+            var n = 0;
+            while (!stop.IsCancellationRequested && n < 100_000)
+            {
+                nsp.Emit("tick", n++);
+                await Task.Delay(10);
+            }
+        });
+        try
+        {
+            return await NodeRunner.RunAsync(ScenarioTimeout, "recovery.mjs", server.Url, mode, cuts, Nsp);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await stream;
+        }
+    }
+}
