@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
@@ -8,7 +7,6 @@ using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using FluentValidation;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Evolution.Events.Gateway.Ingestion;
 
@@ -40,13 +38,13 @@ public static class WebhookEndpoints
         EventName? urlEvent = null;
         if (urlEventName is not null && !EventNames.TryParse(urlEventName, out urlEvent))
             return ApiError.Result(400, $"url: unknown event name '{urlEventName}'");
-        var body = await ReadLimitedAsync(context, options.WebhookMaxBody, ct);
+        var body = await JsonBody.ReadLimitedAsync(context.Request, options.WebhookMaxBody, ct);
         if (body is null)
             return ApiError.Result(413, $"body: larger than WEBHOOK_MAX_BODY ({options.WebhookMaxBody} bytes)");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body);
+            document = JsonDocument.Parse(body.Value);
         }
         catch (JsonException ex)
         {
@@ -63,13 +61,18 @@ public static class WebhookEndpoints
         var ct = context.RequestAborted;
         var validation = await services.GetRequiredService<IValidator<WebhookBatch>>().ValidateAsync(batch, ct);
         if (!validation.IsValid)
-            return ApiError.Result(400, validation.Errors.Select(e => $"{e.PropertyName}: {e.ErrorMessage}"));
+            return ApiError.Result(400, ValidationMessages.Of(validation));
         var items = batch.Parse();
         var foreign = items.Select((x, i) => (x.Instance, i))
             .Where(x => !GatewayAuthorizer.CanAccessInstance(auth, x.Instance)).ToList();
         if (foreign.Count > 0)
-            return ApiError.Result(403, foreign.Select(x =>
-                $"items[{x.i}].instance: this token may not send events of instance '{x.Instance}'"));
+        {
+            var refused = foreign.Take(ApiError.MaxMessages)
+                .Select(x => $"items[{x.i}].instance: this token may not send events of instance '{x.Instance}'").ToList();
+            if (foreign.Count > ApiError.MaxMessages)
+                refused.Add(ApiError.MoreMessage(foreign.Count - ApiError.MaxMessages));
+            return ApiError.Result(403, refused);
+        }
         var registry = services.GetRequiredService<InstanceRegistry>();
         foreach (var instance in items.Select(x => x.Instance).Distinct(StringComparer.Ordinal))
             await registry.EnsureRegisteredAsync(instance, ct);
@@ -84,24 +87,4 @@ public static class WebhookEndpoints
         .Accepts<WebhookPayload[]>("application/json")
         .Produces<WebhookAccepted>(StatusCodes.Status202Accepted)
         .ProducesApiErrors(400, 401, 403, 413);
-
-    /// <summary>Reads the body; null when it is larger than <paramref name="limit"/>.</summary>
-    private static async Task<byte[]?> ReadLimitedAsync(HttpContext context, long limit, CancellationToken ct)
-    {
-        if (context.Request.ContentLength > limit)
-            return null;
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
-            sizeFeature.MaxRequestBodySize = null;
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(context.Request.ContentLength ?? 4096, limit) + 1);
-        while (true)
-        {
-            var memory = buffer.GetMemory(8192);
-            var read = await context.Request.Body.ReadAsync(memory, ct);
-            if (read == 0)
-                return buffer.WrittenSpan.ToArray();
-            buffer.Advance(read);
-            if (buffer.WrittenCount > limit)
-                return null;
-        }
-    }
 }
