@@ -63,6 +63,12 @@ public sealed class GatewayOptions
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>METRICS_PUBLIC: serve <c>/metrics</c> without a key (it names instances).</summary>
+    public bool MetricsPublic { get; init; }
+
+    /// <summary>METRICS_API_KEY: a key that may only read <c>/metrics</c> (for a scrape config); null when unset. Never log it.</summary>
+    public string? MetricsApiKey { get; init; }
+
     /// <summary>
     /// SERVER_INLINE_IO: run socket continuations on Kestrel's I/O threads instead of dispatching them to
     /// the thread pool (Kestrel's UnsafePreferInlineScheduling). Halves the fan-out's CPU per message

@@ -40,6 +40,8 @@ public static class GatewayOptionsBinder
             TrustedProxies = ReadProxies(config),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
             InlineIo = ReadBool(config, InlineIoVariable, true),
+            MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
+            MetricsApiKey = Read(config, "METRICS_API_KEY"),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
         };
