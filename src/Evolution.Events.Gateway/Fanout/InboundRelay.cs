@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Options;
 
 namespace Evolution.Events.Gateway.Fanout;
@@ -49,7 +50,7 @@ public sealed class InboundRelay(IHttpClientFactory httpClients, GatewayOptions 
     private async Task<JsonNode?> PostAsync(Uri url, JsonObject payload, CancellationToken ct)
     {
         var client = httpClients.CreateClient(HttpClientName);
-        using var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(payload));
+        using var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(payload, GatewayJson.SerializerOptions));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
         using var response = await client.PostAsync(url, content, ct);
         var status = (int)response.StatusCode;

@@ -73,13 +73,33 @@ public static class WebhookEndpoints
                 refused.Add(ApiError.MoreMessage(foreign.Count - ApiError.MaxMessages));
             return ApiError.Result(403, refused);
         }
+        var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
+        if (Undeliverable(events, options) is { } tooLarge)
+            return tooLarge;
         var registry = services.GetRequiredService<InstanceRegistry>();
         foreach (var instance in items.Select(x => x.Instance).Distinct(StringComparer.Ordinal))
             await registry.EnsureRegisteredAsync(instance, ct);
-        var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
         await services.GetRequiredService<IEventBus>().PublishAsync(events, ct);
         services.GetRequiredService<GatewayMetrics>().Ingested(events);
         return Results.Json(new { status = 202, accepted = events.Count }, ApiError.Json, statusCode: 202);
+    }
+
+    /// <summary>
+    /// 413 when an envelope is larger than <see cref="GatewayOptions.MaxEnvelopeBytes"/>: it could never be
+    /// queued for a Socket.IO client (before, it was accepted, never delivered, and dropped every subscriber).
+    /// </summary>
+    private static IResult? Undeliverable(List<GatewayEvent> events, GatewayOptions options)
+    {
+        var max = options.MaxEnvelopeBytes;
+        var tooLarge = events.Select((e, i) => (Bytes: e.EnvelopeJson.Length, i)).Where(x => x.Bytes > max).ToList();
+        if (tooLarge.Count == 0)
+            return null;
+        var messages = tooLarge.Take(ApiError.MaxMessages).Select(x =>
+            $"items[{x.i}]: the event's envelope is {x.Bytes} bytes; the largest that can be delivered is {max} bytes "
+            + $"(WEBSOCKET_SEND_QUEUE_BYTES={options.SendQueueBytes}, a connection's send queue, less {GatewayOptions.PacketFramingBytes} for the packet's framing)").ToList();
+        if (tooLarge.Count > ApiError.MaxMessages)
+            messages.Add(ApiError.MoreMessage(tooLarge.Count - ApiError.MaxMessages));
+        return ApiError.Result(StatusCodes.Status413PayloadTooLarge, messages);
     }
 
     private static RouteHandlerBuilder WithIngestionDocs(this RouteHandlerBuilder endpoint) => endpoint

@@ -24,6 +24,7 @@ public static class GatewaySocketIO
         services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
         {
             o.Engine.MaxPayload = options.MaxPayload;
+            o.Engine.MaxQueuedBytes = options.SendQueueBytes;
             foreach (var origin in options.CorsOrigins)
             {
                 o.Engine.CorsOrigins.Add(origin);

@@ -60,6 +60,21 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection before it is dropped.</summary>
     public int SendQueueLimit { get; init; } = 4096;
 
+    /// <summary>
+    /// WEBSOCKET_SEND_QUEUE_BYTES: outbound bytes buffered per Socket.IO connection (Engine.IO's queue bound);
+    /// also bounds the largest event, see <see cref="MaxEnvelopeBytes"/>.
+    /// </summary>
+    public long SendQueueBytes { get; init; } = 8L * 1024 * 1024;
+
+    /// <summary>Room left in a connection's queue for the framing around an envelope (<c>42/{instance},["{event}",…]</c>).</summary>
+    public const int PacketFramingBytes = 1024;
+
+    /// <summary>
+    /// The largest envelope ingestion accepts: one that fits a Socket.IO connection's send queue with its
+    /// framing. A larger one could never be queued, and would drop every subscriber as a slow consumer.
+    /// </summary>
+    public long MaxEnvelopeBytes => WebSocketEnabled ? SendQueueBytes - PacketFramingBytes : long.MaxValue;
+
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

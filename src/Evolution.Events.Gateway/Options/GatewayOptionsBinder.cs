@@ -39,6 +39,7 @@ public static class GatewayOptionsBinder
             WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
             TrustedProxies = ReadProxies(config),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
+            SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
             InlineIo = ReadBool(config, InlineIoVariable, true),
             MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
             MetricsApiKey = Read(config, "METRICS_API_KEY"),
