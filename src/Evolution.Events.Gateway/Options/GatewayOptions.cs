@@ -75,6 +75,12 @@ public sealed class GatewayOptions
     /// </summary>
     public long MaxEnvelopeBytes => WebSocketEnabled ? SendQueueBytes - PacketFramingBytes : long.MaxValue;
 
+    /// <summary>INBOUND_WEBHOOK_MAX_IN_FLIGHT: relays to INBOUND_WEBHOOK_URL in flight at once, all clients together.</summary>
+    public int InboundWebhookMaxInFlight { get; init; } = 256;
+
+    /// <summary>INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES: bytes of relayed payloads in flight at once, all clients together.</summary>
+    public long InboundWebhookMaxInFlightBytes { get; init; } = 16L * 1024 * 1024;
+
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

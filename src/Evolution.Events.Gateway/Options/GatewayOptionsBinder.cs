@@ -43,6 +43,8 @@ public static class GatewayOptionsBinder
             InlineIo = ReadBool(config, InlineIoVariable, true),
             MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
             MetricsApiKey = Read(config, "METRICS_API_KEY"),
+            InboundWebhookMaxInFlight = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT", 256, 1, 100_000),
+            InboundWebhookMaxInFlightBytes = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES", 16 * 1024 * 1024, 1024, int.MaxValue),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
         };
