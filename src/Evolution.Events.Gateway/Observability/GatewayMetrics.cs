@@ -27,6 +27,7 @@ public sealed class GatewayMetrics
     private readonly Histogram _latency;
     private readonly Counter _refusals;
     private readonly Counter _slowConsumers;
+    private readonly Counter _logDropped;
 
     public GatewayMetrics()
     {
@@ -50,6 +51,8 @@ public sealed class GatewayMetrics
             + "transport=http with the status code (401, 403, 429, 503).", "transport", "reason");
         _slowConsumers = factory.CreateCounter("evolution_slow_consumers_dropped_total",
             "Connections dropped because their bounded outbound queue overflowed, per transport.", "transport");
+        _logDropped = factory.CreateCounter("evolution_log_events_dropped_total",
+            "Log events dropped because the console writer's bounded queue was full (stdout slow or stalled).");
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -90,4 +93,7 @@ public sealed class GatewayMetrics
     public void HttpRefused(int status) => _refusals.WithLabels(HttpTransport, status.ToString()).Inc();
 
     public void SlowConsumerDropped(string transport) => _slowConsumers.WithLabels(transport).Inc();
+
+    /// <summary>Reads the log's drop count at every scrape.</summary>
+    public void Attach(GatewayLog log) => Registry.AddBeforeCollectCallback(() => _logDropped.IncTo(log.Dropped));
 }

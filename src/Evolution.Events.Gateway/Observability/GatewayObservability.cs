@@ -52,6 +52,7 @@ public static class GatewayObservability
         var metrics = app.Services.GetRequiredService<GatewayMetrics>();
         var io = options.WebSocketEnabled ? app.Services.GetRequiredService<SocketIOServer>() : null;
         metrics.Gauges.Attach(io, app.Services.GetRequiredService<PlainWebSocketHub>());
+        metrics.Attach(app.Services.GetRequiredService<GatewayLog>());
         if (io is not null)
         {
             io.ConnectionRefused += (_, message) => metrics.SocketIORefused(message);

@@ -39,6 +39,9 @@ public sealed class GatewayOptions
     /// <summary>LOG_LEVEL: Serilog minimum level.</summary>
     public LogEventLevel LogLevel { get; init; } = LogEventLevel.Information;
 
+    /// <summary>LOG_QUEUE_SIZE: log events waiting for the console at most; past it they are dropped (and counted).</summary>
+    public int LogQueueSize { get; init; } = 10_000;
+
     /// <summary>INBOUND_WEBHOOK_URL: where client-emitted events are relayed; null when unset.</summary>
     public Uri? InboundWebhookUrl { get; init; }
 

@@ -32,6 +32,7 @@ public static class GatewayOptionsBinder
             DatabaseConnectionString = connectionString,
             DatabaseFile = file,
             LogLevel = ReadLogLevel(config),
+            LogQueueSize = ReadInt(config, "LOG_QUEUE_SIZE", 10_000, 1, 1_000_000),
             InboundWebhookUrl = ReadUrl(config, "INBOUND_WEBHOOK_URL"),
             MaxConnections = ReadInt(config, "WEBSOCKET_MAX_CONNECTIONS", 100_000, 1, int.MaxValue),
             MaxPayload = ReadInt(config, "WEBSOCKET_MAX_PAYLOAD", 1_000_000, 1, int.MaxValue),
