@@ -127,7 +127,7 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context.Abort);
+            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context);
             if (session.IsUpgradingOrUpgraded)
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
@@ -198,7 +198,7 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            await new WebSocketTransport(session, stream, Options.MaxPayload, context.Abort).RunAsync();
+            await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request).RunAsync();
         }
         else
         {

@@ -164,14 +164,46 @@ public sealed partial class EngineSocket
         Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
     }
 
-    /// <summary>Handles one packet from the client, whichever transport it came by.</summary>
-    internal void OnPacket(in InboundPacket packet)
+    /// <summary>
+    /// The request that carried the packet the listener is handling now: the polling POST, or the WebSocket's
+    /// request (its upgrade, or the handshake of a session that began on WebSocket). Set only during
+    /// <see cref="IEngineSocketListener.OnMessage"/> and <see cref="IEngineSocketListener.OnBinary"/>, on the
+    /// thread of that call; null anywhere else. Unlike <see cref="Request"/> (the handshake, shared by every
+    /// later request that names the session id), it shows what the sender of this very packet presented: a
+    /// session id is no secret (it is in every polling URL), so authorise with this. Copied out of the
+    /// request on first use.
+    /// </summary>
+    public EngineRequest? CurrentRequest =>
+        ReferenceEquals(t_deliveringSession, this) ? t_deliveringOrigin?.Request : null;
+
+    [ThreadStatic]
+    private static EngineSocket? t_deliveringSession;
+
+    [ThreadStatic]
+    private static IPacketOrigin? t_deliveringOrigin;
+
+    /// <summary>Handles one packet from the client, whichever transport (<paramref name="origin"/>) it came by.</summary>
+    internal void OnPacket(in InboundPacket packet, IPacketOrigin origin)
     {
         if (_state != EngineReadyState.Open)
         {
             return;
         }
 
+        var (previousSession, previousOrigin) = (t_deliveringSession, t_deliveringOrigin);
+        (t_deliveringSession, t_deliveringOrigin) = (this, origin);
+        try
+        {
+            Dispatch(packet);
+        }
+        finally
+        {
+            (t_deliveringSession, t_deliveringOrigin) = (previousSession, previousOrigin);
+        }
+    }
+
+    private void Dispatch(in InboundPacket packet)
+    {
         switch (packet.Type)
         {
             case EnginePacketType.Message when packet.Binary is not null:

@@ -3,6 +3,7 @@ using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Ingestion;
 using Evolution.Events.Gateway.Instances;
+using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using FluentValidation;
@@ -45,18 +46,17 @@ public static class GatewayServices
     }
 
     /// <summary>
-    /// Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning), through a background
-    /// writer: a log line never blocks the I/O thread that wrote it.
+    /// Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning) through <see cref="GatewayLog"/>:
+    /// a bounded background writer that never blocks the thread that logs nor shutdown, counts what it drops,
+    /// and escapes client text.
     /// </summary>
-    public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options) =>
-        services.AddSerilog(config => config
-            .MinimumLevel.Is(options.LogLevel)
-            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
-            .MinimumLevel.Override("System.Net.Http", Serilog.Events.LogEventLevel.Warning)
-            // Start-up failures are rethrown to Program.cs, which prints one line; don't dump them twice.
-            .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", Serilog.Events.LogEventLevel.Fatal)
-            .Enrich.FromLogContext()
-            .WriteTo.Async(sink => sink.Console()), preserveStaticLogger: true);
+    public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options)
+    {
+        var log = new GatewayLog(options);
+        // registered by factory so that the container disposes it (bounded flush) when the app is disposed
+        services.AddSingleton(_ => log);
+        return services.AddSerilog(log.Logger, dispose: false);
+    }
 
     /// <summary>Believes X-Forwarded-For / -Proto only from TRUSTED_PROXIES.</summary>
     public static WebApplication UseGatewayForwardedHeaders(this WebApplication app, GatewayOptions options)

@@ -178,14 +178,16 @@ internal sealed class Client : IEngineSocketListener
             return;
         }
 
-        _ = ConnectAsync(nsp, name, auth);
+        // the request that carried this CONNECT (read now: it is only known during the listener call)
+        var connectRequest = Connection.CurrentRequest ?? Connection.Request;
+        _ = ConnectAsync(nsp, name, auth, connectRequest);
     }
 
-    private async Task ConnectAsync(Namespace nsp, string name, JsonObject auth)
+    private async Task ConnectAsync(Namespace nsp, string name, JsonObject auth, EngineRequest connectRequest)
     {
         try
         {
-            await nsp.AddAsync(this, auth);
+            await nsp.AddAsync(this, auth, connectRequest);
         }
         catch (Exception ex)
         {

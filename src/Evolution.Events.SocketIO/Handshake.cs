@@ -6,16 +6,29 @@ namespace Evolution.Events.SocketIO;
 /// <summary>What a socket's client showed when it connected: the HTTP handshake and the CONNECT auth payload.</summary>
 public sealed class Handshake
 {
-    internal Handshake(EngineRequest request, JsonObject auth)
+    internal Handshake(EngineRequest request, EngineRequest connectRequest, JsonObject auth)
     {
         Request = request;
+        ConnectRequest = connectRequest;
         Auth = auth;
     }
 
+    /// <summary>The Engine.IO handshake request (the one that created the session).</summary>
     public EngineRequest Request { get; }
 
+    /// <summary>
+    /// The request that carried this socket's CONNECT packet: the polling POST, or the WebSocket's request (the
+    /// upgrade, or the handshake of a session that began on WebSocket). The same client may send later requests
+    /// with other query parameters or headers, and anyone who learns the session id (it is in every polling URL)
+    /// can send a CONNECT on it, so a credential sent in the query or a header should be read here, not from
+    /// <see cref="Request"/>, <see cref="Query"/> or <see cref="Headers"/>.
+    /// </summary>
+    public EngineRequest ConnectRequest { get; }
+
+    /// <summary>The headers of the handshake request (see <see cref="ConnectRequest"/> for credentials).</summary>
     public IReadOnlyDictionary<string, string> Headers => Request.Headers;
 
+    /// <summary>The query of the handshake request (see <see cref="ConnectRequest"/> for credentials).</summary>
     public IReadOnlyDictionary<string, string> Query => Request.Query;
 
     /// <summary>The remote address as the server saw it (no proxy header is trusted here).</summary>

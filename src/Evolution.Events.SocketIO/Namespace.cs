@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Evolution.Events.EngineIO;
 using Evolution.Events.SocketIO.Adapters;
 
 namespace Evolution.Events.SocketIO;
@@ -105,11 +106,11 @@ public class Namespace
     /// Runs the middlewares and, unless one refuses, joins the socket. The caller got this namespace
     /// from <see cref="SocketIOServer.ResolveNamespace"/>, which counted this connect as pending.
     /// </summary>
-    internal async ValueTask AddAsync(Client client, JsonObject auth)
+    internal async ValueTask AddAsync(Client client, JsonObject auth, EngineRequest connectRequest)
     {
         try
         {
-            await JoinAsync(client, auth);
+            await JoinAsync(client, auth, connectRequest);
         }
         finally
         {
@@ -117,11 +118,11 @@ public class Namespace
         }
     }
 
-    private async ValueTask JoinAsync(Client client, JsonObject auth)
+    private async ValueTask JoinAsync(Client client, JsonObject auth, EngineRequest connectRequest)
     {
         var recovery = Server.Options.ConnectionStateRecovery;
         var (session, offset) = recovery is null ? default : await RestoreAsync(auth);
-        var socket = new Socket(this, client, new Handshake(client.Connection.Request, auth), session, withPid: recovery is not null);
+        var socket = new Socket(this, client, new Handshake(client.Connection.Request, connectRequest, auth), session, withPid: recovery is not null);
         var refusal = session is not null && recovery!.SkipMiddlewares ? null : await RunMiddlewaresAsync(socket);
         if (refusal is not null)
         {

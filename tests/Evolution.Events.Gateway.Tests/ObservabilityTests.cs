@@ -31,7 +31,7 @@ public sealed class ObservabilityTests
         using var ready = await gw.SendAsync(HttpMethod.Get, "/health/ready", key: null);
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.False((await TestGateway.ReadJsonAsync(ready))!["websocket"]!["enabled"]!.GetValue<bool>());
-        Assert.Contains("evolution_plain_websocket_connections 0", await gw.Http.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        Assert.Contains("evolution_plain_websocket_connections 0", await gw.MetricsAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public sealed class ObservabilityTests
         using (var refused = await gw.RawUpgradeAsync("/ws/events?apikey=wrong"))
             Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
 
-        var metrics = await gw.Http.GetStringAsync("/metrics");
+        var metrics = await gw.MetricsAsync();
         Assert.Equal(2, Sample(metrics, "evolution_events_ingested_total", "event=\"messages.upsert\""));
         Assert.Equal(2, Sample(metrics, "evolution_events_delivered_total", "transport=\"websocket\",event=\"messages.upsert\""));
         Assert.Equal(2, Sample(metrics, "evolution_ingest_to_emit_seconds_count", "transport=\"websocket\""));

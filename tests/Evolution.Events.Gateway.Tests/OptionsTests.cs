@@ -98,5 +98,42 @@ public class OptionsTests
     }
 
     [Fact]
+    public void GuardVariablesHaveDefaultsAndAreRead()
+    {
+        var defaults = Bind();
+        Assert.Equal(8L * 1024 * 1024, defaults.SendQueueBytes);
+        Assert.Equal(8L * 1024 * 1024 - 1024, defaults.MaxEnvelopeBytes);
+        Assert.Equal(256, defaults.InboundWebhookMaxInFlight);
+        Assert.Equal(16L * 1024 * 1024, defaults.InboundWebhookMaxInFlightBytes);
+        Assert.Equal(10_000, defaults.LogQueueSize);
+        Assert.False(defaults.MetricsPublic);
+        Assert.Null(defaults.MetricsApiKey);
+
+        var options = Bind(("WEBSOCKET_SEND_QUEUE_BYTES", "65536"), ("INBOUND_WEBHOOK_MAX_IN_FLIGHT", "3"),
+            ("INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES", "4096"), ("LOG_QUEUE_SIZE", "5"), ("METRICS_PUBLIC", "yes"),
+            ("METRICS_API_KEY", "scrape"));
+        Assert.Equal(65536, options.SendQueueBytes);
+        Assert.Equal(65536 - 1024, options.MaxEnvelopeBytes);
+        Assert.Equal(3, options.InboundWebhookMaxInFlight);
+        Assert.Equal(4096, options.InboundWebhookMaxInFlightBytes);
+        Assert.Equal(5, options.LogQueueSize);
+        Assert.True(options.MetricsPublic);
+        Assert.Equal("scrape", options.MetricsApiKey);
+        Assert.Equal(long.MaxValue, Bind(("WEBSOCKET_ENABLED", "false")).MaxEnvelopeBytes);
+    }
+
+    [Theory]
+    [InlineData("WEBSOCKET_SEND_QUEUE_BYTES", "65535")]
+    [InlineData("INBOUND_WEBHOOK_MAX_IN_FLIGHT", "0")]
+    [InlineData("INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES", "1023")]
+    [InlineData("LOG_QUEUE_SIZE", "0")]
+    [InlineData("METRICS_PUBLIC", "sometimes")]
+    public void InvalidGuardValueFailsNamingTheVariable(string name, string value)
+    {
+        var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));
+        Assert.StartsWith($"Invalid configuration: {name} ", ex.Message);
+    }
+
+    [Fact]
     public void ServerUrlDefaultsToThePort() => Assert.Equal("http://localhost:9001", Bind(("SERVER_PORT", "9001")).ServerUrl);
 }

@@ -108,6 +108,16 @@ public sealed class TestGateway : IAsyncDisposable
         Assert.Equal(202, (int)response.StatusCode);
     }
 
+    /// <summary>GET /metrics with the global key as a Prometheus scrape sends it (Authorization: Bearer).</summary>
+    public async Task<string> MetricsAsync()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        using var response = await Http.SendAsync(request);
+        Assert.Equal(200, (int)response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
+    }
+
     public static string Event(string eventName, string instance, string data = "{}") =>
         $$"""{"event":"{{eventName}}","instance":"{{instance}}","data":{{data}}}""";
 

@@ -132,9 +132,10 @@ public sealed partial class EngineSocket
                 return;
             }
 
+            var origin = new HttpPacketOrigin(context);
             foreach (var packet in packets)
             {
-                OnPacket(packet);
+                OnPacket(packet, origin);
             }
 
             // no longer active before the "ok" is written: the client may POST again as soon as it has it
@@ -192,6 +193,14 @@ public sealed partial class EngineSocket
         System.Buffers.Text.Base64.EncodeToUtf8(packet.Bytes.Span, span[1..], out _, out var written);
         writer.Advance(1 + written);
     }
+}
+
+/// <summary>A polling POST as the origin of its packets: its request is copied only if a listener asks.</summary>
+internal sealed class HttpPacketOrigin(HttpContext context) : IPacketOrigin
+{
+    private EngineRequest? _request;
+
+    public EngineRequest Request => _request ??= EngineRequest.From(context);
 }
 
 /// <summary>The HTTP side of the Engine.IO handler: error bodies, payloads, bounded body reading.</summary>

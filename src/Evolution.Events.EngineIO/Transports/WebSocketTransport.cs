@@ -9,7 +9,7 @@ namespace Evolution.Events.EngineIO.Transports;
 /// queued frame (up to <see cref="WebSocketFrameWriter.BatchBytes"/>) into one write. A probe
 /// (an upgrade from polling) reads only until the upgrade packet, then takes the queue over.
 /// </summary>
-internal sealed class WebSocketTransport
+internal sealed class WebSocketTransport : IPacketOrigin
 {
     private static readonly byte[] ProbeReply = "3probe"u8.ToArray();
     private const int CloseGraceMs = 2000;
@@ -18,16 +18,28 @@ internal sealed class WebSocketTransport
     private readonly WebSocketFrameWriter _writer;
     private readonly WebSocketFrameReader _reader;
     private readonly Action _abortConnection;
+    private readonly Microsoft.AspNetCore.Http.HttpContext _context;
+    private EngineRequest? _request;
     private int _closeSent;
 
-    /// <param name="abortConnection">Ends the underlying connection at once (pending reads and writes fail).</param>
-    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Action abortConnection)
+    /// <param name="session">The session this WebSocket serves.</param>
+    /// <param name="stream">The upgraded connection.</param>
+    /// <param name="maxPayload">Largest message the client may send.</param>
+    /// <param name="context">The WebSocket's request (alive as long as the connection); aborting it ends the connection at once.</param>
+    /// <param name="request">The copy of that request when one exists already (the handshake of a session that began here).</param>
+    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Microsoft.AspNetCore.Http.HttpContext context,
+        EngineRequest? request = null)
     {
         _session = session;
-        _abortConnection = abortConnection;
+        _context = context;
+        _abortConnection = context.Abort;
+        _request = request;
         _writer = new WebSocketFrameWriter(stream);
         _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
     }
+
+    /// <summary>The WebSocket's request, copied on first use (only its read loop asks).</summary>
+    public EngineRequest Request => _request ??= EngineRequest.From(_context);
 
     /// <summary>Serves a session that started on this WebSocket: the handshake is already queued.</summary>
     public Task RunAsync() => ServeAsync();
@@ -148,10 +160,10 @@ internal sealed class WebSocketTransport
                     return false;
                 }
 
-                _session.OnPacket(packet);
+                _session.OnPacket(packet, this);
                 return true;
             case WebSocketFrameReader.Kind.Binary:
-                _session.OnPacket(new InboundPacket(EnginePacketType.Message, null, message.Binary));
+                _session.OnPacket(new InboundPacket(EnginePacketType.Message, null, message.Binary), this);
                 return true;
             case WebSocketFrameReader.Kind.Close:
                 _session.Close(EngineCloseReason.TransportClose, "client closed the WebSocket", discard: true, fromClient: true);

@@ -6,13 +6,14 @@ namespace Evolution.Events.Gateway.Events;
 /// <summary>
 /// Writes the envelope: exactly the six keys <c>event, instance, data, server_url, date_time, sender</c>,
 /// null where the producer sent nothing. The producer's <c>apikey</c> and <c>destination</c> never appear.
+/// Text stays UTF-8 (<see cref="GatewayJson.Encoder"/>): the envelope is about the size of what was sent.
 /// </summary>
 public static class EnvelopeWriter
 {
     public static GatewayEvent Build(EventName name, string instance, JsonElement item, string fallbackServerUrl)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, GatewayJson.WriterOptions))
         {
             writer.WriteStartObject();
             writer.WriteString("event", name.Dotted);

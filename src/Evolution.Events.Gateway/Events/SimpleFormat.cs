@@ -54,7 +54,7 @@ public static class SimpleFormat
             ["event"] = simpleEvent,
             ["instance"] = instance,
             ["data"] = data,
-        });
+        }, GatewayJson.SerializerOptions);
 
     private static List<(string, JsonObject)> Each(
         JsonElement data, string? listProperty, Func<JsonElement, (string, JsonObject)> map)

@@ -20,8 +20,34 @@ public sealed record ApiError(
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static ApiError Create(int status, params IEnumerable<string> messages) =>
-        new(status, ReasonPhrases.GetReasonPhrase(status), [.. messages]);
+    /// <summary>
+    /// Most messages an error lists: past it, the first <see cref="MaxMessages"/> and one
+    /// <c>"… and N more"</c>, so that a body with a million bad items gets a small answer.
+    /// </summary>
+    public const int MaxMessages = 20;
+
+    /// <summary>The error with at most <see cref="MaxMessages"/> messages plus one that counts the rest.</summary>
+    public static ApiError Create(int status, params IEnumerable<string> messages)
+    {
+        var kept = new List<string>(Math.Min(MaxMessages + 1, messages.TryGetNonEnumeratedCount(out var n) ? n : MaxMessages + 1));
+        var more = 0;
+        foreach (var message in messages)
+        {
+            if (kept.Count <= MaxMessages)
+                kept.Add(message);
+            else
+                more++;
+        }
+        if (more > 0)
+        {
+            kept.RemoveAt(MaxMessages);
+            kept.Add(MoreMessage(more + 1));
+        }
+        return new(status, ReasonPhrases.GetReasonPhrase(status), kept);
+    }
+
+    /// <summary>The last message of a capped list: <c>"… and N more"</c>.</summary>
+    public static string MoreMessage(long more) => $"… and {more} more";
 
     /// <summary>An <see cref="IResult"/> for minimal-API handlers.</summary>
     public static IResult Result(int status, params IEnumerable<string> messages) =>

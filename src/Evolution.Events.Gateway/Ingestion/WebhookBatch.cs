@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
 using FluentValidation;
 
@@ -26,7 +27,11 @@ public sealed class WebhookBatch(JsonElement root, EventName? urlEvent)
             : urlEvent;
 }
 
-/// <summary>Validates a whole ingestion batch; every message names its item.</summary>
+/// <summary>
+/// Validates a whole ingestion batch; every message names its item. Only the first
+/// <see cref="ApiError.MaxMessages"/> failures are listed (then <c>"… and N more"</c>), and an item's path
+/// (<c>items[3]</c>) is only formatted for a listed failure: a body of a million bad items costs twenty messages.
+/// </summary>
 public sealed class WebhookBatchValidator : AbstractValidator<WebhookBatch>
 {
     public WebhookBatchValidator()
@@ -43,36 +48,45 @@ public sealed class WebhookBatchValidator : AbstractValidator<WebhookBatch>
                 ctx.AddFailure("body", "must be an event object or an array of them");
                 return;
             }
+            var failures = new CappedFailures<WebhookBatch>(ctx);
             var index = 0;
             foreach (var item in batch.Items)
-                ValidateItem(item, $"items[{index++}]", batch.UrlEvent, ctx);
+                ValidateItem(item, index++, batch.UrlEvent, failures);
+            failures.Complete();
         });
     }
 
-    private static void ValidateItem(JsonElement item, string path, EventName? urlEvent,
-        ValidationContext<WebhookBatch> ctx)
+    private static void ValidateItem(JsonElement item, int index, EventName? urlEvent, CappedFailures<WebhookBatch> failures)
     {
         if (item.ValueKind != JsonValueKind.Object)
         {
-            ctx.AddFailure(path, "must be an event object");
+            AddFailure(failures, index, "", "must be an event object");
             return;
         }
         if (item.TryGetProperty("event", out var e) && e.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
         {
             if (e.ValueKind != JsonValueKind.String)
-                ctx.AddFailure($"{path}.event", "must be a string");
-            else if (!EventNames.TryParse(e.GetString(), out _))
-                ctx.AddFailure($"{path}.event", $"unknown event name '{Truncate(e.GetString()!)}'");
+                AddFailure(failures, index, ".event", "must be a string");
+            else if (!EventNames.TryParse(e.GetString(), out _) && failures.Next())
+                failures.Listed(Path(index, ".event"), $"unknown event name '{Truncate(e.GetString()!)}'");
         }
         else if (urlEvent is null)
         {
-            ctx.AddFailure($"{path}.event", "missing: put it in the body or the URL (/webhook/{event})");
+            AddFailure(failures, index, ".event", "missing: put it in the body or the URL (/webhook/{event})");
         }
         if (!item.TryGetProperty("instance", out var instance) || instance.ValueKind != JsonValueKind.String)
-            ctx.AddFailure($"{path}.instance", "required string");
+            AddFailure(failures, index, ".instance", "required string");
         else if (!InstanceNames.IsValid(instance.GetString()))
-            ctx.AddFailure($"{path}.instance", InstanceNames.Rule);
+            AddFailure(failures, index, ".instance", InstanceNames.Rule);
     }
+
+    private static void AddFailure(CappedFailures<WebhookBatch> failures, int index, string field, string message)
+    {
+        if (failures.Next())
+            failures.Listed(Path(index, field), message);
+    }
+
+    private static string Path(int index, string field = "") => $"items[{index}]{field}";
 
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
 }

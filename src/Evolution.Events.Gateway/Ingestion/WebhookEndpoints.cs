@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
@@ -8,7 +7,6 @@ using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using FluentValidation;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Evolution.Events.Gateway.Ingestion;
 
@@ -42,13 +40,13 @@ public static class WebhookEndpoints
         EventName? urlEvent = null;
         if (urlEventName is not null && !EventNames.TryParse(urlEventName, out urlEvent))
             return ApiError.Result(400, $"url: unknown event name '{urlEventName}'");
-        var body = await ReadLimitedAsync(context, options.WebhookMaxBody, ct);
+        var body = await JsonBody.ReadLimitedAsync(context.Request, options.WebhookMaxBody, ct);
         if (body is null)
             return ApiError.Result(413, $"body: larger than WEBHOOK_MAX_BODY ({options.WebhookMaxBody} bytes)");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body);
+            document = JsonDocument.Parse(body.Value);
         }
         catch (JsonException ex)
         {
@@ -65,17 +63,24 @@ public static class WebhookEndpoints
         var ct = context.RequestAborted;
         var validation = await services.GetRequiredService<IValidator<WebhookBatch>>().ValidateAsync(batch, ct);
         if (!validation.IsValid)
-            return ApiError.Result(400, validation.Errors.Select(e => $"{e.PropertyName}: {e.ErrorMessage}"));
+            return ApiError.Result(400, ValidationMessages.Of(validation));
         var items = batch.Parse();
         var foreign = items.Select((x, i) => (x.Instance, i))
             .Where(x => !GatewayAuthorizer.CanAccessInstance(auth, x.Instance)).ToList();
         if (foreign.Count > 0)
-            return ApiError.Result(403, foreign.Select(x =>
-                $"items[{x.i}].instance: this token may not send events of instance '{x.Instance}'"));
+        {
+            var refused = foreign.Take(ApiError.MaxMessages)
+                .Select(x => $"items[{x.i}].instance: this token may not send events of instance '{x.Instance}'").ToList();
+            if (foreign.Count > ApiError.MaxMessages)
+                refused.Add(ApiError.MoreMessage(foreign.Count - ApiError.MaxMessages));
+            return ApiError.Result(403, refused);
+        }
+        var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
+        if (Undeliverable(events, options) is { } tooLarge)
+            return tooLarge;
         var registry = services.GetRequiredService<InstanceRegistry>();
         foreach (var instance in items.Select(x => x.Instance).Distinct(StringComparer.Ordinal))
             await registry.EnsureRegisteredAsync(instance, ct);
-        var events = items.Select(x => EnvelopeWriter.Build(x.Event, x.Instance, x.Item, options.ServerUrl)).ToList();
         try
         {
             // whole or nothing: an aborted request (ct) or a shutdown publishes none of the batch
@@ -100,29 +105,27 @@ public static class WebhookEndpoints
             "the server is shutting down: nothing of this request was published; retry later (or on another instance)");
     }
 
+    /// <summary>
+    /// 413 when an envelope is larger than <see cref="GatewayOptions.MaxEnvelopeBytes"/>: it could never be
+    /// queued for a Socket.IO client (before, it was accepted, never delivered, and dropped every subscriber).
+    /// </summary>
+    private static IResult? Undeliverable(List<GatewayEvent> events, GatewayOptions options)
+    {
+        var max = options.MaxEnvelopeBytes;
+        var tooLarge = events.Select((e, i) => (Bytes: e.EnvelopeJson.Length, i)).Where(x => x.Bytes > max).ToList();
+        if (tooLarge.Count == 0)
+            return null;
+        var messages = tooLarge.Take(ApiError.MaxMessages).Select(x =>
+            $"items[{x.i}]: the event's envelope is {x.Bytes} bytes; the largest that can be delivered is {max} bytes "
+            + $"(WEBSOCKET_SEND_QUEUE_BYTES={options.SendQueueBytes}, a connection's send queue, less {GatewayOptions.PacketFramingBytes} for the packet's framing)").ToList();
+        if (tooLarge.Count > ApiError.MaxMessages)
+            messages.Add(ApiError.MoreMessage(tooLarge.Count - ApiError.MaxMessages));
+        return ApiError.Result(StatusCodes.Status413PayloadTooLarge, messages);
+    }
+
     private static RouteHandlerBuilder WithIngestionDocs(this RouteHandlerBuilder endpoint) => endpoint
         .WithTags("Ingestion")
         .Accepts<WebhookPayload[]>("application/json")
         .Produces<WebhookAccepted>(StatusCodes.Status202Accepted)
         .ProducesApiErrors(400, 401, 403, 413, 503);
-
-    /// <summary>Reads the body; null when it is larger than <paramref name="limit"/>.</summary>
-    private static async Task<byte[]?> ReadLimitedAsync(HttpContext context, long limit, CancellationToken ct)
-    {
-        if (context.Request.ContentLength > limit)
-            return null;
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
-            sizeFeature.MaxRequestBodySize = null;
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(context.Request.ContentLength ?? 4096, limit) + 1);
-        while (true)
-        {
-            var memory = buffer.GetMemory(8192);
-            var read = await context.Request.Body.ReadAsync(memory, ct);
-            if (read == 0)
-                return buffer.WrittenSpan.ToArray();
-            buffer.Advance(read);
-            if (buffer.WrittenCount > limit)
-                return null;
-        }
-    }
 }

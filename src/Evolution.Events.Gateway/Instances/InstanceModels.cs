@@ -42,7 +42,7 @@ public static partial class InstanceNames
 
     public static bool IsValid(string? name) => name is not null && Pattern().IsMatch(name);
 
-    [GeneratedRegex("^[A-Za-z0-9_.-]{1,64}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\A[A-Za-z0-9_.-]{1,64}\z", RegexOptions.CultureInvariant)] // \z: "$" would also match before a final newline
     private static partial Regex Pattern();
 }
 

@@ -33,6 +33,7 @@ public static class GatewaySocketIO
                     SkipMiddlewares = false,
                 };
             }
+            o.Engine.MaxQueuedBytes = options.SendQueueBytes;
             foreach (var origin in options.CorsOrigins)
             {
                 o.Engine.CorsOrigins.Add(origin);

@@ -7,7 +7,8 @@ namespace Evolution.Events.Gateway.Namespaces;
 /// <summary>
 /// Who may open which Socket.IO namespace: the global key any valid one (and <c>/</c>), an
 /// instance token only <c>/{its instance}</c>. The key comes from the CONNECT auth payload
-/// (<c>apikey</c> or <c>token</c>), the query (<c>?apikey=</c>/<c>?token=</c>) or the <c>apikey</c> header.
+/// (<c>apikey</c> or <c>token</c>), or the query (<c>?apikey=</c>/<c>?token=</c>) or <c>apikey</c> header of the
+/// request that carried the CONNECT (see <see cref="KeyOf"/>).
 /// </summary>
 public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
 {
@@ -46,12 +47,18 @@ public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
 
     private AuthResult Authenticate(Socket socket) => authorizer.Authenticate(KeyOf(socket.Handshake));
 
+    /// <summary>
+    /// The key this login carries: its CONNECT auth payload, else the query or header of the request that carried
+    /// the CONNECT (<see cref="Handshake.ConnectRequest"/>), never the Engine.IO handshake's: a session id is in
+    /// every polling URL, and whoever learns it must not log in with the key of the client that opened it.
+    /// socket.io-client sends its <c>query</c> and <c>extraHeaders</c> with every request, so they are there.
+    /// </summary>
     internal static string? KeyOf(Handshake handshake) =>
         NonEmpty(handshake.AuthString("apikey"))
         ?? NonEmpty(handshake.AuthString("token"))
-        ?? NonEmpty(handshake.Query.GetValueOrDefault("apikey"))
-        ?? NonEmpty(handshake.Query.GetValueOrDefault("token"))
-        ?? NonEmpty(handshake.Headers.GetValueOrDefault("apikey"));
+        ?? NonEmpty(handshake.ConnectRequest.Query.GetValueOrDefault("apikey"))
+        ?? NonEmpty(handshake.ConnectRequest.Query.GetValueOrDefault("token"))
+        ?? NonEmpty(handshake.ConnectRequest.Headers.GetValueOrDefault("apikey"));
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }

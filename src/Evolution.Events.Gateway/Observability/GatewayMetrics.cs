@@ -29,6 +29,7 @@ public sealed class GatewayMetrics
     private readonly Counter _refusals;
     private readonly Counter _slowConsumers;
     private readonly Counter _recoveries;
+    private readonly Counter _logDropped;
 
     public GatewayMetrics()
     {
@@ -58,6 +59,8 @@ public sealed class GatewayMetrics
             "outcome");
         foreach (var outcome in Enum.GetValues<RecoveryOutcome>())
             _recoveries.WithLabels(OutcomeLabel(outcome));
+        _logDropped = factory.CreateCounter("evolution_log_events_dropped_total",
+            "Log events dropped because the console writer's bounded queue was full (stdout slow or stalled).");
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -109,4 +112,7 @@ public sealed class GatewayMetrics
         RecoveryOutcome.UnknownSession => "unknown_session",
         _ => "refused",
     };
+
+    /// <summary>Reads the log's drop count at every scrape.</summary>
+    public void Attach(GatewayLog log) => Registry.AddBeforeCollectCallback(() => _logDropped.IncTo(log.Dropped));
 }

@@ -1,5 +1,9 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Evolution.Events.EngineIO;
+using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
@@ -48,6 +52,7 @@ public static class GatewayObservability
         var metrics = app.Services.GetRequiredService<GatewayMetrics>();
         var io = options.WebSocketEnabled ? app.Services.GetRequiredService<SocketIOServer>() : null;
         metrics.Gauges.Attach(io, app.Services.GetRequiredService<PlainWebSocketHub>());
+        metrics.Attach(app.Services.GetRequiredService<GatewayLog>());
         if (io is not null)
         {
             io.ConnectionRefused += (_, message) => metrics.SocketIORefused(message);
@@ -66,9 +71,39 @@ public static class GatewayObservability
             Predicate = r => r.Tags.Contains(ReadyTag),
             ResponseWriter = WriteAsync(options),
         }).WithTags("Operations").WithSummary("Readiness: the SQLite store answers; says whether WebSocket endpoints are enabled.");
+        UseMetricsAuthorization(app, options);
         app.MapMetrics("/metrics", metrics.Registry).WithTags("Operations")
-            .WithSummary("Prometheus metrics (text exposition format).");
+            .WithSummary("Prometheus metrics (text exposition format); the global key or METRICS_API_KEY unless METRICS_PUBLIC=true.");
         return app;
+    }
+
+    /// <summary>
+    /// <c>/metrics</c> names instances, so it asks for a key (<c>Authorization: Bearer …</c>, as a Prometheus
+    /// scrape config sends it, or the <c>apikey</c> header): the global key or METRICS_API_KEY.
+    /// METRICS_PUBLIC=true serves it to anyone.
+    /// </summary>
+    private static void UseMetricsAuthorization(WebApplication app, GatewayOptions options)
+    {
+        if (options.MetricsPublic)
+            return;
+        var authorizer = app.Services.GetRequiredService<GatewayAuthorizer>();
+        var metricsKeyHash = options.MetricsApiKey is { } k ? SHA256.HashData(Encoding.UTF8.GetBytes(k)) : null;
+        app.UseWhen(context => context.Request.Path.StartsWithSegments("/metrics"), branch => branch.Use(async (context, next) =>
+        {
+            var key = ApiKeyReader.FromHeaders(context.Request);
+            var allowed = key is not null
+                && ((metricsKeyHash is not null
+                        && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(key)), metricsKeyHash))
+                    || authorizer.Authenticate(key).IsGlobal);
+            if (allowed)
+            {
+                await next(context);
+                return;
+            }
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await ApiError.WriteAsync(context.Response, StatusCodes.Status401Unauthorized,
+                "/metrics needs the global key or METRICS_API_KEY (Authorization: Bearer …); METRICS_PUBLIC=true serves it to anyone");
+        }));
     }
 
     private static Func<HttpContext, HealthReport, Task> WriteAsync(GatewayOptions options) => (context, report) =>
@@ -85,6 +120,6 @@ public static class GatewayObservability
                 durationMs = Math.Round(e.Value.Duration.TotalMilliseconds, 2),
             }),
         };
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body, Http.ApiError.Json));
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body, ApiError.Json));
     };
 }

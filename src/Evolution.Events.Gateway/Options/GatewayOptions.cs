@@ -39,6 +39,9 @@ public sealed class GatewayOptions
     /// <summary>LOG_LEVEL: Serilog minimum level.</summary>
     public LogEventLevel LogLevel { get; init; } = LogEventLevel.Information;
 
+    /// <summary>LOG_QUEUE_SIZE: log events waiting for the console at most; past it they are dropped (and counted).</summary>
+    public int LogQueueSize { get; init; } = 10_000;
+
     /// <summary>INBOUND_WEBHOOK_URL: where client-emitted events are relayed; null when unset.</summary>
     public Uri? InboundWebhookUrl { get; init; }
 
@@ -66,8 +69,35 @@ public sealed class GatewayOptions
     /// </summary>
     public int RecoverySeconds { get; init; } = 120;
 
+    /// <summary>
+    /// WEBSOCKET_SEND_QUEUE_BYTES: outbound bytes buffered per Socket.IO connection (Engine.IO's queue bound);
+    /// also bounds the largest event, see <see cref="MaxEnvelopeBytes"/>.
+    /// </summary>
+    public long SendQueueBytes { get; init; } = 8L * 1024 * 1024;
+
+    /// <summary>Room left in a connection's queue for the framing around an envelope (<c>42/{instance},["{event}",…]</c>).</summary>
+    public const int PacketFramingBytes = 1024;
+
+    /// <summary>
+    /// The largest envelope ingestion accepts: one that fits a Socket.IO connection's send queue with its
+    /// framing. A larger one could never be queued, and would drop every subscriber as a slow consumer.
+    /// </summary>
+    public long MaxEnvelopeBytes => WebSocketEnabled ? SendQueueBytes - PacketFramingBytes : long.MaxValue;
+
+    /// <summary>INBOUND_WEBHOOK_MAX_IN_FLIGHT: relays to INBOUND_WEBHOOK_URL in flight at once, all clients together.</summary>
+    public int InboundWebhookMaxInFlight { get; init; } = 256;
+
+    /// <summary>INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES: bytes of relayed payloads in flight at once, all clients together.</summary>
+    public long InboundWebhookMaxInFlightBytes { get; init; } = 16L * 1024 * 1024;
+
     /// <summary>INBOUND_WEBHOOK_TIMEOUT_MS: how long the relay waits for the upstream.</summary>
     public TimeSpan InboundWebhookTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>METRICS_PUBLIC: serve <c>/metrics</c> without a key (it names instances).</summary>
+    public bool MetricsPublic { get; init; }
+
+    /// <summary>METRICS_API_KEY: a key that may only read <c>/metrics</c> (for a scrape config); null when unset. Never log it.</summary>
+    public string? MetricsApiKey { get; init; }
 
     /// <summary>
     /// WEBSOCKET_REPLAY_LAST_STATE: a subscriber scoped to an instance gets its last <c>connection.update</c>

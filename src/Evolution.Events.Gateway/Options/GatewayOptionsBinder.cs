@@ -33,6 +33,7 @@ public static class GatewayOptionsBinder
             DatabaseConnectionString = connectionString,
             DatabaseFile = file,
             LogLevel = ReadLogLevel(config),
+            LogQueueSize = ReadInt(config, "LOG_QUEUE_SIZE", 10_000, 1, 1_000_000),
             InboundWebhookUrl = ReadUrl(config, "INBOUND_WEBHOOK_URL"),
             MaxConnections = ReadInt(config, "WEBSOCKET_MAX_CONNECTIONS", 100_000, 1, int.MaxValue),
             MaxPayload = ReadInt(config, "WEBSOCKET_MAX_PAYLOAD", 1_000_000, 1, int.MaxValue),
@@ -41,7 +42,12 @@ public static class GatewayOptionsBinder
             TrustedProxies = ReadProxies(config),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
             RecoverySeconds = ReadInt(config, "WEBSOCKET_RECOVERY_SECONDS", 120, 0, 86_400),
+            SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
             InlineIo = ReadBool(config, InlineIoVariable, true),
+            MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
+            MetricsApiKey = Read(config, "METRICS_API_KEY"),
+            InboundWebhookMaxInFlight = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT", 256, 1, 100_000),
+            InboundWebhookMaxInFlightBytes = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES", 16 * 1024 * 1024, 1024, int.MaxValue),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
         };

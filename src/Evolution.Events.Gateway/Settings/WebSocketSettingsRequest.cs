@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Evolution.Events.Gateway.Events;
+using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;
 using FluentValidation;
 
@@ -50,15 +51,22 @@ public sealed class WebSocketSettingsRequestValidator : AbstractValidator<WebSoc
             ctx.AddFailure("websocket.events", $"must be an array of event names (got {Describe(events)})");
             return;
         }
+        var failures = new CappedFailures<WebSocketSettingsRequest>(ctx);
         var index = 0;
         foreach (var item in events.EnumerateArray())
         {
-            var path = $"websocket.events[{index++}]";
+            var i = index++;
             if (item.ValueKind != JsonValueKind.String)
-                ctx.AddFailure(path, $"must be a string (got {Describe(item)})");
-            else if (!EventNames.TryParse(item.GetString(), out _))
-                ctx.AddFailure(path, $"unknown event name '{Truncate(item.GetString()!)}'");
+            {
+                if (failures.Next())
+                    failures.Listed($"websocket.events[{i}]", $"must be a string (got {Describe(item)})");
+            }
+            else if (!EventNames.TryParse(item.GetString(), out _) && failures.Next())
+            {
+                failures.Listed($"websocket.events[{i}]", $"unknown event name '{Truncate(item.GetString()!)}'");
+            }
         }
+        failures.Complete();
     }
 
     internal static string Describe(JsonElement value) => value.ValueKind switch
