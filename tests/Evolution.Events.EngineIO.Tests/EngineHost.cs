@@ -40,7 +40,7 @@ public sealed class EngineHost : IAsyncDisposable
     /// <summary>Whether listeners send every message back (text and binary).</summary>
     public bool Echo { get; set; } = true;
 
-    public static async Task<EngineHost> StartAsync(Action<EngineIOOptions>? configure = null)
+    public static async Task<EngineHost> StartAsync(Action<EngineIOOptions>? configure = null, ILogger<EngineIOServer>? logger = null)
     {
         var options = new EngineIOOptions { PingInterval = 30_000, PingTimeout = 30_000 };
         configure?.Invoke(options);
@@ -49,7 +49,7 @@ public sealed class EngineHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
-        var server = new EngineIOServer(options);
+        var server = new EngineIOServer(options, logger);
         app.MapEngineIO("/engine.io", server);
         await app.StartAsync();
         var host = new EngineHost(app, server);
