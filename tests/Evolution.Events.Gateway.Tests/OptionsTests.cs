@@ -30,6 +30,8 @@ public class OptionsTests
         Assert.Equal(0, options.ConnectRatePerMinute);
         Assert.Equal(10_485_760, options.WebhookMaxBody);
         Assert.Empty(options.TrustedProxies);
+        Assert.Equal(1000, options.MaxPendingConnections);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.ConnectTimeout);
     }
 
     [Fact]
@@ -40,7 +42,8 @@ public class OptionsTests
             ("CORS_ORIGIN", "https://a.example, http://b.example:3000"), ("DATABASE_PATH", "/tmp/x/y.db"),
             ("LOG_LEVEL", "debug"), ("INBOUND_WEBHOOK_URL", "http://127.0.0.1:9/in"),
             ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
-            ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"));
+            ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"),
+            ("WEBSOCKET_MAX_PENDING", "9"), ("WEBSOCKET_CONNECT_TIMEOUT_MS", "2500"));
         Assert.Equal(9000, options.Port);
         Assert.Equal("https://gw.example.com", options.ServerUrl);
         Assert.False(options.WebSocketEnabled);
@@ -56,6 +59,8 @@ public class OptionsTests
         Assert.Equal(7, options.ConnectRatePerMinute);
         Assert.Equal(2048, options.WebhookMaxBody);
         Assert.Equal(2, options.TrustedProxies.Count);
+        Assert.Equal(9, options.MaxPendingConnections);
+        Assert.Equal(TimeSpan.FromMilliseconds(2500), options.ConnectTimeout);
     }
 
     [Theory]
@@ -70,6 +75,8 @@ public class OptionsTests
     [InlineData("WEBSOCKET_MAX_CONNECTIONS", "0")]
     [InlineData("WEBSOCKET_MAX_PAYLOAD", "-1")]
     [InlineData("WEBSOCKET_CONNECT_RATE", "fast")]
+    [InlineData("WEBSOCKET_MAX_PENDING", "0")]
+    [InlineData("WEBSOCKET_CONNECT_TIMEOUT_MS", "50")]
     [InlineData("WEBHOOK_MAX_BODY", "1e6")]
     [InlineData("TRUSTED_PROXIES", "proxy.local")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
