@@ -366,6 +366,36 @@ public sealed class RawWebSocket : IDisposable
         return sent;
     }
 
+    /// <summary>Sends all of it within the timeout; false when the connection ended or stayed full.</summary>
+    public bool TrySendAll(byte[] data, TimeSpan timeout)
+    {
+        var offset = 0;
+        var watch = Stopwatch.StartNew();
+        while (offset < data.Length)
+        {
+            var n = _socket.Send(data, offset, data.Length - offset, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                if (watch.Elapsed > timeout)
+                {
+                    return false;
+                }
+
+                Thread.Sleep(2);
+                continue;
+            }
+
+            if (error != SocketError.Success)
+            {
+                return false;
+            }
+
+            offset += n;
+        }
+
+        return true;
+    }
+
     /// <summary>Sends if the socket takes it at once (a whole small frame or nothing).</summary>
     public void TrySend(byte[] frame) => _socket.Send(frame, 0, frame.Length, SocketFlags.None, out _);
 
