@@ -437,8 +437,10 @@ public sealed partial class EngineSocket
                 Close(EngineCloseReason.PingTimeout, null, discard: true);
                 break;
             default:
-                // a server close whose last poll never came
+                // a server close whose last poll never came, or whose flush to a WebSocket never ended:
+                // the session ends, and its connection with it
                 Finish();
+                AbortTransports();
                 break;
         }
     }

@@ -145,6 +145,27 @@ public class AttackTests
     }
 
     [Fact]
+    public async Task A_server_close_whose_flush_never_ends_aborts_the_connection_at_the_close_timeout()
+    {
+        await using var host = await EngineHost.StartAsync(o => o.CloseTimeout = 1000);
+        using var client = await RawWebSocket.ConnectAsync(host, "EIO=4&transport=websocket", receiveBuffer: 4096);
+        await WaitUntilAsync(() => host.Server.SessionCount == 1, TimeSpan.FromSeconds(10));
+        var session = host.Listeners.Keys.Select(sid => host.Server.TryGetSession(sid, out var s) ? s : null).Single(s => s is not null)!;
+
+        // more than both socket buffers hold, to a client that never reads; then a graceful close
+        var chunk = Protocol.OutboundPacket.Message(new string('q', 60_000));
+        for (var i = 0; i < 120; i++)
+        {
+            Assert.True(session.Send(chunk));
+        }
+
+        session.Close();
+        var watch = Stopwatch.StartNew();
+        await WaitUntilAsync(() => host.Server.SessionCount == 0 && !client.IsEstablished(), TimeSpan.FromSeconds(10));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(6), $"closed after {watch.Elapsed}");
+    }
+
+    [Fact]
     public async Task A_session_whose_close_throws_is_still_forgotten()
     {
         using var factory = LoggerFactory.Create(b => b.AddProvider(new ThrowingLoggerProvider(eventId: 1002)).SetMinimumLevel(LogLevel.Trace));
