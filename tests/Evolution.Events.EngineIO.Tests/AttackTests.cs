@@ -19,7 +19,7 @@ public sealed class AttackCollection
 /// client on loopback (raw TCP where a well-behaved client library would not misbehave), in bounded loops.
 /// </summary>
 [Collection(AttackCollection.Name)]
-public class AttackTests
+public class AttackTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int MiB = 1024 * 1024;
 
@@ -53,6 +53,7 @@ public class AttackTests
                 growth = Math.Max(growth, GC.GetTotalMemory(forceFullCollection: true) - before);
             }
 
+            output.WriteLine($"{connections} headers announcing 1 MB: managed memory +{growth / (double)MiB:F1} MiB");
             Assert.True(growth < 10 * MiB, $"managed memory grew by {growth / (double)MiB:F1} MiB for {connections} announced 1 MB frames");
             Assert.Equal(connections, host.Server.SessionCount); // nobody was closed for it: they are just waiting
         }
@@ -84,8 +85,10 @@ public class AttackTests
 
         var closedWithin = Stopwatch.StartNew();
         await WaitUntilAsync(() => host.Server.SessionCount == 0, TimeSpan.FromSeconds(15));
+        var sessionGone = closedWithin.Elapsed;
         // the session is gone and so is its connection: the server aborted it (without the client reading a byte)
         await WaitUntilAsync(() => !client.IsEstablished(), TimeSpan.FromSeconds(10));
+        output.WriteLine($"ping flood, {sent / (double)MiB:F1} MiB sent: session gone after {sessionGone.TotalSeconds:F1} s, connection after {closedWithin.Elapsed.TotalSeconds:F1} s");
         Assert.True(closedWithin.Elapsed < TimeSpan.FromSeconds(20), $"closed after {closedWithin.Elapsed}");
         Assert.True(await client.DrainsToEndAsync(TimeSpan.FromSeconds(10)), "the client never saw the end of the connection");
     }
@@ -138,6 +141,7 @@ public class AttackTests
             // reset by the server: what this test waits for
         }
 
+        output.WriteLine($"blind pongs with a stuck write: connection aborted after {watch.Elapsed.TotalSeconds:F1} s");
         Assert.False(client.IsEstablished(), "the connection with a write stuck for 15 s is still open");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"aborted after {watch.Elapsed}");
         await WaitUntilAsync(() => host.Server.SessionCount == 0, TimeSpan.FromSeconds(5));
