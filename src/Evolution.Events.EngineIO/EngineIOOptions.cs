@@ -50,6 +50,12 @@ public sealed class EngineIOOptions
     public int CloseTimeout { get; set; } = 10_000;
 
     /// <summary>
+    /// Most characters of request headers (names and values) a session keeps from its handshake
+    /// (<see cref="EngineRequest.Headers"/>); a header that does not fit is left out. Default 8192.
+    /// </summary>
+    public int MaxHandshakeHeaderChars { get; set; } = 8192;
+
+    /// <summary>
     /// Called before a new session is created (handshake). Return null to accept, or a refusal
     /// (HTTP status and message) — e.g. a connection limit or a rate limit.
     /// </summary>
@@ -60,6 +66,11 @@ public sealed class EngineIOOptions
         if (PingInterval <= 0 || PingTimeout <= 0 || MaxPayload <= 0 || UpgradeTimeout <= 0)
         {
             throw new InvalidOperationException("Engine.IO timings and MaxPayload must be positive");
+        }
+
+        if (MaxHandshakeHeaderChars < 0)
+        {
+            throw new InvalidOperationException("Engine.IO MaxHandshakeHeaderChars must not be negative");
         }
 
         if (MaxQueuedPackets <= 0 || MaxQueuedBytes <= 0)

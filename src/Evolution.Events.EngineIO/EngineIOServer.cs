@@ -174,7 +174,7 @@ public sealed partial class EngineIOServer
             return;
         }
 
-        var session = new EngineSocket(this, NewId(), EngineRequest.From(context), isWebSocket);
+        var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket);
         _sessions[session.Id] = session;
         if (isWebSocket)
         {
@@ -212,8 +212,17 @@ public sealed partial class EngineIOServer
         return $"{{\"sid\":{JsonSerializer.Serialize(sid)},\"upgrades\":{upgrades},\"pingInterval\":{Options.PingInterval},\"pingTimeout\":{Options.PingTimeout},\"maxPayload\":{Options.MaxPayload}}}";
     }
 
-    internal void OnSessionClosing(EngineSocket session, EngineCloseReason reason, string? description) =>
-        LogClosed(session.Id, session.Transport, reason.ToWire(), description ?? string.Empty);
+    internal void OnSessionClosing(EngineSocket session, EngineCloseReason reason, string? description)
+    {
+        try
+        {
+            LogClosed(session.Id, session.Transport, reason.ToWire(), LogText.Bound(description));
+        }
+        catch (Exception)
+        {
+            // a failing log provider must not keep the session from closing
+        }
+    }
 
     internal void OnSessionClosed(EngineSocket session, EngineCloseReason reason)
     {

@@ -37,7 +37,15 @@ public sealed class EngineRequest
 
     public DateTimeOffset Time { get; }
 
-    public static EngineRequest From(HttpContext context)
+    /// <summary>Copies the request with every header (no bound).</summary>
+    public static EngineRequest From(HttpContext context) => From(context, int.MaxValue);
+
+    /// <summary>
+    /// Copies the request, keeping headers while their names and values fit in
+    /// <paramref name="maxHeaderChars"/> characters in all: a header that does not fit is left out
+    /// (never cut), so a session does not pin whatever large headers its handshake carried.
+    /// </summary>
+    public static EngineRequest From(HttpContext context, int maxHeaderChars)
     {
         var query = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in context.Request.Query)
@@ -46,13 +54,32 @@ public sealed class EngineRequest
         }
 
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var budget = (long)maxHeaderChars;
         foreach (var (key, value) in context.Request.Headers)
         {
+            var length = key.Length + SumLength(value);
+            if (length > budget)
+            {
+                continue;
+            }
+
+            budget -= length;
             headers[key] = value.ToString();
         }
 
         var request = context.Request;
         var url = string.Concat(request.PathBase.ToString(), request.Path.ToString(), request.QueryString.ToString());
         return new EngineRequest(query, headers, context.Connection.RemoteIpAddress, url, request.IsHttps);
+    }
+
+    private static long SumLength(Microsoft.Extensions.Primitives.StringValues values)
+    {
+        long length = Math.Max(0, values.Count - 1); // the joining commas
+        foreach (var value in values)
+        {
+            length += value?.Length ?? 0;
+        }
+
+        return length;
     }
 }

@@ -38,6 +38,10 @@ public sealed partial class EngineSocket
     private int _pollActive;
     private int _postActive;
     private IEngineSocketListener? _listener;
+    private WebSocketFrameWriter? _activeWriter;
+
+    /// <summary>How long a discarded session's transport may take to send its close frame before its connection is aborted.</summary>
+    internal const int CloseGraceMs = 2000;
 
     internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket)
     {
@@ -206,11 +210,8 @@ public sealed partial class EngineSocket
     {
         switch (packet.Type)
         {
-            case EnginePacketType.Message when packet.Binary is not null:
-                _listener?.OnBinary(this, packet.Binary);
-                break;
             case EnginePacketType.Message:
-                _listener?.OnMessage(this, packet.Text ?? string.Empty);
+                Deliver(packet);
                 break;
             case EnginePacketType.Pong:
                 OnPong();
@@ -226,6 +227,30 @@ public sealed partial class EngineSocket
             default:
                 Close(EngineCloseReason.ParseError, $"unexpected packet type {packet.Type}", discard: true);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Hands a message to the listener. A listener that throws is a bug, not the client's doing: it is
+    /// logged once and the session closed, and the request that carried the packet still ends cleanly.
+    /// </summary>
+    private void Deliver(in InboundPacket packet)
+    {
+        try
+        {
+            if (packet.Binary is { } binary)
+            {
+                _listener?.OnBinary(this, binary);
+            }
+            else
+            {
+                _listener?.OnMessage(this, packet.Text ?? string.Empty);
+            }
+        }
+        catch (Exception ex)
+        {
+            _server.LogListenerFailure(ex, Id);
+            Close(EngineCloseReason.TransportError, "server error", discard: true);
         }
     }
 
@@ -252,23 +277,30 @@ public sealed partial class EngineSocket
             _phase = HeartbeatPhase.Closing;
         }
 
-        _server.OnSessionClosing(this, reason, description);
-        NotifyListener(reason, description);
-        _server.OnSessionClosed(this, reason);
-        if (discard)
+        try
         {
-            Discard(fromClient);
+            _server.OnSessionClosing(this, reason, description);
+            NotifyListener(reason, description);
+            _server.OnSessionClosed(this, reason);
         }
-        else
+        finally
         {
-            // What is queued is still written; the close packet ends the queue.
-            EnqueueControl(OutboundPacket.Close);
-            _queue.Writer.TryComplete();
-            lock (_sync)
+            // whatever the notifications did, the session ends: a failed close must not leave it registered
+            if (discard)
             {
-                if (_state != EngineReadyState.Closed)
+                Discard(fromClient);
+            }
+            else
+            {
+                // What is queued is still written; the close packet ends the queue.
+                EnqueueControl(OutboundPacket.Close);
+                _queue.Writer.TryComplete();
+                lock (_sync)
                 {
-                    _timer.Change(_options.CloseTimeout, Timeout.Infinite);
+                    if (_state != EngineReadyState.Closed)
+                    {
+                        _timer.Change(_options.CloseTimeout, Timeout.Infinite);
+                    }
                 }
             }
         }
@@ -309,6 +341,38 @@ public sealed partial class EngineSocket
         Volatile.Write(ref _closedByClient, fromClient);
         Volatile.Write(ref _discarded, true);
         Finish();
+        if (Volatile.Read(ref _activeWriter) is not null || IsUpgradingOrUpgraded)
+        {
+            // the transport gets a short grace to send its close frame, then its connection is aborted:
+            // a discarded session never leaves a connection behind (e.g. one stuck in a write)
+            _ = AbortTransportsAfterAsync(CloseGraceMs);
+        }
+    }
+
+    private async Task AbortTransportsAfterAsync(int delayMs)
+    {
+        await Task.Delay(delayMs).ConfigureAwait(false);
+        AbortTransports();
+    }
+
+    /// <summary>The WebSocket writer now serving the session (null while polling): its pending write has a deadline.</summary>
+    internal void AttachWriter(WebSocketFrameWriter writer) => Volatile.Write(ref _activeWriter, writer);
+
+    /// <summary>
+    /// True (and the session closed, its connection aborted) when a WebSocket write has waited longer
+    /// than the ping timeout: a client that stops reading can hold no connection open with a pending write.
+    /// </summary>
+    private bool AbortIfWriteOverdue()
+    {
+        var since = Volatile.Read(ref _activeWriter)?.WritingSince ?? 0;
+        if (since == 0 || Environment.TickCount64 - since <= _options.PingTimeout)
+        {
+            return false;
+        }
+
+        Close(EngineCloseReason.TransportError, "write timed out", discard: true);
+        AbortTransports();
+        return true;
     }
 
     private void NotifyListener(EngineCloseReason reason, string? description)
@@ -374,6 +438,11 @@ public sealed partial class EngineSocket
 
     private void OnTimer()
     {
+        if (_state == EngineReadyState.Open && AbortIfWriteOverdue())
+        {
+            return;
+        }
+
         HeartbeatPhase phase;
         lock (_sync)
         {
@@ -400,8 +469,10 @@ public sealed partial class EngineSocket
                 Close(EngineCloseReason.PingTimeout, null, discard: true);
                 break;
             default:
-                // a server close whose last poll never came
+                // a server close whose last poll never came, or whose flush to a WebSocket never ended:
+                // the session ends, and its connection with it
                 Finish();
+                AbortTransports();
                 break;
         }
     }

@@ -16,6 +16,7 @@ internal sealed class Client : IEngineSocketListener
     private readonly HashSet<string> _connecting = new(StringComparer.Ordinal);
     private Timer? _connectTimer;
     private BinaryReconstructor? _reconstructor;
+    private int _attachmentsToSkip;
 
     public Client(SocketIOServer server, EngineSocket connection)
     {
@@ -25,9 +26,14 @@ internal sealed class Client : IEngineSocketListener
         {
             _connectTimer = new Timer(static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.Infinite);
         }
+
+        server.AddPending(this);
     }
 
     public EngineSocket Connection { get; }
+
+    /// <summary>This client's place in the server's list of connections that have joined no namespace yet.</summary>
+    internal LinkedListNode<Client>? PendingNode { get; set; }
 
     public bool IsOpen => Connection.ReadyState == EngineReadyState.Open;
 
@@ -53,13 +59,13 @@ internal sealed class Client : IEngineSocketListener
 
     public void CloseForError(string reason)
     {
-        _server.LogProtocolError(Connection.Id, reason);
+        _server.LogProtocolError(Connection.Id, EngineIO.LogText.Bound(reason));
         Connection.Abort(EngineCloseReason.ParseError, reason);
     }
 
     public void OnMessage(EngineSocket socket, string text)
     {
-        if (_reconstructor is not null)
+        if (_reconstructor is not null || _attachmentsToSkip > 0)
         {
             CloseForError("got a text packet while waiting for binary attachments");
             return;
@@ -73,7 +79,15 @@ internal sealed class Client : IEngineSocketListener
 
         if (packet!.Attachments > 0)
         {
-            _reconstructor = new BinaryReconstructor(packet);
+            if (!HasJoined(packet.Namespace))
+            {
+                // the packet would be ignored (as socket.io does): its attachments are dropped as they
+                // arrive, never kept, so a connection that has joined nothing cannot pin any
+                _attachmentsToSkip = packet.Attachments;
+                return;
+            }
+
+            _reconstructor = new BinaryReconstructor(packet, _server.Options.MaxAttachmentBytes);
             return;
         }
 
@@ -82,6 +96,12 @@ internal sealed class Client : IEngineSocketListener
 
     public void OnBinary(EngineSocket socket, byte[] data)
     {
+        if (_attachmentsToSkip > 0)
+        {
+            _attachmentsToSkip--;
+            return;
+        }
+
         if (_reconstructor is null)
         {
             CloseForError("got binary data outside a binary packet");
@@ -102,6 +122,8 @@ internal sealed class Client : IEngineSocketListener
     public void OnClose(EngineSocket socket, EngineCloseReason reason, string? description)
     {
         Interlocked.Exchange(ref _connectTimer, null)?.Dispose();
+        _reconstructor = null;
+        _server.RemovePending(this);
         Socket[] sockets;
         lock (_sockets)
         {
@@ -124,6 +146,22 @@ internal sealed class Client : IEngineSocketListener
         }
 
         Interlocked.Exchange(ref _connectTimer, null)?.Dispose();
+        _server.RemovePending(this);
+    }
+
+    /// <summary>Closes a connection that has joined no namespace, to make room for a newer one.</summary>
+    internal void EvictPending()
+    {
+        _server.LogPendingEvicted(Connection.Id);
+        Connection.Close();
+    }
+
+    private bool HasJoined(string nsp)
+    {
+        lock (_sockets)
+        {
+            return _sockets.ContainsKey(nsp);
+        }
     }
 
     internal void Remove(Socket socket)

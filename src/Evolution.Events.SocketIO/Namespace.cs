@@ -165,7 +165,7 @@ public class Namespace
             return;
         }
 
-        Server.LogConnected(socket.Id, Name, client.Connection.Transport, socket.Handshake.Address);
+        Server.LogConnected(socket.Id, EngineIO.LogText.Bound(Name), client.Connection.Transport, socket.Handshake.Address);
         await RunConnectionHandlersAsync(socket);
     }
 
@@ -403,7 +403,7 @@ public sealed class ParentNamespace
         }
         catch (Exception ex)
         {
-            _server.LogHandlerFailure(ex, "namespace predicate", name);
+            _server.LogHandlerFailure(ex, "namespace predicate", EngineIO.LogText.Bound(name));
             return false;
         }
     }

@@ -73,6 +73,9 @@ public sealed class Socket
 
     internal Client Client { get; }
 
+    /// <summary>The Engine.IO session this socket rides on (shared by the connection's sockets in every namespace).</summary>
+    public EngineIO.EngineSocket Connection => Client.Connection;
+
     /// <summary>Raised once, after the socket left its namespace, with the reason.</summary>
     public event Action<Socket, string>? Disconnected;
 
@@ -291,7 +294,7 @@ public sealed class Socket
         Namespace.Adapter.DelAll(Id);
         Namespace.Remove(this);
         Client.Remove(this);
-        Namespace.Server.LogDisconnected(Id, Namespace.Name, reason);
+        Namespace.Server.LogDisconnected(Id, EngineIO.LogText.Bound(Namespace.Name), EngineIO.LogText.Bound(reason));
         if (session is not null)
         {
             Persist(session);
@@ -373,7 +376,7 @@ public sealed class Socket
         }
         catch (Exception ex)
         {
-            Namespace.Server.LogHandlerFailure(ex, e.Name, Id);
+            Namespace.Server.LogHandlerFailure(ex, EngineIO.LogText.Bound(e.Name), Id);
         }
     }
 
@@ -385,7 +388,7 @@ public sealed class Socket
         }
         catch (Exception ex)
         {
-            Namespace.Server.LogHandlerFailure(ex, eventName, Id);
+            Namespace.Server.LogHandlerFailure(ex, EngineIO.LogText.Bound(eventName), Id);
         }
     }
 }

@@ -14,10 +14,24 @@ public sealed class SocketIOOptions
     /// <summary>Drop a dynamic child namespace when its last socket leaves. Default true.</summary>
     public bool CleanupEmptyChildNamespaces { get; set; } = true;
 
+    /// <summary>Most binary attachments one packet may announce. Default 64.</summary>
     public int MaxAttachments { get; set; } = 64;
 
     /// <summary>Connection state recovery; null (the default) turns it off, as in socket.io.</summary>
     public ConnectionStateRecoveryOptions? ConnectionStateRecovery { get; set; }
+
+    /// <summary>
+    /// Most bytes the attachments of one binary packet may total while it is reassembled; past it the
+    /// connection is closed. Attachments of a packet for a namespace the connection has not joined are
+    /// never kept. Default 16 MiB.
+    /// </summary>
+    public long MaxAttachmentBytes { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Most connections that have not joined a namespace yet (within <see cref="ConnectTimeout"/>);
+    /// when one more arrives, the oldest of them is closed. 0: no bound. Default 10000.
+    /// </summary>
+    public int MaxPendingConnections { get; set; } = 10_000;
 
     internal SocketPacketLimits PacketLimits => _limits ??= new SocketPacketLimits(MaxAttachments);
 

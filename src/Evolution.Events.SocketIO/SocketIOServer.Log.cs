@@ -19,6 +19,9 @@ public sealed partial class SocketIOServer
     [LoggerMessage(EventId = 2005, Level = LogLevel.Information, Message = "Connection {Sid} closed: no namespace joined within the connect timeout")]
     internal partial void LogConnectTimeout(string sid);
 
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "Connection {Sid} closed: too many connections have joined no namespace (MaxPendingConnections); this was the oldest")]
+    internal partial void LogPendingEvicted(string sid);
+
     [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Socket.IO {Handler} handler failed for {SocketId}")]
     internal partial void LogHandlerFailure(Exception exception, string handler, string socketId);
 

@@ -18,6 +18,7 @@ public sealed partial class SocketIOServer
     private readonly List<ParentNamespace> _parents = [];
     private readonly object _childLock = new();
     private readonly ILogger _logger;
+    private readonly LinkedList<Client> _pending = new();
 
     public SocketIOServer(SocketIOOptions options, ILoggerFactory? loggerFactory = null, IAdapterFactory? adapterFactory = null)
     {
@@ -87,6 +88,18 @@ public sealed partial class SocketIOServer
     /// <summary>The namespace if it exists now (never makes one).</summary>
     public bool TryGetNamespace(string name, out Namespace nsp) => _namespaces.TryGetValue(Normalize(name), out nsp!);
 
+    /// <summary>Connections that have not joined any namespace yet (bounded by <see cref="SocketIOOptions.MaxPendingConnections"/>).</summary>
+    public int PendingConnectionCount
+    {
+        get
+        {
+            lock (_pending)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
     public Task HandleRequestAsync(HttpContext context) => Engine.HandleRequestAsync(context);
 
     /// <summary>Closes every connection (e.g. at shutdown).</summary>
@@ -110,16 +123,48 @@ public sealed partial class SocketIOServer
         }
     }
 
+    /// <summary>Counts a new connection as pending (no namespace joined); past the bound, the oldest pending one is closed.</summary>
+    internal void AddPending(Client client)
+    {
+        Client? evicted = null;
+        lock (_pending)
+        {
+            client.PendingNode = _pending.AddLast(client);
+            var max = Options.MaxPendingConnections;
+            if (max > 0 && _pending.Count > max)
+            {
+                evicted = _pending.First!.Value;
+                _pending.RemoveFirst();
+                evicted.PendingNode = null;
+            }
+        }
+
+        evicted?.EvictPending();
+    }
+
+    /// <summary>The connection joined a namespace or closed: it no longer counts as pending.</summary>
+    internal void RemovePending(Client client)
+    {
+        lock (_pending)
+        {
+            if (client.PendingNode is { } node)
+            {
+                _pending.Remove(node);
+                client.PendingNode = null;
+            }
+        }
+    }
+
     internal void OnRefused(string nsp, string reason, string? remote)
     {
-        LogRefused(nsp, reason, remote);
+        LogRefused(EngineIO.LogText.Bound(nsp), EngineIO.LogText.Bound(reason), remote);
         try
         {
             ConnectionRefused?.Invoke(nsp, reason);
         }
         catch (Exception ex)
         {
-            LogHandlerFailure(ex, "refusal", nsp);
+            LogHandlerFailure(ex, "refusal", EngineIO.LogText.Bound(nsp));
         }
     }
 

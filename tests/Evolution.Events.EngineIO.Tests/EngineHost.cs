@@ -40,16 +40,25 @@ public sealed class EngineHost : IAsyncDisposable
     /// <summary>Whether listeners send every message back (text and binary).</summary>
     public bool Echo { get; set; } = true;
 
-    public static async Task<EngineHost> StartAsync(Action<EngineIOOptions>? configure = null)
+    /// <param name="configure">Changes to the Engine.IO options.</param>
+    /// <param name="logger">The Engine.IO server's logger (default: none, or <paramref name="logs"/>').</param>
+    /// <param name="logs">A log provider for the whole host (Kestrel included) and the server.</param>
+    public static async Task<EngineHost> StartAsync(
+        Action<EngineIOOptions>? configure = null, ILogger<EngineIOServer>? logger = null, ILoggerProvider? logs = null)
     {
         var options = new EngineIOOptions { PingInterval = 30_000, PingTimeout = 30_000 };
         configure?.Invoke(options);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        }
+
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
-        var server = new EngineIOServer(options);
+        var server = new EngineIOServer(options, logger ?? (logs is null ? null : app.Services.GetRequiredService<ILogger<EngineIOServer>>()));
         app.MapEngineIO("/engine.io", server);
         await app.StartAsync();
         var host = new EngineHost(app, server);

@@ -32,6 +32,8 @@ public class OptionsTests
         Assert.Empty(options.TrustedProxies);
         Assert.True(options.WebSocketReplayLastState);
         Assert.Equal(120, options.RecoverySeconds);
+        Assert.Equal(1000, options.MaxPendingConnections);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.ConnectTimeout);
     }
 
     [Fact]
@@ -43,7 +45,8 @@ public class OptionsTests
             ("LOG_LEVEL", "debug"), ("INBOUND_WEBHOOK_URL", "http://127.0.0.1:9/in"),
             ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
             ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"),
-            ("WEBSOCKET_REPLAY_LAST_STATE", "off"), ("WEBSOCKET_RECOVERY_SECONDS", "0"));
+            ("WEBSOCKET_REPLAY_LAST_STATE", "off"), ("WEBSOCKET_RECOVERY_SECONDS", "0"),
+            ("WEBSOCKET_MAX_PENDING", "9"), ("WEBSOCKET_CONNECT_TIMEOUT_MS", "2500"));
         Assert.Equal(9000, options.Port);
         Assert.Equal("https://gw.example.com", options.ServerUrl);
         Assert.False(options.WebSocketEnabled);
@@ -61,6 +64,8 @@ public class OptionsTests
         Assert.Equal(2, options.TrustedProxies.Count);
         Assert.False(options.WebSocketReplayLastState);
         Assert.Equal(0, options.RecoverySeconds);
+        Assert.Equal(9, options.MaxPendingConnections);
+        Assert.Equal(TimeSpan.FromMilliseconds(2500), options.ConnectTimeout);
     }
 
     [Theory]
@@ -75,6 +80,8 @@ public class OptionsTests
     [InlineData("WEBSOCKET_MAX_CONNECTIONS", "0")]
     [InlineData("WEBSOCKET_MAX_PAYLOAD", "-1")]
     [InlineData("WEBSOCKET_CONNECT_RATE", "fast")]
+    [InlineData("WEBSOCKET_MAX_PENDING", "0")]
+    [InlineData("WEBSOCKET_CONNECT_TIMEOUT_MS", "50")]
     [InlineData("WEBHOOK_MAX_BODY", "1e6")]
     [InlineData("TRUSTED_PROXIES", "proxy.local")]
     [InlineData("WEBSOCKET_REPLAY_LAST_STATE", "sometimes")]

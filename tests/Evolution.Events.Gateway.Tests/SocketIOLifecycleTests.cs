@@ -1,7 +1,9 @@
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Evolution.Events.EngineIO;
 using Evolution.Events.Gateway.PlainWebSockets;
+using Evolution.Events.SocketIO;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Evolution.Events.Gateway.Tests;
@@ -43,7 +45,7 @@ public class SocketIOLifecycleTests
     }
 
     [Fact]
-    public async Task MaxConnectionsRefusesTheHandshakeWith503AndIsReleasedOnClose()
+    public async Task MaxConnectionsRefusesTheJoinWithConnectErrorAndIsReleasedOnClose()
     {
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_MAX_CONNECTIONS"] = "2" });
         var gate = gw.App.Services.GetRequiredService<ConnectionGate>();
@@ -51,28 +53,98 @@ public class SocketIOLifecycleTests
         await using var two = await SocketIOEventTests.ConnectAsync(gw, "/", SocketIOEventTests.Auth(TestGateway.Key), "polling");
         Assert.Equal(2, gate.OpenConnections);
 
-        foreach (var refusal in new[] { await gw.SendAsync(HttpMethod.Get, PollingHandshake), await gw.RawUpgradeAsync(WebSocketHandshake) })
+        // a handshake takes no slot; joining a namespace does, and is refused past the limit
+        using (var handshake = await gw.SendAsync(HttpMethod.Get, PollingHandshake))
         {
-            Assert.Equal(503, (int)refusal.StatusCode);
-            var body = await TestGateway.ReadJsonAsync(refusal);
-            Assert.Contains("WEBSOCKET_MAX_CONNECTIONS", body!.ToJsonString(), StringComparison.Ordinal);
+            Assert.Equal(200, (int)handshake.StatusCode);
         }
+
         // the plain WebSocket shares the same count
-        Assert.Equal(503, (int)(await gw.RawUpgradeAsync($"/ws/events?apikey={TestGateway.Key}")).StatusCode);
+        await TestGateway.AssertErrorAsync(await gw.RawUpgradeAsync($"/ws/events?apikey={TestGateway.Key}"), 503, "WEBSOCKET_MAX_CONNECTIONS");
         var third = await SocketIOAuthTests.ConnectAllAsync(gw, ("third", "/sales", SocketIOEventTests.Auth(TestGateway.Key)));
         Assert.False((bool)third["third"]["ok"]!);
+        Assert.Contains("WEBSOCKET_MAX_CONNECTIONS", (string?)third["third"]["message"], StringComparison.Ordinal);
         Assert.Equal(2, gate.OpenConnections);
 
         await one.SendAsync(new JsonObject { ["cmd"] = "exit" });
         await one.WaitForExitAsync();
         await PlainWebSocketTests.WaitUntilAsync(() => gate.OpenConnections == 1);
         await using var again = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        Assert.Equal(2, gate.OpenConnections);
         await two.SendAsync(new JsonObject { ["cmd"] = "exit" });
         await two.WaitForExitAsync();
         await PlainWebSocketTests.WaitUntilAsync(() => gate.OpenConnections == 1);
-        using var handshake = await gw.SendAsync(HttpMethod.Get, PollingHandshake);
-        Assert.Equal(200, (int)handshake.StatusCode);
-        Assert.StartsWith("0{", await handshake.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task KeylessHandshakesBeyondTheLimitNeitherTakeSlotsNorStay()
+    {
+        const int cap = 5;
+        await using var gw = await TestGateway.StartAsync(new()
+        {
+            ["WEBSOCKET_MAX_CONNECTIONS"] = cap.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["WEBSOCKET_CONNECT_TIMEOUT_MS"] = "1500",
+        });
+        var gate = gw.App.Services.GetRequiredService<ConnectionGate>();
+        var io = gw.App.Services.GetRequiredService<SocketIOServer>();
+
+        // 4x the limit of keyless handshakes, each with a 30 KB header; a third also try to join without a key
+        var sids = new List<string>();
+        for (var i = 0; i < 4 * cap; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, PollingHandshake);
+            request.Headers.Add("X-Padding", new string('p', 30_000));
+            using var handshake = await gw.Http.SendAsync(request);
+            Assert.Equal(200, (int)handshake.StatusCode);
+            var body = await handshake.Content.ReadAsStringAsync();
+            var sid = JsonNode.Parse(body[1..])!["sid"]!.GetValue<string>();
+            sids.Add(sid);
+            Assert.True(io.Engine.TryGetSession(sid, out var session));
+            Assert.DoesNotContain("X-Padding", session.Request.Headers.Keys);
+            if (i % 3 == 0)
+            {
+                using var connect = await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=" + sid, "40/sales,");
+                Assert.Equal(200, (int)connect.StatusCode);
+            }
+        }
+
+        Assert.Equal(0, gate.OpenConnections);
+        Assert.Equal(4 * cap, io.PendingConnectionCount);
+
+        // a client with a key connects at once
+        var joined = DateTime.UtcNow;
+        await using var keyed = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        Assert.Equal(1, gate.OpenConnections);
+
+        // and the keyless ones are closed within a few seconds (WEBSOCKET_CONNECT_TIMEOUT_MS)
+        await PlainWebSocketTests.WaitUntilAsync(() => io.PendingConnectionCount == 0);
+        Assert.True(DateTime.UtcNow - joined < TimeSpan.FromSeconds(5), $"pending connections closed after {DateTime.UtcNow - joined}");
+        foreach (var sid in sids)
+        {
+            Assert.True(!io.Engine.TryGetSession(sid, out var session) || session.ReadyState != EngineReadyState.Open);
+        }
+
+        Assert.Equal(1, gate.OpenConnections);
+        await gw.IngestAsync(TestGateway.Event("qrcode.updated", "sales"));
+        Assert.Equal("qrcode.updated", (string?)(await keyed.NextEventAsync())["event"]);
+    }
+
+    [Fact]
+    public async Task PendingConnectionsAreBoundedTheOldestGoingFirst()
+    {
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_MAX_PENDING"] = "3" });
+        var io = gw.App.Services.GetRequiredService<SocketIOServer>();
+        var sids = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            using var handshake = await gw.SendAsync(HttpMethod.Get, PollingHandshake);
+            sids.Add(JsonNode.Parse((await handshake.Content.ReadAsStringAsync())[1..])!["sid"]!.GetValue<string>());
+        }
+
+        Assert.Equal(3, io.PendingConnectionCount);
+        using var poll = await gw.SendAsync(HttpMethod.Get, PollingHandshake + "&sid=" + sids[0]);
+        Assert.Equal("1", await poll.Content.ReadAsStringAsync()); // the oldest was closed
+        await using var keyed = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "polling");
     }
 
     [Fact]

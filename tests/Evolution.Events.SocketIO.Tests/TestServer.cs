@@ -42,10 +42,15 @@ public sealed class TestServer : IAsyncDisposable
 
     public ConcurrentQueue<Observation> Observations { get; } = new();
 
-    public static async Task<TestServer> StartAsync(Action<SocketIOOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(Action<SocketIOOptions>? configure = null, ILoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
+        }
+
         if (Environment.GetEnvironmentVariable("SOCKETIO_TESTS_LOG") is { Length: > 0 } level)
         {
             // e.g. SOCKETIO_TESTS_LOG=Debug: the server's log on the console, to investigate a failure

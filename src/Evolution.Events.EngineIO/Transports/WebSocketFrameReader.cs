@@ -159,24 +159,34 @@ internal sealed class WebSocketFrameReader
         return Parse.Frame;
     }
 
-    /// <summary>Makes room for a frame of <paramref name="needed"/> bytes: compacts, or rents a larger buffer.</summary>
+    /// <summary>
+    /// Makes room for more of a frame of <paramref name="needed"/> bytes. The buffer grows with the
+    /// bytes received, never with the length a header announces: it compacts when there is no room
+    /// left at its end, and only when it is full does it double (up to what the frame needs). A
+    /// header that announces a megabyte and sends nothing after it costs one 4 KiB chunk.
+    /// </summary>
     private void EnsureCapacity(int needed)
     {
         var buffer = _buffer!;
-        if (_start + needed <= buffer.Length && _start + _count < buffer.Length)
+        if (_start + _count < buffer.Length)
         {
             return;
         }
 
-        var target = needed <= buffer.Length ? buffer : ArrayPool<byte>.Shared.Rent(Math.Max(needed, ChunkSize));
-        buffer.AsSpan(_start, _count).CopyTo(target);
-        if (!ReferenceEquals(target, buffer))
+        if (_start > 0)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            _buffer = target;
+            buffer.AsSpan(_start, _count).CopyTo(buffer);
+            _start = 0;
+            if (_count < buffer.Length)
+            {
+                return;
+            }
         }
 
-        _start = 0;
+        var target = ArrayPool<byte>.Shared.Rent(Math.Min(needed, Math.Max(buffer.Length, ChunkSize / 2) * 2));
+        buffer.AsSpan(0, _count).CopyTo(target);
+        ArrayPool<byte>.Shared.Return(buffer);
+        _buffer = target;
     }
 
     private void ReleaseIfConsumed()
@@ -211,7 +221,7 @@ internal sealed class WebSocketFrameReader
                     return Decode(frame.Opcode, frame.Payload);
                 }
 
-                _fragments = new ArrayBufferWriter<byte>(frame.Payload.Length * 2);
+                _fragments = new ArrayBufferWriter<byte>(Math.Max(256, frame.Payload.Length * 2));
                 _fragmentOpcode = frame.Opcode;
                 _fragments.Write(frame.Payload);
                 return null;

@@ -17,6 +17,7 @@ internal sealed class WebSocketFrameWriter
     private const byte Fin = 0x80;
     private readonly Stream _stream;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private long _writingSince;
 
     public WebSocketFrameWriter(Stream stream) => _stream = stream;
 
@@ -28,6 +29,12 @@ internal sealed class WebSocketFrameWriter
         Ping = 0x9,
         Pong = 0xA,
     }
+
+    /// <summary>
+    /// <see cref="Environment.TickCount64"/> when the write now under way started (0: none). The session's
+    /// heartbeat aborts the connection when a write waits past the ping timeout.
+    /// </summary>
+    public long WritingSince => Volatile.Read(ref _writingSince);
 
     /// <summary>Room a frame of this payload length takes (header + payload).</summary>
     public static int FrameSize(int payloadLength) => HeaderSize(payloadLength) + payloadLength;
@@ -44,6 +51,7 @@ internal sealed class WebSocketFrameWriter
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken);
+        Volatile.Write(ref _writingSince, Environment.TickCount64);
         try
         {
             await _stream.WriteAsync(frames, cancellationToken);
@@ -51,6 +59,7 @@ internal sealed class WebSocketFrameWriter
         }
         finally
         {
+            Volatile.Write(ref _writingSince, 0);
             _lock.Release();
         }
     }
@@ -61,6 +70,7 @@ internal sealed class WebSocketFrameWriter
         var header = new byte[HeaderSize(payload.Length)];
         WriteHeader(header, opcode, payload.Length);
         await _lock.WaitAsync(cancellationToken);
+        Volatile.Write(ref _writingSince, Environment.TickCount64);
         try
         {
             await _stream.WriteAsync(header, cancellationToken);
@@ -69,6 +79,7 @@ internal sealed class WebSocketFrameWriter
         }
         finally
         {
+            Volatile.Write(ref _writingSince, 0);
             _lock.Release();
         }
     }

@@ -12,7 +12,7 @@ namespace Evolution.Events.EngineIO.Transports;
 internal sealed class WebSocketTransport : IPacketOrigin
 {
     private static readonly byte[] ProbeReply = "3probe"u8.ToArray();
-    private const int CloseGraceMs = 2000;
+    private const int CloseGraceMs = EngineSocket.CloseGraceMs;
 
     private readonly EngineSocket _session;
     private readonly WebSocketFrameWriter _writer;
@@ -80,6 +80,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
     {
         // one registration for the connection's life: reads and waits take no token of their own
         using var abort = _session.Aborted.UnsafeRegister(static s => ((Action)s!)(), _abortConnection);
+        _session.AttachWriter(_writer);
         var writer = WriteLoopAsync();
         var reader = ReadLoopAsync();
         if (await Task.WhenAny(reader, writer) == reader && _session.ReadyState == EngineReadyState.Open)

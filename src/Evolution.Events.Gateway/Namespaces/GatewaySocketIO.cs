@@ -34,12 +34,17 @@ public static class GatewaySocketIO
                 };
             }
             o.Engine.MaxQueuedBytes = options.SendQueueBytes;
+            // before a namespace is joined a connection costs little and briefly (docs/reliability.md)
+            o.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
+            o.MaxPendingConnections = options.MaxPendingConnections;
+            o.MaxAttachmentBytes = options.MaxPayload;
             foreach (var origin in options.CorsOrigins)
             {
                 o.Engine.CorsOrigins.Add(origin);
             }
         });
         services.AddSingleton<NamespaceAuthorization>();
+        services.AddSingleton<SocketIOSlots>();
         services.AddSingleton<ClientEventRelay>();
         services.AddSingleton<IEventSink, SocketIOSink>();
         return services;
@@ -68,13 +73,18 @@ public static class GatewaySocketIO
         var registry = services.GetRequiredService<InstanceRegistry>();
         var replay = services.GetRequiredService<LastStateReplay>();
 
-        io.Engine.Options.AllowRequest = context => ValueTask.FromResult(
-            gate.TryAdmit(context, out var status, out var reason) ? null : new HandshakeRefusal(status, reason));
-        io.Engine.SessionClosed += (_, _) => gate.Release();
+        var slots = services.GetRequiredService<SocketIOSlots>();
 
-        io.Sockets.Use(authorization.AuthorizeMain);
+        // the handshake only counts against the rate; a slot of WEBSOCKET_MAX_CONNECTIONS is taken at
+        // the first namespace joined (the last middleware), and given back when the connection closes
+        io.Engine.Options.AllowRequest = context => ValueTask.FromResult(
+            gate.CheckRate(context, out var status, out var reason) ? null : new HandshakeRefusal(status, reason));
+        io.Engine.SessionClosed += (session, _) => slots.Release(session);
+
+        io.Sockets.Use(authorization.AuthorizeMain).Use(slots.Admit);
         var instances = io.Of(NamespaceAuthorization.IsInstanceNamespace)
             .Use(authorization.AuthorizeInstance)
+            .Use(slots.Admit)
             .OnConnection(relay.Attach);
         if (replay.Enabled)
         {

@@ -48,6 +48,12 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_MAX_CONNECTIONS: concurrent Socket.IO + plain WebSocket connections.</summary>
     public int MaxConnections { get; init; } = 100_000;
 
+    /// <summary>WEBSOCKET_MAX_PENDING: Socket.IO connections that have joined no namespace yet; past it the oldest is closed.</summary>
+    public int MaxPendingConnections { get; init; } = 1000;
+
+    /// <summary>WEBSOCKET_CONNECT_TIMEOUT_MS: how long a Socket.IO connection may stay without joining a namespace.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>WEBSOCKET_MAX_PAYLOAD: largest message a client may send, in bytes.</summary>
     public int MaxPayload { get; init; } = 1_000_000;
 

@@ -37,6 +37,8 @@ public static class GatewayOptionsBinder
             InboundWebhookUrl = ReadUrl(config, "INBOUND_WEBHOOK_URL"),
             MaxConnections = ReadInt(config, "WEBSOCKET_MAX_CONNECTIONS", 100_000, 1, int.MaxValue),
             MaxPayload = ReadInt(config, "WEBSOCKET_MAX_PAYLOAD", 1_000_000, 1, int.MaxValue),
+            MaxPendingConnections = ReadInt(config, "WEBSOCKET_MAX_PENDING", 1000, 1, int.MaxValue),
+            ConnectTimeout = TimeSpan.FromMilliseconds(ReadInt(config, "WEBSOCKET_CONNECT_TIMEOUT_MS", 5000, 100, 600_000)),
             ConnectRatePerMinute = ReadInt(config, "WEBSOCKET_CONNECT_RATE", 0, 0, int.MaxValue),
             WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
             TrustedProxies = ReadProxies(config),

@@ -4,9 +4,10 @@ using Evolution.Events.Gateway.Options;
 namespace Evolution.Events.Gateway.PlainWebSockets;
 
 /// <summary>
-/// Admission control shared by the plain-WebSocket upgrade and the Engine.IO handshake:
-/// WEBSOCKET_CONNECT_RATE (attempts per minute per remote address → 429) and
-/// WEBSOCKET_MAX_CONNECTIONS (open connections → 503). The remote address is
+/// Admission control shared by the plain-WebSocket upgrade and Socket.IO:
+/// WEBSOCKET_CONNECT_RATE (attempts per minute per remote address → 429, at the upgrade or the
+/// Engine.IO handshake) and WEBSOCKET_MAX_CONNECTIONS (open connections → 503; a Socket.IO
+/// connection takes its slot when it joins its first namespace, see <c>SocketIOSlots</c>). The remote address is
 /// <see cref="ConnectionInfo.RemoteIpAddress"/>, which the forwarded-headers middleware rewrites
 /// only for requests from TRUSTED_PROXIES.
 /// </summary>
@@ -19,13 +20,6 @@ public sealed class ConnectionGate(GatewayOptions options, TimeProvider time)
 
     /// <summary>Connections admitted and not yet released.</summary>
     public int OpenConnections => Volatile.Read(ref _open);
-
-    /// <summary>
-    /// Counts an attempt and takes a connection slot. On success the caller must call
-    /// <see cref="Release"/> exactly once when the connection ends.
-    /// </summary>
-    public bool TryAdmit(HttpContext context, out int status, out string reason) =>
-        CheckRate(context, out status, out reason) && TryAcquire(out status, out reason);
 
     /// <summary>Counts one connection attempt of the request's remote address (429 past the rate).</summary>
     public bool CheckRate(HttpContext context, out int status, out string reason)
@@ -45,7 +39,10 @@ public sealed class ConnectionGate(GatewayOptions options, TimeProvider time)
         return false;
     }
 
-    /// <summary>Takes a connection slot (503 past WEBSOCKET_MAX_CONNECTIONS).</summary>
+    /// <summary>
+    /// Takes a connection slot (503 past WEBSOCKET_MAX_CONNECTIONS). On success the caller must call
+    /// <see cref="Release"/> exactly once when the connection ends.
+    /// </summary>
     public bool TryAcquire(out int status, out string reason)
     {
         status = StatusCodes.Status200OK;

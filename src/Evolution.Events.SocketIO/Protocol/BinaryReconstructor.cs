@@ -11,18 +11,39 @@ public sealed class BinaryReconstructor
 {
     private readonly SocketPacket _packet;
     private readonly List<byte[]> _buffers;
+    private readonly long _maxBytes;
+    private long _bytes;
 
     public BinaryReconstructor(SocketPacket packet)
+        : this(packet, long.MaxValue)
     {
-        _packet = packet;
-        _buffers = new List<byte[]>(packet.Attachments);
     }
 
-    /// <summary>Adds one attachment; returns the finished packet once all have arrived.</summary>
+    /// <param name="packet">The decoded packet whose attachments follow.</param>
+    /// <param name="maxBytes">Most bytes all the packet's attachments may total; past it <see cref="TryAdd"/> fails.</param>
+    public BinaryReconstructor(SocketPacket packet, long maxBytes)
+    {
+        _packet = packet;
+        _maxBytes = maxBytes;
+        _buffers = new List<byte[]>(Math.Min(packet.Attachments, 16));
+    }
+
+    /// <summary>
+    /// Adds one attachment; returns the finished packet once all have arrived. Fails (with
+    /// <paramref name="error"/> set) when the attachments total more than the byte bound or a
+    /// placeholder has no attachment.
+    /// </summary>
     public bool TryAdd(byte[] attachment, out SocketPacket? packet, out string? error)
     {
-        _buffers.Add(attachment);
         packet = null;
+        _bytes += attachment.Length;
+        if (_bytes > _maxBytes)
+        {
+            error = $"binary attachments too large (over {_maxBytes} bytes)";
+            return false;
+        }
+
+        _buffers.Add(attachment);
         error = null;
         if (_buffers.Count < _packet.Attachments)
         {

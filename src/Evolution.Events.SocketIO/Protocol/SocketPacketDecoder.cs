@@ -22,7 +22,8 @@ public static class SocketPacketDecoder
     };
 
     private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+    // duplicate keys are refused here: a JsonObject with them throws on first access, far from the parser
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     public static bool TryDecode(string text, out SocketPacket? packet, out string? error) =>
         TryDecode(text, SocketPacketLimits.Default, out packet, out error);
