@@ -27,6 +27,8 @@ public sealed class GatewayMetrics
     private readonly Histogram _latency;
     private readonly Counter _refusals;
     private readonly Counter _slowConsumers;
+    private readonly Gauge _redisUp;
+    private readonly Counter _redisOutages;
 
     public GatewayMetrics()
     {
@@ -50,6 +52,12 @@ public sealed class GatewayMetrics
             + "transport=http with the status code (401, 403, 429, 503).", "transport", "reason");
         _slowConsumers = factory.CreateCounter("evolution_slow_consumers_dropped_total",
             "Connections dropped because their bounded outbound queue overflowed, per transport.", "transport");
+        // Published only with REDIS_URI set (no series on a SQLite node).
+        _redisUp = factory.CreateGauge("evolution_redis_up",
+            "Whether the Redis holding the shared instance registry answers: 1 yes, 0 unreachable (REDIS_URI set only).",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        _redisOutages = factory.CreateCounter("evolution_redis_outages_total",
+            "Times Redis became unreachable (REDIS_URI set only).", new CounterConfiguration { SuppressInitialValue = true });
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -90,4 +98,14 @@ public sealed class GatewayMetrics
     public void HttpRefused(int status) => _refusals.WithLabels(HttpTransport, status.ToString()).Inc();
 
     public void SlowConsumerDropped(string transport) => _slowConsumers.WithLabels(transport).Inc();
+
+    /// <summary>Sets <c>evolution_redis_up</c> (and publishes the outage counter, at 0 until the first outage).</summary>
+    public void RedisUp(bool up)
+    {
+        _redisUp.Set(up ? 1 : 0);
+        _redisOutages.Publish();
+    }
+
+    /// <summary>Counts one Redis outage (a transition from reachable to unreachable).</summary>
+    public void RedisOutage() => _redisOutages.Inc();
 }

@@ -64,7 +64,7 @@ public static class GatewayObservability
         {
             Predicate = r => r.Tags.Contains(ReadyTag),
             ResponseWriter = WriteAsync(options),
-        }).WithTags("Operations").WithSummary("Readiness: the SQLite store answers; says whether WebSocket endpoints are enabled.");
+        }).WithTags("Operations").WithSummary("Readiness: the instance store (SQLite, or Redis with REDIS_URI) answers; says whether WebSocket endpoints are enabled.");
         app.MapMetrics("/metrics", metrics.Registry).WithTags("Operations")
             .WithSummary("Prometheus metrics (text exposition format).");
         return app;
