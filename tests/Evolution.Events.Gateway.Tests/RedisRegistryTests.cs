@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Evolution.Events.Testing;
 using StackExchange.Redis;
+using Xunit.Abstractions;
 
 namespace Evolution.Events.Gateway.Tests;
 
@@ -11,7 +12,7 @@ namespace Evolution.Events.Gateway.Tests;
 /// The instance registry shared through Redis (REDIS_URI): two real gateways in this process on one real
 /// redis-server (tests/Evolution.Events.Testing), each with its own in-memory snapshot.
 /// </summary>
-public sealed class RedisRegistryTests
+public sealed class RedisRegistryTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Propagation = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(20);
@@ -50,6 +51,21 @@ public sealed class RedisRegistryTests
         return response.StatusCode;
     }
 
+    /// <summary>The status and body of a create, e.g. <c>409 {"status":409,…}</c>.</summary>
+    private static async Task<string> CreateAnswerAsync(TestGateway gw, string name, string? token = null)
+    {
+        var body = token is null ? $$"""{"instanceName":"{{name}}"}""" : $$"""{"instanceName":"{{name}}","token":"{{token}}"}""";
+        using var response = await gw.PostAsync("/instance/create", body);
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
+
+    private static void AssertOneWins(string[] answers, string conflict)
+    {
+        var all = string.Join(" | ", answers);
+        Assert.True(answers.Count(x => x.StartsWith("201 ", StringComparison.Ordinal)) == 1, all);
+        Assert.True(answers.Count(x => x.StartsWith("409 ", StringComparison.Ordinal) && x.Contains(conflict, StringComparison.Ordinal)) == 1, all);
+    }
+
     private static string TokenAuth(string token) => new JsonObject { ["auth"] = new JsonObject { ["token"] = token } }.ToJsonString();
 
     private static async Task<string> MetricsAsync(TestGateway gw) => await gw.Http.GetStringAsync("/metrics");
@@ -69,6 +85,7 @@ public sealed class RedisRegistryTests
 
         var token = await a.CreateInstanceAsync("alpha");
         var took = await EventuallyAsync(async () => await FindInstanceAsync(b, "alpha") is not null, Propagation, "alpha listed on B");
+        output.WriteLine($"create on A listed on B after {took.TotalMilliseconds:0.0} ms");
         Assert.True(took < TimeSpan.FromSeconds(1), $"propagation took {took.TotalMilliseconds} ms");
         Assert.Equal(token, (await FindInstanceAsync(b, "alpha"))!["token"]!.GetValue<string>());
 
@@ -131,11 +148,9 @@ public sealed class RedisRegistryTests
         await using var b = await NodeAsync(redis);
         for (var i = 0; i < 10; i++)
         {
-            var statuses = await Task.WhenAll(CreateStatusAsync(a, $"race{i}"), CreateStatusAsync(b, $"race{i}"));
-            Assert.Equal([HttpStatusCode.Created, HttpStatusCode.Conflict], statuses.Order());
+            AssertOneWins(await Task.WhenAll(CreateAnswerAsync(a, $"race{i}"), CreateAnswerAsync(b, $"race{i}")), "already exists");
             // Two names, one token: the token stays unique across nodes.
-            var tokens = await Task.WhenAll(CreateStatusAsync(a, $"ta{i}", $"tok{i}"), CreateStatusAsync(b, $"tb{i}", $"tok{i}"));
-            Assert.Equal([HttpStatusCode.Created, HttpStatusCode.Conflict], tokens.Order());
+            AssertOneWins(await Task.WhenAll(CreateAnswerAsync(a, $"ta{i}", $"tok{i}"), CreateAnswerAsync(b, $"tb{i}", $"tok{i}")), "token");
         }
         await EventuallyAsync(async () => (await TestGateway.ReadJsonAsync(await a.SendAsync(HttpMethod.Get, "/instance/fetchInstances")))!
             .AsArray().Count == 20, Propagation, "20 instances on A");
@@ -165,6 +180,9 @@ public sealed class RedisRegistryTests
             await TestGateway.AssertErrorAsync(set, 503, "Redis");
         using (var delete = await a.SendAsync(HttpMethod.Delete, "/instance/delete/delta"))
             await TestGateway.AssertErrorAsync(delete, 503);
+        // Ingestion's auto-registration of an unknown instance is a write too.
+        using (var unknown = await a.PostAsync("/webhook", TestGateway.Event("call", "unknown-one")))
+            await TestGateway.AssertErrorAsync(unknown, 503, "unreachable");
         var metrics = await MetricsAsync(a);
         Assert.Equal(0, Sample(metrics, "evolution_redis_up"));
         Assert.Equal(1, Sample(metrics, "evolution_redis_outages_total"));

@@ -208,9 +208,15 @@ public sealed class InstanceRegistry : IAsyncDisposable
                     }
                     catch (InstanceStoreUnavailableException ex)
                     {
-                        // The store raises a full reload when it is back.
+                        // The store asks for a full reload when it is back (and the periodic one comes anyway).
                         Volatile.Write(ref _reloadPending, 1);
                         _logger.LogDebug(ex, "Registry change not applied yet (store unreachable)");
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // Whatever else went wrong, the follower keeps running and the next reload repairs it.
+                        Volatile.Write(ref _reloadPending, 1);
+                        _logger.LogWarning(ex, "Registry change not applied; a full reload follows");
                     }
                 }
             }

@@ -115,27 +115,44 @@ public sealed class RedisInstanceStore : IInstanceStore, IAsyncDisposable
     public async Task InitializeAsync(CancellationToken ct)
     {
         _redis = await ConnectionMultiplexer.ConnectAsync(BuildConfiguration());
-        _redis.ConnectionFailed += (_, e) => MarkDown(e.FailureType.ToString());
+        // Up/down follows the interactive connection (commands); the subscription's own drops only ask for a
+        // reload when it is back (OnRestored).
+        _redis.ConnectionFailed += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+                MarkDown(e.FailureType.ToString());
+        };
         _redis.ConnectionRestored += (_, e) => OnRestored(e.ConnectionType);
+        var subscriber = _redis.GetSubscriber();
+        Action<RedisChannel, RedisValue> handler = (_, message) => OnMessage(message);
         var deadline = DateTime.UtcNow + StartupWait;
         while (true)
         {
+            Exception? failure = null;
             try
             {
                 await Db.PingAsync();
-                break;
-            }
-            catch (Exception ex) when (IsConnectionError(ex) && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(250, ct);
+                // The subscription has its own connection, which may come up after the interactive one.
+                if (subscriber.IsConnected(_channel))
+                {
+                    await subscriber.SubscribeAsync(_channel, handler);
+                    break;
+                }
             }
             catch (Exception ex) when (IsConnectionError(ex))
             {
-                throw new GatewayConfigurationException(
-                    $"Invalid configuration: REDIS_URI cannot be reached ({_settings.Display}: {ex.Message.ReplaceLineEndings(" ")})", ex);
+                failure = ex;
+                await subscriber.UnsubscribeAsync(_channel, handler, CommandFlags.FireAndForget)
+                    .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new GatewayConfigurationException(
+                    $"Invalid configuration: REDIS_URI cannot be reached ({_settings.Display}: "
+                    + $"{(failure?.Message ?? "no subscription connection").ReplaceLineEndings(" ")})", failure!);
+            }
+            await Task.Delay(100, ct);
         }
-        await _redis.GetSubscriber().SubscribeAsync(_channel, (_, message) => OnMessage(message));
         _metrics.RedisUp(true);
         _reloadTimer = new Timer(_ => Changed?.Invoke(new InstanceChange(null, 0)), null,
             _options.RedisReloadInterval, _options.RedisReloadInterval);
