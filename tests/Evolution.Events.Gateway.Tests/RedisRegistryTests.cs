@@ -246,6 +246,25 @@ public sealed class RedisRegistryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AReconnection_ReloadsTheRegistry()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var a = await NodeAsync(redis); // periodic reload: 30 s, far beyond this test's waits
+        await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis.Port},allowAdmin=true");
+        var db = mux.GetDatabase();
+        await db.HashSetAsync("evolution-events:instance:kappa", [new("token", "kappa-token"),
+            new("createdAt", "2026-01-01T00:00:00.0000000+00:00"), new("wsEnabled", "1"), new("wsEvents", "[]")]);
+        await db.SetAddAsync("evolution-events:instances", "kappa");
+        Assert.Null(await FindInstanceAsync(a, "kappa")); // no notification: A does not know yet
+
+        // Drop A's subscription connection: notifications may have been missed, so A reloads when it is back.
+        await db.ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
+        await EventuallyAsync(async () => await FindInstanceAsync(a, "kappa") is not null, TimeSpan.FromSeconds(15), "kappa after reconnect");
+        using var ws = await a.ConnectAsync("/ws/events?token=kappa-token");
+        Assert.Equal(WebSocketState.Open, ws.State);
+    }
+
+    [Fact]
     public async Task SqliteStaysTheDefault_WithoutRedisUri()
     {
         await using var gw = await TestGateway.StartAsync();
