@@ -45,6 +45,7 @@ public static class GatewayApp
 
         var app = builder.Build();
         app.UseGatewayRefusalMetrics();
+        app.UseInstanceStoreErrors();
         app.UseGatewayForwardedHeaders(options);
         app.UseCors();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });

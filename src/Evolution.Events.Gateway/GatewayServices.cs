@@ -20,7 +20,7 @@ public static class GatewayServices
     {
         services.AddSingleton(options);
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<SqliteInstanceStore>();
+        services.AddInstanceStore(options);
         services.AddSingleton<InstanceRegistry>();
         services.AddHostedService<InstanceRegistryLoader>();
         services.AddSingleton<GatewayAuthorizer>();

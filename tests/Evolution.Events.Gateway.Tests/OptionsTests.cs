@@ -88,6 +88,12 @@ public class OptionsTests
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "-1")]
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "86401")]
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "2m")]
+    [InlineData("REDIS_URI", "http://127.0.0.1:6379")]
+    [InlineData("REDIS_URI", "redis://127.0.0.1:6379/db1")]
+    [InlineData("REDIS_URI", "redis://127.0.0.1:99999")]
+    [InlineData("REDIS_URI", "redis:///0")]
+    [InlineData("REDIS_KEY_PREFIX", "a b")]
+    [InlineData("REDIS_RELOAD_INTERVAL_MS", "10")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
     {
         var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));
@@ -102,6 +108,57 @@ public class OptionsTests
         var ex = Assert.Throws<GatewayConfigurationException>(() =>
             GatewayApp.Build([], new Dictionary<string, string?> { ["SERVER_PORT"] = "abc" }));
         Assert.Equal("Invalid configuration: SERVER_PORT must be an integer 1-65535 (got \"abc\")", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("redis://127.0.0.1:6379/0", "127.0.0.1", 6379, null, null, 0, false)]
+    [InlineData("redis://cache", "cache", 6379, null, null, 0, false)]
+    [InlineData("redis://:p%40ss@cache:6380/2", "cache", 6380, null, "p@ss", 2, false)]
+    [InlineData("rediss://app:pw@redis.example.com/5", "redis.example.com", 6379, "app", "pw", 5, true)]
+    [InlineData("redis://[::1]:7000", "::1", 7000, null, null, 0, false)]
+    public void RedisUriForms(string uri, string host, int port, string? user, string? password, int db, bool tls)
+    {
+        var redis = Bind(("REDIS_URI", uri)).Redis!;
+        Assert.Equal((host, port, user, password, db, tls), (redis.Host, redis.Port, redis.User, redis.Password, redis.Database, redis.UseTls));
+        if (password is not null)
+            Assert.DoesNotContain(password, redis.Display, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RedisDefaults()
+    {
+        var options = Bind();
+        Assert.Null(options.Redis);
+        Assert.Equal("evolution-events:", options.RedisKeyPrefix);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.RedisReloadInterval);
+    }
+
+    [Fact]
+    public void ABadRedisUri_NeverPrintsItsPassword()
+    {
+        var ex = Assert.Throws<GatewayConfigurationException>(() => Bind(("REDIS_URI", "redis://:hunter2@host:port/0")));
+        Assert.StartsWith("Invalid configuration: REDIS_URI ", ex.Message);
+        Assert.DoesNotContain("hunter2", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABadRedisUri_ExitsWith2AndOneLine()
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(typeof(GatewayApp).Assembly.Location);
+        info.Environment["REDIS_URI"] = "mongodb://localhost";
+        info.Environment["SERVER_PORT"] = "1";
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(2, process.ExitCode);
+        Assert.Equal($"Invalid configuration: REDIS_URI {RedisSettings.Rule} (got \"mongodb://localhost\")", (await stderr).TrimEnd());
     }
 
     [Fact]

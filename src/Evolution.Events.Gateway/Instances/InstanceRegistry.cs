@@ -1,35 +1,65 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading.Channels;
 
 namespace Evolution.Events.Gateway.Instances;
 
 /// <summary>
-/// The instances and their websocket settings: SQLite behind an in-memory snapshot. Reads
-/// (<see cref="GetSettings"/>, <see cref="TryGet"/>, <see cref="FindByToken"/>) never touch SQLite and
-/// take no lock; writes are serialized, persisted first, then published as a new snapshot.
+/// The instances and their websocket settings: an <see cref="IInstanceStore"/> (SQLite, or Redis shared by
+/// every node) behind an in-memory snapshot. Reads (<see cref="GetSettings"/>, <see cref="TryGet"/>,
+/// <see cref="FindByToken"/>) never touch the store and take no lock; writes go to the store first, then
+/// are published as a new snapshot.
+/// <para>
+/// With a shared store, changes made on other nodes arrive as <see cref="IInstanceStore.Changed"/>
+/// notifications (and periodic or reconnect-time full reloads). Each read carries the store's revision; a
+/// state is only applied when it is newer than what the snapshot holds for that name, so a late answer
+/// never undoes a newer change. <see cref="InstanceCreated"/> and <see cref="InstanceDeleted"/> fire on
+/// every node, whichever node made the change.
+/// </para>
 /// </summary>
-public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<InstanceRegistry> logger)
+public sealed class InstanceRegistry : IAsyncDisposable
 {
+    private const int ChangeQueueCapacity = 4096;
+    private readonly IInstanceStore _store;
+    private readonly ILogger<InstanceRegistry> _logger;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly Lock _applyLock = new();
+    private readonly Dictionary<string, long> _seen = new(StringComparer.Ordinal);
+    private readonly Channel<InstanceChange> _changes = Channel.CreateBounded<InstanceChange>(
+        new BoundedChannelOptions(ChangeQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly CancellationTokenSource _stopping = new();
     private volatile Snapshot _snapshot = Snapshot.Empty;
+    private long _baseRevision;
+    private int _reloadPending;
+    private int _disposed;
+    private Task _follower = Task.CompletedTask;
 
-    /// <summary>Raised after an instance was deleted (persisted). Handlers must not block.</summary>
+    /// <summary>Creates the registry over its store.</summary>
+    public InstanceRegistry(IInstanceStore store, ILogger<InstanceRegistry> logger)
+    {
+        _store = store;
+        _logger = logger;
+    }
+
+    /// <summary>Raised after an instance was deleted (here or on another node). Handlers must not block.</summary>
     public event Action<InstanceInfo>? InstanceDeleted;
 
-    /// <summary>Raised after an instance was created or auto-registered. Handlers must not block.</summary>
+    /// <summary>Raised after an instance was created or auto-registered (here or on another node). Handlers must not block.</summary>
     public event Action<InstanceInfo>? InstanceCreated;
 
-    /// <summary>Loads every instance from SQLite into memory (called once at start-up).</summary>
+    /// <summary>Loads every instance into memory (once, at start-up) and, with a shared store, starts following its changes.</summary>
     public async Task LoadAsync(CancellationToken ct)
     {
-        await store.InitializeAsync(ct);
-        var rows = await store.LoadAllAsync(ct);
-        var snapshot = Snapshot.Empty;
-        foreach (var (info, settings) in rows)
-            snapshot = snapshot.With(new Entry(info, settings));
-        _snapshot = snapshot;
-        logger.LogInformation("Loaded {InstanceCount} instances", rows.Count);
+        await _store.InitializeAsync(ct);
+        var all = await _store.ReadAllAsync(ct);
+        ApplyAll(all, force: true, raise: false);
+        _logger.LogInformation("Loaded {InstanceCount} instances", all.Entries.Count);
+        if (_store.IsShared)
+        {
+            _store.Changed += OnStoreChanged;
+            _follower = Task.Run(() => FollowAsync(_stopping.Token), CancellationToken.None);
+        }
     }
 
     public bool TryGet(string name, out InstanceInfo info)
@@ -59,6 +89,11 @@ public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<Instance
         return CryptographicOperations.FixedTimeEquals(bytes, entry.TokenBytes) ? entry.Info.Name : null;
     }
 
+    /// <summary>
+    /// Creates an instance. The store decides atomically (with a shared store, across nodes): of two
+    /// creations of one name, exactly one answers <see cref="CreateInstanceStatus.Created"/>.
+    /// Throws <see cref="InstanceStoreUnavailableException"/> when the store cannot be reached.
+    /// </summary>
     public async Task<(CreateInstanceStatus Status, InstanceInfo? Info)> CreateAsync(
         string name, string? token, CancellationToken ct)
     {
@@ -66,21 +101,21 @@ public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<Instance
         await _writeGate.WaitAsync(ct);
         try
         {
-            var snapshot = _snapshot;
-            if (snapshot.ByName.ContainsKey(name))
+            if (_snapshot.ByName.ContainsKey(name))
                 return (CreateInstanceStatus.NameExists, null);
             if (token is not null && FindByToken(token) is not null)
                 return (CreateInstanceStatus.TokenTaken, null);
             info = new InstanceInfo(name, token ?? NewToken(), DateTimeOffset.UtcNow);
-            await store.InsertAsync(info, InstanceSettings.Default, ct);
-            _snapshot = snapshot.With(new Entry(info, InstanceSettings.Default));
+            var (status, revision) = await _store.CreateAsync(info, InstanceSettings.Default, ct);
+            if (status != CreateInstanceStatus.Created)
+                return (status, null);
+            ApplyOne(name, new InstanceRead(revision, info, InstanceSettings.Default));
         }
         finally
         {
             _writeGate.Release();
         }
-        logger.LogInformation("Instance {Instance} created", name);
-        Raise(InstanceCreated, info);
+        _logger.LogInformation("Instance {Instance} created", name);
         return (CreateInstanceStatus.Created, info);
     }
 
@@ -91,46 +126,184 @@ public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<Instance
             return;
         var (status, _) = await CreateAsync(name, null, ct);
         if (status == CreateInstanceStatus.Created)
-            logger.LogInformation("Instance {Instance} auto-registered by ingestion", name);
+            _logger.LogInformation("Instance {Instance} auto-registered by ingestion", name);
     }
 
+    /// <summary>Deletes an instance; null when it does not exist. Throws <see cref="InstanceStoreUnavailableException"/>.</summary>
     public async Task<InstanceInfo?> DeleteAsync(string name, CancellationToken ct)
     {
-        Entry? entry;
+        InstanceRead removed;
         await _writeGate.WaitAsync(ct);
         try
         {
-            var snapshot = _snapshot;
-            if (!snapshot.ByName.TryGetValue(name, out entry))
+            removed = await _store.DeleteAsync(name, ct);
+            if (removed.Info is null)
                 return null;
-            await store.DeleteAsync(name, ct);
-            _snapshot = snapshot.Without(entry);
+            ApplyOne(name, new InstanceRead(removed.Revision, null, null));
         }
         finally
         {
             _writeGate.Release();
         }
-        logger.LogInformation("Instance {Instance} deleted", name);
-        Raise(InstanceDeleted, entry.Info);
-        return entry.Info;
+        _logger.LogInformation("Instance {Instance} deleted", name);
+        return removed.Info;
     }
 
-    /// <summary>Stores new settings; returns false when the instance is unknown.</summary>
+    /// <summary>Stores new settings; returns false when the instance is unknown. Throws <see cref="InstanceStoreUnavailableException"/>.</summary>
     public async Task<bool> SetSettingsAsync(string name, InstanceSettings settings, CancellationToken ct)
     {
         await _writeGate.WaitAsync(ct);
         try
         {
-            var snapshot = _snapshot;
-            if (!snapshot.ByName.TryGetValue(name, out var entry))
+            var written = await _store.UpdateSettingsAsync(name, settings, ct);
+            if (written.Info is null)
                 return false;
-            await store.UpdateSettingsAsync(name, settings, ct);
-            _snapshot = snapshot.With(entry with { Settings = settings });
+            ApplyOne(name, written);
             return true;
         }
         finally
         {
             _writeGate.Release();
+        }
+    }
+
+    /// <summary>Stops following the shared store.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return;
+        _store.Changed -= OnStoreChanged;
+        await _stopping.CancelAsync();
+        _changes.Writer.TryComplete();
+        await _follower.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _stopping.Dispose();
+    }
+
+    private void OnStoreChanged(InstanceChange change)
+    {
+        // A full queue (a burst of changes) turns into one full reload: nothing is lost.
+        if (change.Name is null || !_changes.Writer.TryWrite(change))
+        {
+            Volatile.Write(ref _reloadPending, 1);
+            _changes.Writer.TryWrite(new InstanceChange(null, 0));
+        }
+    }
+
+    /// <summary>One reader applies the store's changes in turn; a failed read leaves a full reload pending.</summary>
+    private async Task FollowAsync(CancellationToken ct)
+    {
+        var reader = _changes.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct))
+            {
+                while (reader.TryRead(out var change))
+                {
+                    try
+                    {
+                        if (Interlocked.Exchange(ref _reloadPending, 0) == 1)
+                            ApplyAll(await _store.ReadAllAsync(ct), force: false, raise: true);
+                        if (change.Name is { } name && !IsKnown(name, change.Revision))
+                            ApplyOne(name, await _store.ReadAsync(name, ct));
+                    }
+                    catch (InstanceStoreUnavailableException ex)
+                    {
+                        // The store asks for a full reload when it is back (and the periodic one comes anyway).
+                        Volatile.Write(ref _reloadPending, 1);
+                        _logger.LogDebug(ex, "Registry change not applied yet (store unreachable)");
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // Whatever else went wrong, the follower keeps running and the next reload repairs it.
+                        Volatile.Write(ref _reloadPending, 1);
+                        _logger.LogWarning(ex, "Registry change not applied; a full reload follows");
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private bool IsKnown(string name, long revision)
+    {
+        lock (_applyLock)
+            return revision > 0 && (_seen.TryGetValue(name, out var seen) ? seen : _baseRevision) >= revision;
+    }
+
+    /// <summary>Applies one instance's state read at its revision, unless the snapshot already holds a newer one.</summary>
+    private void ApplyOne(string name, InstanceRead read)
+    {
+        var raised = new List<(bool Deleted, InstanceInfo Info)>();
+        lock (_applyLock)
+        {
+            var known = _seen.TryGetValue(name, out var seen) ? seen : _baseRevision;
+            if (read.Revision <= known)
+                return;
+            _seen[name] = read.Revision;
+            var snapshot = _snapshot;
+            snapshot.ByName.TryGetValue(name, out var current);
+            _snapshot = Transition(snapshot, current, ToEntry(read.Info, read.Settings), raised);
+        }
+        Raise(raised);
+    }
+
+    /// <summary>
+    /// Applies a full read: every name takes the read's state unless a newer one was applied since. A read
+    /// older than the last full one means the store lost its data (e.g. Redis restarted without persistence):
+    /// then the read wins outright.
+    /// </summary>
+    private void ApplyAll(RegistryRead read, bool force, bool raise)
+    {
+        var raised = new List<(bool Deleted, InstanceInfo Info)>();
+        lock (_applyLock)
+        {
+            force |= read.Revision < _baseRevision;
+            var incoming = read.Entries.ToDictionary(e => e.Info.Name, e => new Entry(e.Info, e.Settings), StringComparer.Ordinal);
+            var snapshot = _snapshot;
+            foreach (var name in snapshot.ByName.Keys.Union(incoming.Keys, StringComparer.Ordinal).ToList())
+            {
+                if (!force && _seen.TryGetValue(name, out var seen) && seen > read.Revision)
+                    continue;
+                snapshot.ByName.TryGetValue(name, out var current);
+                snapshot = Transition(snapshot, current, incoming.GetValueOrDefault(name), raised);
+            }
+            _snapshot = snapshot;
+            _baseRevision = read.Revision;
+            foreach (var name in _seen.Where(s => force || s.Value <= read.Revision).Select(s => s.Key).ToList())
+                _seen.Remove(name);
+        }
+        if (raise)
+            Raise(raised);
+    }
+
+    private static Snapshot Transition(Snapshot snapshot, Entry? current, Entry? next, List<(bool Deleted, InstanceInfo Info)> raised)
+    {
+        // A name whose token or creation changed is another instance: the old one's sockets must go.
+        var same = current is not null && next is not null && current.Info == next.Info;
+        if (current is not null && !same)
+        {
+            snapshot = snapshot.Without(current);
+            raised.Add((true, current.Info));
+        }
+        if (next is null)
+            return snapshot;
+        if (!same)
+            raised.Add((false, next.Info));
+        return snapshot.With(next, same ? current : null);
+    }
+
+    private static Entry? ToEntry(InstanceInfo? info, InstanceSettings? settings) =>
+        info is null ? null : new Entry(info, settings ?? InstanceSettings.Default);
+
+    private void Raise(List<(bool Deleted, InstanceInfo Info)> raised)
+    {
+        foreach (var (deleted, info) in raised)
+        {
+            if (deleted)
+                _logger.LogDebug("Instance {Instance} removed from the registry", info.Name);
+            Raise(deleted ? InstanceDeleted : InstanceCreated, info);
         }
     }
 
@@ -146,7 +319,7 @@ public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<Instance
             }
             catch (Exception ex)
             {
-                logger.LogError(ex, "Instance event handler failed for {Instance}", info.Name);
+                _logger.LogError(ex, "Instance event handler failed for {Instance}", info.Name);
             }
         }
     }
@@ -167,8 +340,12 @@ public sealed class InstanceRegistry(SqliteInstanceStore store, ILogger<Instance
             ImmutableDictionary.Create<string, Entry>(StringComparer.Ordinal),
             ImmutableDictionary.Create<string, Entry>(StringComparer.Ordinal));
 
-        public Snapshot With(Entry entry) =>
-            new(ByName.SetItem(entry.Info.Name, entry), ByTokenHash.SetItem(entry.TokenHash, entry));
+        /// <summary>Adds or replaces the entry; <paramref name="replaced"/> is the entry it replaces, if any.</summary>
+        public Snapshot With(Entry entry, Entry? replaced = null)
+        {
+            var byToken = replaced is null ? ByTokenHash : ByTokenHash.Remove(replaced.TokenHash);
+            return new(ByName.SetItem(entry.Info.Name, entry), byToken.SetItem(entry.TokenHash, entry));
+        }
 
         public Snapshot Without(Entry entry) =>
             new(ByName.Remove(entry.Info.Name), ByTokenHash.Remove(entry.TokenHash));

@@ -2,14 +2,16 @@ using System.Globalization;
 using System.Text.Json;
 using Evolution.Events.Gateway.Options;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Evolution.Events.Gateway.Instances;
 
 /// <summary>
-/// SQLite persistence for instances and their websocket settings. WAL journal with
-/// <c>synchronous=FULL</c>, so a write that returned survives a crash. Only the registry calls it.
+/// SQLite persistence for instances and their websocket settings (the single-node store). WAL journal with
+/// <c>synchronous=FULL</c>, so a write that returned survives a crash. Tokens are stored as given (the REST
+/// API returns them). Revisions are a per-process counter: nothing else writes this database.
 /// </summary>
-public sealed class SqliteInstanceStore(GatewayOptions options)
+public sealed class SqliteInstanceStore(GatewayOptions options) : IInstanceStore
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS instances (
@@ -20,6 +22,18 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
             ws_events TEXT NOT NULL DEFAULT '[]'
         );
         """;
+
+    private long _revision;
+
+    /// <inheritdoc />
+    public event Action<InstanceChange>? Changed
+    {
+        add { }
+        remove { }
+    }
+
+    /// <inheritdoc />
+    public bool IsShared => false;
 
     public async Task InitializeAsync(CancellationToken ct)
     {
@@ -38,29 +52,41 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         }
     }
 
-    public async Task<List<(InstanceInfo Info, InstanceSettings Settings)>> LoadAllAsync(CancellationToken ct)
+    public async Task<RegistryRead> ReadAllAsync(CancellationToken ct)
     {
+        var revision = Interlocked.Read(ref _revision);
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT name, token, created_at, ws_enabled, ws_events FROM instances ORDER BY created_at, name;";
         var result = new List<(InstanceInfo, InstanceSettings)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
-        {
-            var info = new InstanceInfo(reader.GetString(0), reader.GetString(1),
-                DateTimeOffset.Parse(reader.GetString(2), CultureInfo.InvariantCulture));
-            var events = JsonSerializer.Deserialize<string[]>(reader.GetString(4)) ?? [];
-            result.Add((info, new InstanceSettings(reader.GetInt64(3) != 0, events)));
-        }
-        return result;
+            result.Add(ReadRow(reader));
+        return new RegistryRead(revision, result);
     }
 
-    public Task InsertAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct) =>
-        Task.Run(() => InsertCoreAsync(info, settings, ct), ct);
+    public async Task<InstanceRead> ReadAsync(string name, CancellationToken ct)
+    {
+        var revision = Interlocked.Read(ref _revision);
+        await using var connection = await OpenAsync(ct);
+        var row = await FindAsync(connection, name, ct);
+        return new InstanceRead(revision, row?.Info, row?.Settings);
+    }
 
-    private async Task InsertCoreAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct)
+    public Task<(CreateInstanceStatus Status, long Revision)> CreateAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct) =>
+        Task.Run(() => CreateCoreAsync(info, settings, ct), ct);
+
+    private async Task<(CreateInstanceStatus, long)> CreateCoreAsync(InstanceInfo info, InstanceSettings settings, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await using var check = connection.CreateCommand();
+        check.CommandText = "SELECT name = $n FROM instances WHERE name = $n OR token = $t LIMIT 1;";
+        check.Parameters.AddWithValue("$n", info.Name);
+        check.Parameters.AddWithValue("$t", info.Token);
+        var clash = await check.ExecuteScalarAsync(ct);
+        if (clash is long nameClash)
+            return (nameClash != 0 ? CreateInstanceStatus.NameExists : CreateInstanceStatus.TokenTaken, 0);
         await using var command = connection.CreateCommand();
         command.CommandText = "INSERT INTO instances (name, token, created_at, ws_enabled, ws_events) VALUES ($n, $t, $c, $e, $ev);";
         command.Parameters.AddWithValue("$n", info.Name);
@@ -69,12 +95,14 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         command.Parameters.AddWithValue("$e", settings.Enabled ? 1 : 0);
         command.Parameters.AddWithValue("$ev", JsonSerializer.Serialize(settings.Events));
         await command.ExecuteNonQueryAsync(ct);
+        await transaction.CommitAsync(ct);
+        return (CreateInstanceStatus.Created, Interlocked.Increment(ref _revision));
     }
 
-    public Task UpdateSettingsAsync(string name, InstanceSettings settings, CancellationToken ct) =>
+    public Task<InstanceRead> UpdateSettingsAsync(string name, InstanceSettings settings, CancellationToken ct) =>
         Task.Run(() => UpdateSettingsCoreAsync(name, settings, ct), ct);
 
-    private async Task UpdateSettingsCoreAsync(string name, InstanceSettings settings, CancellationToken ct)
+    private async Task<InstanceRead> UpdateSettingsCoreAsync(string name, InstanceSettings settings, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
@@ -82,19 +110,62 @@ public sealed class SqliteInstanceStore(GatewayOptions options)
         command.Parameters.AddWithValue("$n", name);
         command.Parameters.AddWithValue("$e", settings.Enabled ? 1 : 0);
         command.Parameters.AddWithValue("$ev", JsonSerializer.Serialize(settings.Events));
-        await command.ExecuteNonQueryAsync(ct);
+        if (await command.ExecuteNonQueryAsync(ct) == 0)
+            return default;
+        var row = await FindAsync(connection, name, ct);
+        return new InstanceRead(Interlocked.Increment(ref _revision), row?.Info, row?.Settings);
     }
 
-    public Task DeleteAsync(string name, CancellationToken ct) =>
+    public Task<InstanceRead> DeleteAsync(string name, CancellationToken ct) =>
         Task.Run(() => DeleteCoreAsync(name, ct), ct);
 
-    private async Task DeleteCoreAsync(string name, CancellationToken ct)
+    private async Task<InstanceRead> DeleteCoreAsync(string name, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
+        var row = await FindAsync(connection, name, ct);
+        if (row is null)
+            return default;
         await using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM instances WHERE name = $n;";
         command.Parameters.AddWithValue("$n", name);
         await command.ExecuteNonQueryAsync(ct);
+        return new InstanceRead(Interlocked.Increment(ref _revision), row.Value.Info, row.Value.Settings);
+    }
+
+    /// <summary>Readiness: the SQLite store answers a cheap query on its own table.</summary>
+    public async Task<HealthCheckResult> CheckHealthAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var connection = new SqliteConnection(options.DatabaseConnectionString);
+            await connection.OpenAsync(ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1 FROM instances LIMIT 1;";
+            await command.ExecuteScalarAsync(ct);
+            return HealthCheckResult.Healthy("SQLite store reachable");
+        }
+        catch (SqliteException ex)
+        {
+            return HealthCheckResult.Unhealthy($"SQLite store unreachable: {ex.Message.ReplaceLineEndings(" ")}");
+        }
+    }
+
+    private static async Task<(InstanceInfo Info, InstanceSettings Settings)?> FindAsync(
+        SqliteConnection connection, string name, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, token, created_at, ws_enabled, ws_events FROM instances WHERE name = $n;";
+        command.Parameters.AddWithValue("$n", name);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadRow(reader) : null;
+    }
+
+    private static (InstanceInfo, InstanceSettings) ReadRow(SqliteDataReader reader)
+    {
+        var info = new InstanceInfo(reader.GetString(0), reader.GetString(1),
+            DateTimeOffset.Parse(reader.GetString(2), CultureInfo.InvariantCulture));
+        var events = JsonSerializer.Deserialize<string[]>(reader.GetString(4)) ?? [];
+        return (info, new InstanceSettings(reader.GetInt64(3) != 0, events));
     }
 
     // Microsoft.Data.Sqlite runs its async methods synchronously (file I/O, fsync with synchronous=FULL):

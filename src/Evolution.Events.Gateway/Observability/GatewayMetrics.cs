@@ -30,6 +30,8 @@ public sealed class GatewayMetrics
     private readonly Counter _slowConsumers;
     private readonly Counter _recoveries;
     private readonly Counter _logDropped;
+    private readonly Gauge _redisUp;
+    private readonly Counter _redisOutages;
 
     public GatewayMetrics()
     {
@@ -61,6 +63,12 @@ public sealed class GatewayMetrics
             _recoveries.WithLabels(OutcomeLabel(outcome));
         _logDropped = factory.CreateCounter("evolution_log_events_dropped_total",
             "Log events dropped because the console writer's bounded queue was full (stdout slow or stalled).");
+        // Published only with REDIS_URI set (no series on a SQLite node).
+        _redisUp = factory.CreateGauge("evolution_redis_up",
+            "Whether the Redis holding the shared instance registry answers: 1 yes, 0 unreachable (REDIS_URI set only).",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        _redisOutages = factory.CreateCounter("evolution_redis_outages_total",
+            "Times Redis became unreachable (REDIS_URI set only).", new CounterConfiguration { SuppressInitialValue = true });
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -115,4 +123,14 @@ public sealed class GatewayMetrics
 
     /// <summary>Reads the log's drop count at every scrape.</summary>
     public void Attach(GatewayLog log) => Registry.AddBeforeCollectCallback(() => _logDropped.IncTo(log.Dropped));
+
+    /// <summary>Sets <c>evolution_redis_up</c> (and publishes the outage counter, at 0 until the first outage).</summary>
+    public void RedisUp(bool up)
+    {
+        _redisUp.Set(up ? 1 : 0);
+        _redisOutages.Publish();
+    }
+
+    /// <summary>Counts one Redis outage (a transition from reachable to unreachable).</summary>
+    public void RedisOutage() => _redisOutages.Inc();
 }

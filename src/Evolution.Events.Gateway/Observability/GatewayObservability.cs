@@ -70,7 +70,7 @@ public static class GatewayObservability
         {
             Predicate = r => r.Tags.Contains(ReadyTag),
             ResponseWriter = WriteAsync(options),
-        }).WithTags("Operations").WithSummary("Readiness: the SQLite store answers; says whether WebSocket endpoints are enabled.");
+        }).WithTags("Operations").WithSummary("Readiness: the instance store (SQLite, or Redis with REDIS_URI) answers; says whether WebSocket endpoints are enabled.");
         UseMetricsAuthorization(app, options);
         app.MapMetrics("/metrics", metrics.Registry).WithTags("Operations")
             .WithSummary("Prometheus metrics (text exposition format); the global key or METRICS_API_KEY unless METRICS_PUBLIC=true.");

@@ -117,4 +117,16 @@ public sealed class GatewayOptions
     /// (docs/performance.md); everything the gateway runs on those threads is non-blocking.
     /// </summary>
     public bool InlineIo { get; init; } = true;
+
+    /// <summary>
+    /// REDIS_URI: when set, instances, tokens and websocket settings live in Redis, shared by every node
+    /// (docs/scale-out.md); null keeps them in SQLite (DATABASE_PATH).
+    /// </summary>
+    public RedisSettings? Redis { get; init; }
+
+    /// <summary>REDIS_KEY_PREFIX: the prefix of every Redis key and channel the gateway uses.</summary>
+    public string RedisKeyPrefix { get; init; } = "evolution-events:";
+
+    /// <summary>REDIS_RELOAD_INTERVAL_MS: how often a node re-reads the whole registry from Redis.</summary>
+    public TimeSpan RedisReloadInterval { get; init; } = TimeSpan.FromSeconds(30);
 }

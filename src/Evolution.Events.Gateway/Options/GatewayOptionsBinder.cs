@@ -52,6 +52,10 @@ public static class GatewayOptionsBinder
             InboundWebhookMaxInFlightBytes = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT_BYTES", 16 * 1024 * 1024, 1024, int.MaxValue),
             InboundWebhookTimeout = TimeSpan.FromMilliseconds(
                 ReadInt(config, "INBOUND_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000)),
+            Redis = ReadRedis(config),
+            RedisKeyPrefix = ReadKeyPrefix(config),
+            RedisReloadInterval = TimeSpan.FromMilliseconds(
+                ReadInt(config, "REDIS_RELOAD_INTERVAL_MS", 30_000, 100, 3_600_000)),
         };
     }
 
@@ -159,6 +163,25 @@ public static class GatewayOptionsBinder
         var full = Path.GetFullPath(raw);
         var cs = new SqliteConnectionStringBuilder { DataSource = full, Pooling = true };
         return (cs.ConnectionString, full);
+    }
+
+    private static RedisSettings? ReadRedis(IConfiguration config)
+    {
+        var raw = Read(config, "REDIS_URI");
+        if (raw is null)
+            return null;
+        // The password never reaches the message: the user-info part is masked.
+        return RedisSettings.TryParse(raw) ?? throw Invalid("REDIS_URI", RedisSettings.Rule, RedisSettings.Redact(raw));
+    }
+
+    private static string ReadKeyPrefix(IConfiguration config)
+    {
+        var raw = Read(config, "REDIS_KEY_PREFIX");
+        if (raw is null)
+            return "evolution-events:";
+        if (raw.Length <= 64 && raw.All(c => c > ' ' && c < '\u007f'))
+            return raw;
+        throw Invalid("REDIS_KEY_PREFIX", "must be 1-64 printable ASCII characters without spaces", raw);
     }
 
     private static List<IPNetwork> ReadProxies(IConfiguration config)
