@@ -4,15 +4,15 @@ namespace Evolution.Events.EngineIO;
 
 /// <summary>
 /// Makes text a client chose (namespace names, reasons, parse errors) safe to log: control
-/// characters (newlines included) are escaped as <c>\uXXXX</c> and the result is cut to a bound, so
-/// one packet can neither forge log lines nor make a log line large.
+/// characters are escaped (<c>\n</c>, <c>\r</c>, <c>\t</c>, else <c>\uXXXX</c>) and the result is cut to a
+/// bound (marked <c>…(+N chars)</c>), so one packet can neither forge log lines nor make a log line large.
 /// </summary>
 public static class LogText
 {
     /// <summary>Default longest text kept, in characters (before escaping).</summary>
     public const int DefaultMaxLength = 200;
 
-    /// <summary>The text with control characters escaped, cut to <paramref name="maxLength"/> characters (marked with <c>…</c>).</summary>
+    /// <summary>The text with control characters escaped, cut to <paramref name="maxLength"/> characters (marked with <c>…(+N chars)</c>).</summary>
     public static string Bound(string? text, int maxLength = DefaultMaxLength)
     {
         if (string.IsNullOrEmpty(text))
@@ -30,19 +30,34 @@ public static class LogText
         var builder = new StringBuilder(span.Length + 8);
         foreach (var c in span)
         {
-            if (char.IsControl(c) || c is '\u2028' or '\u2029' || char.IsSurrogate(c))
+            switch (c)
             {
-                builder.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
-            }
-            else
-            {
-                builder.Append(c);
+                case '\n':
+                    builder.Append("\\n");
+                    break;
+                case '\r':
+                    builder.Append("\\r");
+                    break;
+                case '\t':
+                    builder.Append("\\t");
+                    break;
+                default:
+                    if (char.IsControl(c) || c is '\u2028' or '\u2029' || char.IsSurrogate(c))
+                    {
+                        builder.Append("\\u").Append(((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                    else
+                    {
+                        builder.Append(c);
+                    }
+
+                    break;
             }
         }
 
         if (cut)
         {
-            builder.Append('…');
+            builder.Append("…(+").Append(text.Length - maxLength).Append(" chars)");
         }
 
         return builder.ToString();

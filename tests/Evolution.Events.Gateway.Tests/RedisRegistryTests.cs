@@ -68,7 +68,7 @@ public sealed class RedisRegistryTests(ITestOutputHelper output)
 
     private static string TokenAuth(string token) => new JsonObject { ["auth"] = new JsonObject { ["token"] = token } }.ToJsonString();
 
-    private static async Task<string> MetricsAsync(TestGateway gw) => await gw.Http.GetStringAsync("/metrics");
+    private static async Task<string> MetricsAsync(TestGateway gw) => await gw.MetricsAsync();
 
     /// <summary>The value of an unlabelled sample in the exposition text, or null when there is none.</summary>
     private static double? Sample(string metrics, string name) =>

@@ -103,7 +103,7 @@ public class SocketIOLifecycleTests
             Assert.DoesNotContain("X-Padding", session.Request.Headers.Keys);
             if (i % 3 == 0)
             {
-                using var connect = await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=" + sid, "40/sales,");
+                using var connect = await gw.SendAsync(HttpMethod.Post, PollingHandshake + "&sid=" + sid, "40/sales,", key: null);
                 Assert.Equal(200, (int)connect.StatusCode);
             }
         }

@@ -48,7 +48,7 @@ public class SocketIORecoveryTests
         Assert.Equal(4, Seq(await client.NextEventAsync()));
         await client.AssertNoEventAsync(TimeSpan.FromMilliseconds(300));
 
-        var metrics = await gw.Http.GetStringAsync("/metrics");
+        var metrics = await gw.MetricsAsync();
         Assert.Equal(1, Sample(metrics, "evolution_socketio_recoveries_total", "outcome=\"recovered\""));
         Assert.Equal(0, Sample(metrics, "evolution_socketio_recoveries_total", "outcome=\"refused\""));
         Assert.Equal(0, Sample(metrics, "evolution_socketio_recovery_sessions", null));
@@ -81,7 +81,7 @@ public class SocketIORecoveryTests
         Assert.Equal(0, io.Recovery.Recovered);
         Assert.Equal(0, io.Recovery.Sessions);
         Assert.False(io.TryGetNamespace("/sales", out var nsp) && nsp.SocketsById.ContainsKey((string)connect["id"]!));
-        var metrics = await gw.Http.GetStringAsync("/metrics");
+        var metrics = await gw.MetricsAsync();
         Assert.Equal(1, Sample(metrics, "evolution_socketio_recoveries_total", "outcome=\"refused\""));
     }
 

@@ -180,9 +180,9 @@ public class AttackTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.DoesNotContain('\n', line);
         Assert.DoesNotContain('\r', line);
         Assert.DoesNotContain('\u001b', line);
-        Assert.Contains("\\u000d\\u000a2026-01-01 FAKE LOG LINE\\u001b", line, StringComparison.Ordinal);
+        Assert.Contains("\\r\\n2026-01-01 FAKE LOG LINE\\u001B", line, StringComparison.Ordinal);
         Assert.True(line.Length < 400, $"log line of {line.Length} characters");
-        Assert.Contains("…", line, StringComparison.Ordinal); // cut to LogText.DefaultMaxLength
+        Assert.Contains("…(+", line, StringComparison.Ordinal); // cut to LogText.DefaultMaxLength
     }
 
     [Fact]
