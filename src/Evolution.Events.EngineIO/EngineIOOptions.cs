@@ -50,6 +50,15 @@ public sealed class EngineIOOptions
     public int CloseTimeout { get; set; } = 10_000;
 
     /// <summary>
+    /// How long a session a client closed over polling still answers one poll that crossed its close
+    /// packet (ms); see <see cref="ClosedPollTombstones"/>. Internal: tests shorten it.
+    /// </summary>
+    internal int ClosedPollGraceMs { get; set; } = 2_000;
+
+    /// <summary>Most sessions remembered that way at once.</summary>
+    internal int ClosedPollCapacity { get; set; } = 1024;
+
+    /// <summary>
     /// Called before a new session is created (handshake). Return null to accept, or a refusal
     /// (HTTP status and message) — e.g. a connection limit or a rate limit.
     /// </summary>
@@ -60,6 +69,11 @@ public sealed class EngineIOOptions
         if (PingInterval <= 0 || PingTimeout <= 0 || MaxPayload <= 0 || UpgradeTimeout <= 0)
         {
             throw new InvalidOperationException("Engine.IO timings and MaxPayload must be positive");
+        }
+
+        if (ClosedPollGraceMs <= 0 || ClosedPollCapacity <= 0)
+        {
+            throw new InvalidOperationException("Engine.IO closed-poll grace and capacity must be positive");
         }
 
         if (MaxQueuedPackets <= 0 || MaxQueuedBytes <= 0)

@@ -71,17 +71,6 @@ public sealed partial class EngineSocket
     /// <summary>Packets dropped under <see cref="OverflowPolicy.DropNewest"/> or as volatile.</summary>
     public long DroppedPackets => Interlocked.Read(ref _dropped);
 
-    internal bool IsUpgradingOrUpgraded
-    {
-        get
-        {
-            lock (_sync)
-            {
-                return _upgrading || _isWebSocket;
-            }
-        }
-    }
-
     internal bool IsWebSocket => Volatile.Read(ref _isWebSocket);
 
     internal ChannelReader<OutboundPacket> Queue => _queue.Reader;
@@ -273,6 +262,14 @@ public sealed partial class EngineSocket
 
     private void Discard(bool fromClient)
     {
+        if (fromClient && !Volatile.Read(ref _isWebSocket))
+        {
+            // a close packet over polling: a poll sent with it but served after it still gets its
+            // noop. Remembered before the discard is published, so the poll that answers (a waiting
+            // one sees the discard) always finds the entry to take.
+            _server.RememberClosedPoll(Id);
+        }
+
         // who closed is published before the discard, so a poll that sees the discard sees its answer
         Volatile.Write(ref _closedByClient, fromClient);
         Volatile.Write(ref _discarded, true);

@@ -15,6 +15,9 @@ public sealed partial class EngineSocket
     /// <summary>How long a poll that arrives mid-upgrade waits for the upgrade packet before its noop.</summary>
     private const int UpgradeRaceMs = 100;
 
+    /// <summary>Whether a poll request is being served now (for tests).</summary>
+    internal bool IsPollWaiting => Volatile.Read(ref _pollActive) == 1;
+
     internal async Task HandlePollAsync(HttpContext context)
     {
         if (Interlocked.Exchange(ref _pollActive, 1) == 1)
@@ -59,6 +62,7 @@ public sealed partial class EngineSocket
                 }
                 else
                 {
+                    ForgetClosedPollIfDiscarded();
                     await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
                 }
 
@@ -78,6 +82,7 @@ public sealed partial class EngineSocket
 
             if (Discarded || !hasData)
             {
+                ForgetClosedPollIfDiscarded();
                 Release();
                 await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
                 return;
@@ -99,6 +104,18 @@ public sealed partial class EngineSocket
             {
                 Volatile.Write(ref _pollActive, 0);
             }
+        }
+    }
+
+    /// <summary>
+    /// This poll, waiting when the session was discarded, is its final one: a poll that comes after
+    /// it must get 400, not the noop kept for a poll that crossed a client's close packet.
+    /// </summary>
+    private void ForgetClosedPollIfDiscarded()
+    {
+        if (Discarded)
+        {
+            _server.ForgetClosedPoll(Id);
         }
     }
 
