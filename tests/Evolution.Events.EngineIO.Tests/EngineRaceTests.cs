@@ -304,6 +304,53 @@ public class EngineRaceTests
         Assert.Equal("3probe", (await EngineWebSocketTests.ReceiveAsync(ws).WaitAsync(Wait)).Text);
     }
 
+    [Fact]
+    public async Task A_polling_client_has_the_whole_ping_timeout_from_the_poll_that_carried_the_ping()
+    {
+        // the ping waits in the queue until the client polls: its time to answer counts from that poll
+        await using var host = await EngineHost.StartAsync(o =>
+        {
+            o.PingInterval = 100;
+            o.PingTimeout = 2000;
+        });
+        var (sid, _) = await host.HandshakeAsync();
+        Assert.True(host.Server.TryGetSession(sid, out var session));
+        await WaitUntilAsync(() => session.QueuedPackets == 1); // the ping is queued
+        await Task.Delay(1500); // well within the timeout, counted from the ping
+        using (var poll = await host.PollAsync(sid))
+        {
+            Assert.Equal(HttpStatusCode.OK, poll.StatusCode);
+            Assert.Equal("2", await poll.Content.ReadAsStringAsync());
+        }
+
+        await Task.Delay(1000); // past the timeout counted from the ping, within it counted from the poll
+        using (var pong = await host.PostAsync(sid, "3"))
+        {
+            Assert.Equal(HttpStatusCode.OK, pong.StatusCode);
+        }
+
+        Assert.False(host.Listeners[sid].Closed.IsCompleted, "closed before its pong was due");
+        using (var next = await host.PollAsync(sid))
+        {
+            Assert.Equal("2", await next.Content.ReadAsStringAsync()); // the next ping: the pong counted
+        }
+    }
+
+    [Fact]
+    public async Task A_polling_client_that_stops_polling_times_out_on_schedule()
+    {
+        await using var host = await EngineHost.StartAsync(o =>
+        {
+            o.PingInterval = 300;
+            o.PingTimeout = 200;
+        });
+        var (sid, _) = await host.HandshakeAsync();
+        await Task.Delay(700); // past interval + timeout: whether or not the ping timer has run yet
+        using var poll = await host.PollAsync(sid);
+        Assert.Equal(HttpStatusCode.BadRequest, poll.StatusCode);
+        Assert.Equal(EngineCloseReason.PingTimeout, (await host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
+    }
+
     private static bool IsPollWaiting(EngineHost host, string sid) =>
         host.Server.TryGetSession(sid, out var session) && session.IsPollWaiting;
 

@@ -172,9 +172,11 @@ public sealed partial class EngineSocket
     {
         var writer = new ArrayBufferWriter<byte>(256);
         var sawClose = false;
+        var sawPing = false;
         while (writer.WrittenCount < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
         {
             OnDequeued(packet);
+            sawPing |= packet.Type == EnginePacketType.Ping;
             if (writer.WrittenCount > 0)
             {
                 writer.Write([(byte)EnginePacketParser.RecordSeparator]);
@@ -186,6 +188,11 @@ public sealed partial class EngineSocket
                 sawClose = true;
                 break;
             }
+        }
+
+        if (sawPing)
+        {
+            OnPingDelivered();
         }
 
         release();
