@@ -305,6 +305,30 @@ public class EngineRaceTests
     }
 
     [Fact]
+    public async Task A_poll_sent_as_soon_as_the_close_packet_arrived_finds_the_session_gone()
+    {
+        // the poll that carries a server close ends the session before its answer is written: the
+        // client's next request, sent the moment it has that answer, gets 400, never a second answer
+        await using var host = await EngineHost.StartAsync();
+        for (var i = 0; i < 100; i++)
+        {
+            var (sid, _) = await host.HandshakeAsync();
+            Assert.True(host.Server.TryGetSession(sid, out var session));
+            var poll = host.PollAsync(sid);
+            await WaitUntilAsync(() => session.IsPollWaiting);
+            session.Close();
+            using (var last = await poll.WaitAsync(Wait))
+            {
+                Assert.Equal("1", await last.Content.ReadAsStringAsync());
+            }
+
+            Assert.False(host.Server.TryGetSession(sid, out _), $"iteration {i}: still registered after its close packet");
+            using var after = await host.PollAsync(sid);
+            Assert.Equal(HttpStatusCode.BadRequest, after.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task A_polling_client_has_the_whole_ping_timeout_from_the_poll_that_carried_the_ping()
     {
         // the ping waits in the queue until the client polls: its time to answer counts from that poll

@@ -195,12 +195,15 @@ public sealed partial class EngineSocket
             OnPingDelivered();
         }
 
-        release();
-        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
         if (sawClose)
         {
+            // finished before the answer is written: a request the client sends once it has the
+            // close packet must find the session gone (400), not closing
             Finish();
         }
+
+        release();
+        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
     }
 
     private static void AppendPollPacket(ArrayBufferWriter<byte> writer, in OutboundPacket packet)
