@@ -8,8 +8,10 @@ namespace Evolution.Events.EngineIO;
 /// parallel, the close can win and the poll would find no session ("Session ID unknown"). A
 /// single-threaded server answers that poll as the pending poll it is (a noop), and so do we: the
 /// first poll for a remembered session takes its entry and gets the noop; later requests get the
-/// usual <c>400</c>. Only the id and an expiry are kept (no session), the count is bounded, and
-/// expired entries are swept at most once per grace period, in one pass bounded by the capacity.
+/// usual <c>400</c>. Only the id and an expiry are kept (no session) and the count is bounded: when
+/// full of live entries, a new one is dropped (its poll gets the 400 it had before). Expired entries
+/// are swept by an add, once per grace period (once per quarter of it while full), in one pass
+/// bounded by the capacity; an expired entry is never answered, swept or not.
 /// </summary>
 internal sealed class ClosedPollTombstones(int capacity, int graceMs)
 {

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using System.Net.WebSockets;
 using Evolution.Events.EngineIO.Protocol;
 
@@ -325,6 +327,34 @@ public class EngineRaceTests
             Assert.False(host.Server.TryGetSession(sid, out _), $"iteration {i}: still registered after its close packet");
             using var after = await host.PollAsync(sid);
             Assert.Equal(HttpStatusCode.BadRequest, after.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_cancelled_poll_served_after_the_next_poll_still_ends_the_session_first()
+    {
+        // the suites' "closes the session upon cancelled polling request": a poll, cancelled by its
+        // client 5 ms later, then a new poll. Served in parallel, the new poll may be served first and
+        // the cancelled one reach the session only after it; the outcome must be the same: the session
+        // ends, and the new poll gets 400 (not the close packet of an "overlapping polls" error)
+        await using var host = await EngineHost.StartAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            var (sid, _) = await host.HandshakeAsync();
+            Assert.True(host.Server.TryGetSession(sid, out var session));
+            var later = host.PollAsync(sid);
+            await WaitUntilAsync(() => session.IsPollWaiting);
+            using (var tcp = new TcpClient())
+            {
+                await tcp.ConnectAsync(host.BaseUri.Host, host.BaseUri.Port);
+                var request = $"GET {EngineHost.Path}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {host.BaseUri.Authority}\r\n\r\n";
+                await tcp.GetStream().WriteAsync(Encoding.ASCII.GetBytes(request));
+            } // closed at once: the client gave up on it
+
+            using var response = await later.WaitAsync(Wait);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest,
+                $"iteration {i}: the later poll got {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            Assert.Equal(EngineCloseReason.TransportClose, (await host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
         }
     }
 

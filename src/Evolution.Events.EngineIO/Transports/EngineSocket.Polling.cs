@@ -15,6 +15,12 @@ public sealed partial class EngineSocket
     /// <summary>How long a poll that arrives mid-upgrade waits for the upgrade packet before its noop.</summary>
     private const int UpgradeRaceMs = 100;
 
+    /// <summary>How long a poll that overlaps another waits to see whether its client has already given it up.</summary>
+    private const int OverlapAbortWaitMs = 200;
+
+    /// <summary>Set when a cancelled poll ended the session: the poll that was waiting then gets 400.</summary>
+    private bool _refuseFinalPoll;
+
     /// <summary>Whether a poll request is being served now (for tests).</summary>
     internal bool IsPollWaiting => Volatile.Read(ref _pollActive) == 1;
 
@@ -22,6 +28,16 @@ public sealed partial class EngineSocket
     {
         if (Interlocked.Exchange(ref _pollActive, 1) == 1)
         {
+            if (await IsGivenUpAsync(context.RequestAborted))
+            {
+                // a poll its client cancelled, served only after the poll the client sent next: served
+                // in order, it would have ended the session before that one came, which would then
+                // have found no session. Same outcome here: the session ends, the waiting poll gets 400.
+                Volatile.Write(ref _refuseFinalPoll, true);
+                Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
+                return;
+            }
+
             await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
             Close(EngineCloseReason.TransportError, "overlapping poll requests", discard: true);
             return;
@@ -84,6 +100,12 @@ public sealed partial class EngineSocket
             {
                 ForgetClosedPollIfDiscarded();
                 Release();
+                if (Volatile.Read(ref _refuseFinalPoll))
+                {
+                    await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                    return;
+                }
+
                 await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
                 return;
             }
@@ -104,6 +126,20 @@ public sealed partial class EngineSocket
             {
                 Volatile.Write(ref _pollActive, 0);
             }
+        }
+    }
+
+    /// <summary>Whether the client has closed this request, or does within a short wait.</summary>
+    private static async Task<bool> IsGivenUpAsync(CancellationToken requestAborted)
+    {
+        try
+        {
+            await Task.Delay(OverlapAbortWaitMs, requestAborted);
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
         }
     }
 
