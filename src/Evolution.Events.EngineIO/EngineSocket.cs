@@ -315,9 +315,12 @@ public sealed partial class EngineSocket
                 return;
             }
 
+            // pings keep their own rhythm, pingInterval apart from when each was due: neither the
+            // pong's round trip nor a late timer pushes the next one back (never before the pong)
+            var now = Environment.TickCount64;
             _phase = HeartbeatPhase.WaitingToPing;
-            _pingDue = Environment.TickCount64 + _options.PingInterval;
-            _timer.Change(_options.PingInterval, Timeout.Infinite);
+            _pingDue = Math.Max(now, _pingDue + _options.PingInterval);
+            _timer.Change(_pingDue - now, Timeout.Infinite);
         }
     }
 

@@ -391,6 +391,38 @@ public class EngineRaceTests
     }
 
     [Fact]
+    public async Task Pings_keep_their_rhythm_whatever_the_pong_round_trip()
+    {
+        // the next ping is due pingInterval after the previous one was due, not after the pong: a slow
+        // round trip (or a late timer) does not push every later ping back
+        await using var host = await EngineHost.StartAsync(o =>
+        {
+            o.PingInterval = 1000;
+            o.PingTimeout = 5000;
+        });
+        var (sid, _) = await host.HandshakeAsync();
+        using (var first = await host.PollAsync(sid))
+        {
+            Assert.Equal("2", await first.Content.ReadAsStringAsync());
+        }
+
+        await Task.Delay(700); // the pong comes late in the interval
+        using (var pong = await host.PostAsync(sid, "3"))
+        {
+            Assert.Equal(HttpStatusCode.OK, pong.StatusCode);
+        }
+
+        var sincePong = System.Diagnostics.Stopwatch.StartNew();
+        using (var second = await host.PollAsync(sid))
+        {
+            Assert.Equal("2", await second.Content.ReadAsStringAsync());
+        }
+
+        // due about 300 ms after the pong (1000 after the first ping); counted from the pong it would be 1000
+        Assert.True(sincePong.ElapsedMilliseconds < 800, $"next ping {sincePong.ElapsedMilliseconds} ms after the pong");
+    }
+
+    [Fact]
     public async Task A_polling_client_that_stops_polling_times_out_on_schedule()
     {
         await using var host = await EngineHost.StartAsync(o =>
