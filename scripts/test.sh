@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages when run as root, npm packages) and runs every test.
 # The README's test command. Under CI=true a missing prerequisite fails the run instead of being skipped.
+# Ends with "dotnet-tests: N passed, M failed, K skipped" (skipped tests are also listed by name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -19,15 +20,42 @@ dotnet test Evolution.Events.sln -c Release --no-build -nologo \
   --logger "console;verbosity=normal" --logger "trx" --results-directory "$results" \
   --blame-hang-timeout 5m 2>&1 | tee "$results/dotnet-test.log" || status=$?
 
-passed=0; failed=0
+# Every test project must leave a trx (one that crashed or never started leaves none); the counts come
+# from the trx counters. A run that exits non-zero, or a missing trx, fails the run and is counted as
+# one failure on the summary line, so the line never says "0 failed" for a broken run.
+projects=$(grep -l -E 'Microsoft\.NET\.Test\.Sdk|<IsTestProject>true' tests/*/*.csproj | xargs -n1 basename | sed 's/\.csproj$//')
+passed=0; failed=0; skipped=0; aborted=0; missing=0
+counter() { local v; v=$(grep -o "<Counters [^>]*>" "$1" | grep -oE " $2=\"[0-9]+\"" | tr -dc 0-9 || true); echo "${v:-0}"; }
 for trx in "$results"/*.trx; do
   [ -e "$trx" ] || continue
-  p=$(grep -o 'passed="[0-9]*"' "$trx" | head -1 | tr -dc 0-9); f=$(grep -o 'failed="[0-9]*"' "$trx" | head -1 | tr -dc 0-9)
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  passed=$((passed + $(counter "$trx" passed)))
+  failed=$((failed + $(counter "$trx" failed) + $(counter "$trx" error) + $(counter "$trx" timeout)))
+  skipped=$((skipped + $(counter "$trx" notExecuted) + $(counter "$trx" inconclusive) + $(counter "$trx" notRunnable)))
+  aborted=$((aborted + $(counter "$trx" aborted) + $(counter "$trx" disconnected)))
+  outcome=$(grep -oE '<ResultSummary outcome="[A-Za-z]+"' "$trx" | grep -oE '"[A-Za-z]+"' | tr -d '"')
+  if [ "$outcome" != "Completed" ] && [ "$outcome" != "Failed" ]; then
+    echo "dotnet-tests: $(basename "$trx"): run outcome ${outcome:-unknown}" >&2
+    aborted=$((aborted + 1))
+  fi
+  grep -oE '<UnitTestResult [^>]*outcome="NotExecuted"[^>]*>' "$trx" | grep -oE 'testName="[^"]*"' | sed 's/^testName=/  skipped: /' || true
 done
+for project in $projects; do
+  dll=$(echo "$project.dll" | tr '[:upper:]' '[:lower:]')
+  if ! grep -qil "storage=\"[^\"]*/$dll\"" "$results"/*.trx 2>/dev/null; then
+    echo "dotnet-tests: $project left no trx (crashed, or never ran)" >&2
+    missing=$((missing + 1))
+  fi
+done
+echo "dotnet-tests: not executed (skipped) $skipped, aborted $aborted, projects without results $missing, dotnet test exit $status"
+if [ "$missing" -gt 0 ] || [ "$aborted" -gt 0 ]; then
+  status=1
+fi
 if [ "$passed" -eq 0 ]; then
   echo "no test ran" >&2
   status=1
 fi
-echo "dotnet-tests: $passed passed, $failed failed"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=$((missing + aborted)); [ "$failed" -gt 0 ] || failed=1 # a broken run is never "0 failed"
+fi
+echo "dotnet-tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

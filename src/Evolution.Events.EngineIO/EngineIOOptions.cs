@@ -56,6 +56,15 @@ public sealed class EngineIOOptions
     public int MaxHandshakeHeaderChars { get; set; } = 8192;
 
     /// <summary>
+    /// How long a session a client closed over polling still answers one poll that crossed its close
+    /// packet (ms); see <see cref="ClosedPollTombstones"/>. Internal: tests shorten it.
+    /// </summary>
+    internal int ClosedPollGraceMs { get; set; } = 2_000;
+
+    /// <summary>Most sessions remembered that way at once.</summary>
+    internal int ClosedPollCapacity { get; set; } = 1024;
+
+    /// <summary>
     /// Called before a new session is created (handshake). Return null to accept, or a refusal
     /// (HTTP status and message) — e.g. a connection limit or a rate limit.
     /// </summary>
@@ -71,6 +80,11 @@ public sealed class EngineIOOptions
         if (MaxHandshakeHeaderChars < 0)
         {
             throw new InvalidOperationException("Engine.IO MaxHandshakeHeaderChars must not be negative");
+        }
+
+        if (ClosedPollGraceMs <= 0 || ClosedPollCapacity <= 0)
+        {
+            throw new InvalidOperationException("Engine.IO closed-poll grace and capacity must be positive");
         }
 
         if (MaxQueuedPackets <= 0 || MaxQueuedBytes <= 0)

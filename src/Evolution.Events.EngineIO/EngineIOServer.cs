@@ -18,12 +18,14 @@ public sealed partial class EngineIOServer
 {
     private readonly ConcurrentDictionary<string, EngineSocket> _sessions = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
+    private readonly ClosedPollTombstones _closedPolls;
     private int _webSocketCount;
 
     public EngineIOServer(EngineIOOptions options, ILogger<EngineIOServer>? logger = null)
     {
         options.Validate();
         Options = options;
+        _closedPolls = new ClosedPollTombstones(options.ClosedPollCapacity, options.ClosedPollGraceMs);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
@@ -81,7 +83,22 @@ public sealed partial class EngineIOServer
             return;
         }
 
-        if (!_sessions.TryGetValue(sid, out var session) || session.ExpireIfPongOverdue())
+        // a finished session may still be in the registry for a moment: it is gone all the same
+        if (!_sessions.TryGetValue(sid, out var session) || session.ReadyState == EngineReadyState.Closed)
+        {
+            if (!isWebSocket && HttpMethods.IsGet(request.Method) && _closedPolls.TryTake(sid))
+            {
+                // this poll crossed the close packet that ended its session (sent together, served
+                // after it): it gets what it would have had had it been waiting, once
+                await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                return;
+            }
+
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+            return;
+        }
+
+        if (session.ExpireIfPongOverdue())
         {
             await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
             return;
@@ -128,7 +145,7 @@ public sealed partial class EngineIOServer
             }
 
             var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context);
-            if (session.IsUpgradingOrUpgraded)
+            if (!session.TryClaimUpgrade())
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
                 await transport.RefuseAsync();
@@ -243,6 +260,15 @@ public sealed partial class EngineIOServer
             Interlocked.Decrement(ref _webSocketCount);
         }
     }
+
+    /// <summary>The client closed this session with a close packet over polling: one crossing poll gets a noop.</summary>
+    internal void RememberClosedPoll(string sid) => _closedPolls.Add(sid);
+
+    /// <summary>The session's final poll was answered (it was waiting): later polls get 400.</summary>
+    internal void ForgetClosedPoll(string sid) => _closedPolls.Remove(sid);
+
+    /// <summary>Closed polling sessions remembered now (for tests).</summary>
+    internal int ClosedPollCount => _closedPolls.Count;
 
     internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
 

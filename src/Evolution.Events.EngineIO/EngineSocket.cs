@@ -34,7 +34,9 @@ public sealed partial class EngineSocket
     private bool _upgrading;
     private bool _discarded;
     private bool _closedByClient;
-    private long _pongDeadline = long.MaxValue;
+    private long _pingDue;
+    private long _pingSentAt;
+    private long _pingDeliveredAt;
     private int _pollActive;
     private int _postActive;
     private IEngineSocketListener? _listener;
@@ -50,6 +52,7 @@ public sealed partial class EngineSocket
         Id = id;
         Request = request;
         _isWebSocket = isWebSocket;
+        _pingDue = Environment.TickCount64 + _options.PingInterval;
         _timer = new Timer(static s => ((EngineSocket)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
@@ -74,17 +77,6 @@ public sealed partial class EngineSocket
 
     /// <summary>Packets dropped under <see cref="OverflowPolicy.DropNewest"/> or as volatile.</summary>
     public long DroppedPackets => Interlocked.Read(ref _dropped);
-
-    internal bool IsUpgradingOrUpgraded
-    {
-        get
-        {
-            lock (_sync)
-            {
-                return _upgrading || _isWebSocket;
-            }
-        }
-    }
 
     internal bool IsWebSocket => Volatile.Read(ref _isWebSocket);
 
@@ -150,6 +142,7 @@ public sealed partial class EngineSocket
         lock (_sync)
         {
             _phase = HeartbeatPhase.WaitingToPing;
+            _pingDue = Environment.TickCount64 + _options.PingInterval;
             _timer.Change(_options.PingInterval, Timeout.Infinite);
         }
     }
@@ -337,6 +330,14 @@ public sealed partial class EngineSocket
 
     private void Discard(bool fromClient)
     {
+        if (fromClient && !Volatile.Read(ref _isWebSocket))
+        {
+            // a close packet over polling: a poll sent with it but served after it still gets its
+            // noop. Remembered before the discard is published, so the poll that answers (a waiting
+            // one sees the discard) always finds the entry to take.
+            _server.RememberClosedPoll(Id);
+        }
+
         // who closed is published before the discard, so a poll that sees the discard sees its answer
         Volatile.Write(ref _closedByClient, fromClient);
         Volatile.Write(ref _discarded, true);
@@ -410,22 +411,57 @@ public sealed partial class EngineSocket
                 return;
             }
 
+            // pings keep their own rhythm, pingInterval apart from when each was due: neither the
+            // pong's round trip nor a late timer pushes the next one back (never before the pong)
+            var now = Environment.TickCount64;
             _phase = HeartbeatPhase.WaitingToPing;
-            _pongDeadline = long.MaxValue;
-            _timer.Change(_options.PingInterval, Timeout.Infinite);
+            _pingDue = Math.Max(now, _pingDue + _options.PingInterval);
+            _timer.Change(_pingDue - now, Timeout.Infinite);
         }
+    }
+
+    /// <summary>A poll response carried the ping: the client's time to answer counts from now.</summary>
+    internal void OnPingDelivered()
+    {
+        lock (_sync)
+        {
+            if (_phase == HeartbeatPhase.AwaitingPong && _pingDeliveredAt == 0)
+            {
+                _pingDeliveredAt = Environment.TickCount64;
+            }
+        }
+    }
+
+    /// <summary>
+    /// When the pong is due (under the lock, awaiting it). On WebSocket, <c>pingTimeout</c> after the
+    /// ping was sent. On polling the ping only reaches the client with a poll response, so the time
+    /// counts from that response; a ping no poll has carried yet counts from when it was due, so a
+    /// client that stopped polling times out on schedule even if the ping timer ran late.
+    /// </summary>
+    private long PongDeadline()
+    {
+        var from = _isWebSocket ? _pingSentAt : _pingDeliveredAt != 0 ? _pingDeliveredAt : _pingDue;
+        return from + _options.PingTimeout;
     }
 
     /// <summary>
     /// Closes the session if its pong is overdue, even when the timer has not fired yet (a timer
     /// may run late under load; a request must never find a session past its deadline alive).
+    /// A polling session whose ping timer is late by more than <c>pingTimeout</c> is overdue too:
+    /// on time, its ping would have gone out and timed out, as no poll came to carry it.
     /// </summary>
     internal bool ExpireIfPongOverdue()
     {
         bool overdue;
         lock (_sync)
         {
-            overdue = _phase == HeartbeatPhase.AwaitingPong && Environment.TickCount64 >= _pongDeadline;
+            var now = Environment.TickCount64;
+            overdue = _phase switch
+            {
+                HeartbeatPhase.AwaitingPong => now >= PongDeadline(),
+                HeartbeatPhase.WaitingToPing => !_isWebSocket && now >= _pingDue + _options.PingTimeout,
+                _ => false,
+            };
         }
 
         if (overdue)
@@ -452,11 +488,19 @@ public sealed partial class EngineSocket
             }
 
             phase = _phase;
+            var now = Environment.TickCount64;
             if (phase == HeartbeatPhase.WaitingToPing)
             {
                 _phase = HeartbeatPhase.AwaitingPong;
-                _pongDeadline = Environment.TickCount64 + _options.PingTimeout;
+                _pingSentAt = now;
+                _pingDeliveredAt = 0;
                 _timer.Change(_options.PingTimeout, Timeout.Infinite);
+            }
+            else if (phase == HeartbeatPhase.AwaitingPong && PongDeadline() - now is var left and > 0)
+            {
+                // the ping reached a polling client after it was sent: it has the rest of its time
+                _timer.Change(left, Timeout.Infinite);
+                return;
             }
         }
 

@@ -204,6 +204,10 @@ public class EngineHttpTests(EngineHttpFixture fixture) : IClassFixture<EngineHt
         using var post = await _host.PostAsync(sid, "1");
         Assert.Equal(HttpStatusCode.OK, post.StatusCode);
         Assert.Equal(EngineCloseReason.TransportClose, (await _host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
+
+        // the one poll that may have crossed the close packet gets its noop; after it, the sid is unknown
+        using var crossing = await _host.PollAsync(sid);
+        Assert.Equal("6", await crossing.Content.ReadAsStringAsync());
         using var poll = await _host.PollAsync(sid);
         Assert.Equal(HttpStatusCode.BadRequest, poll.StatusCode);
     }

@@ -15,10 +15,29 @@ public sealed partial class EngineSocket
     /// <summary>How long a poll that arrives mid-upgrade waits for the upgrade packet before its noop.</summary>
     private const int UpgradeRaceMs = 100;
 
+    /// <summary>How long a poll that overlaps another waits to see whether its client has already given it up.</summary>
+    private const int OverlapAbortWaitMs = 200;
+
+    /// <summary>Set when a cancelled poll ended the session: the poll that was waiting then gets 400.</summary>
+    private bool _refuseFinalPoll;
+
+    /// <summary>Whether a poll request is being served now (for tests).</summary>
+    internal bool IsPollWaiting => Volatile.Read(ref _pollActive) == 1;
+
     internal async Task HandlePollAsync(HttpContext context)
     {
         if (Interlocked.Exchange(ref _pollActive, 1) == 1)
         {
+            if (await IsGivenUpAsync(context.RequestAborted))
+            {
+                // a poll its client cancelled, served only after the poll the client sent next: served
+                // in order, it would have ended the session before that one came, which would then
+                // have found no session. Same outcome here: the session ends, the waiting poll gets 400.
+                Volatile.Write(ref _refuseFinalPoll, true);
+                Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
+                return;
+            }
+
             await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
             Close(EngineCloseReason.TransportError, "overlapping poll requests", discard: true);
             return;
@@ -59,6 +78,7 @@ public sealed partial class EngineSocket
                 }
                 else
                 {
+                    ForgetClosedPollIfDiscarded();
                     await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
                 }
 
@@ -78,7 +98,14 @@ public sealed partial class EngineSocket
 
             if (Discarded || !hasData)
             {
+                ForgetClosedPollIfDiscarded();
                 Release();
+                if (Volatile.Read(ref _refuseFinalPoll))
+                {
+                    await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                    return;
+                }
+
                 await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
                 return;
             }
@@ -99,6 +126,32 @@ public sealed partial class EngineSocket
             {
                 Volatile.Write(ref _pollActive, 0);
             }
+        }
+    }
+
+    /// <summary>Whether the client has closed this request, or does within a short wait.</summary>
+    private static async Task<bool> IsGivenUpAsync(CancellationToken requestAborted)
+    {
+        try
+        {
+            await Task.Delay(OverlapAbortWaitMs, requestAborted);
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// This poll, waiting when the session was discarded, is its final one: a poll that comes after
+    /// it must get 400, not the noop kept for a poll that crossed a client's close packet.
+    /// </summary>
+    private void ForgetClosedPollIfDiscarded()
+    {
+        if (Discarded)
+        {
+            _server.ForgetClosedPoll(Id);
         }
     }
 
@@ -156,9 +209,11 @@ public sealed partial class EngineSocket
     {
         var writer = new ArrayBufferWriter<byte>(256);
         var sawClose = false;
+        var sawPing = false;
         while (writer.WrittenCount < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
         {
             OnDequeued(packet);
+            sawPing |= packet.Type == EnginePacketType.Ping;
             if (writer.WrittenCount > 0)
             {
                 writer.Write([(byte)EnginePacketParser.RecordSeparator]);
@@ -172,12 +227,20 @@ public sealed partial class EngineSocket
             }
         }
 
-        release();
-        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
+        if (sawPing)
+        {
+            OnPingDelivered();
+        }
+
         if (sawClose)
         {
+            // finished before the answer is written: a request the client sends once it has the
+            // close packet must find the session gone (400), not closing
             Finish();
         }
+
+        release();
+        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
     }
 
     private static void AppendPollPacket(ArrayBufferWriter<byte> writer, in OutboundPacket packet)

@@ -9,6 +9,39 @@ namespace Evolution.Events.EngineIO;
 public sealed partial class EngineSocket
 {
     private TaskCompletionSource? _upgradeSettled;
+    private bool _upgradeClaimed;
+
+    /// <summary>
+    /// A WebSocket for this session was accepted: true if it may probe, false if another WebSocket
+    /// already holds the upgrade or the session is already upgraded (as engine.io: that one is closed
+    /// at once). Claimed at connection, under the lock, so of two WebSockets connecting together
+    /// exactly one probes, whichever is served first.
+    /// </summary>
+    internal bool TryClaimUpgrade()
+    {
+        lock (_sync)
+        {
+            if (_upgradeClaimed || _upgrading || _isWebSocket)
+            {
+                return false;
+            }
+
+            _upgradeClaimed = true;
+            return true;
+        }
+    }
+
+    /// <summary>A WebSocket holds or probes the upgrade, or the session is upgraded (a discard then aborts that connection).</summary>
+    internal bool IsUpgradingOrUpgraded
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _upgradeClaimed || _upgrading || _isWebSocket;
+            }
+        }
+    }
 
     /// <summary>The client sent <c>2probe</c> on a new WebSocket.</summary>
     internal bool BeginUpgrade()
@@ -67,6 +100,7 @@ public sealed partial class EngineSocket
             if (!_isWebSocket)
             {
                 _upgrading = false;
+                _upgradeClaimed = false; // a later WebSocket may try again
             }
 
             _upgradeSettled?.TrySetResult();
