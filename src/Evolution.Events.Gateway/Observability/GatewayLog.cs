@@ -1,4 +1,4 @@
-using System.Text;
+using Evolution.Events.EngineIO;
 using Evolution.Events.Gateway.Options;
 using Serilog;
 using Serilog.Core;
@@ -73,8 +73,8 @@ public sealed class SafeLogText : ILogEventEnricher
         List<LogEventProperty>? replaced = null;
         foreach (var (name, value) in logEvent.Properties)
         {
-            if (value is ScalarValue { Value: string text } && NeedsEscaping(text))
-                (replaced ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(text))));
+            if (value is ScalarValue { Value: string text } && Escape(text) is var safe && !ReferenceEquals(safe, text))
+                (replaced ??= []).Add(new LogEventProperty(name, new ScalarValue(safe)));
         }
         if (replaced is null)
             return;
@@ -82,50 +82,10 @@ public sealed class SafeLogText : ILogEventEnricher
             logEvent.AddOrUpdateProperty(property);
     }
 
-    /// <summary>The text with control characters escaped and cut at <see cref="MaxLength"/>.</summary>
-    public static string Escape(string text)
-    {
-        if (!NeedsEscaping(text))
-            return text;
-        var length = Math.Min(text.Length, MaxLength);
-        var builder = new StringBuilder(length + 16);
-        foreach (var c in text.AsSpan(0, length))
-        {
-            switch (c)
-            {
-                case '\n':
-                    builder.Append("\\n");
-                    break;
-                case '\r':
-                    builder.Append("\\r");
-                    break;
-                case '\t':
-                    builder.Append("\\t");
-                    break;
-                default:
-                    if (IsUnsafe(c))
-                        builder.Append("\\u").Append(((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
-                    else
-                        builder.Append(c);
-                    break;
-            }
-        }
-        if (text.Length > MaxLength)
-            builder.Append("…(+").Append(text.Length - MaxLength).Append(" chars)");
-        return builder.ToString();
-    }
-
-    private static bool NeedsEscaping(string text)
-    {
-        if (text.Length > MaxLength)
-            return true;
-        foreach (var c in text)
-        {
-            if (IsUnsafe(c))
-                return true;
-        }
-        return false;
-    }
-
-    private static bool IsUnsafe(char c) => c < 0x20 || c is '\u007f' or '\u0085' or '\u2028' or '\u2029';
+    /// <summary>
+    /// The text with control characters escaped and cut at <see cref="MaxLength"/> (the Engine.IO library's
+    /// <see cref="LogText.Bound"/>, so the gateway's and the libraries' log lines escape alike); the same
+    /// instance when nothing needed escaping.
+    /// </summary>
+    public static string Escape(string text) => LogText.Bound(text, MaxLength);
 }
