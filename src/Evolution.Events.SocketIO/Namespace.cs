@@ -111,14 +111,32 @@ public class Namespace
     /// Sends an event to this namespace on the other nodes of the cluster (their <see cref="OnServerSideEmit"/>
     /// handlers), not to clients; nothing happens on a single node. Goes through <see cref="IAdapter.ServerSideEmit"/>.
     /// </summary>
-    public virtual void ServerSideEmit(string eventName, params object?[] args) => Adapter.ServerSideEmit(eventName, args);
+    public virtual void ServerSideEmit(string eventName, params object?[] args)
+    {
+        ThrowIfReserved(eventName);
+        Adapter.ServerSideEmit(eventName, args);
+    }
 
     /// <summary>
     /// <see cref="ServerSideEmit"/> awaiting one answer per other node (see <see cref="IAdapter.ServerSideEmitWithAckAsync"/>):
     /// completes at once with no answers on a single node.
     /// </summary>
-    public virtual Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Adapter.ServerSideEmitWithAckAsync(eventName, args, timeout, cancellationToken);
+    public virtual Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ThrowIfReserved(eventName);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        return Adapter.ServerSideEmitWithAckAsync(eventName, args, timeout, cancellationToken);
+    }
+
+    /// <summary>socket.io's reserved event names may not be emitted server-side (they would be mistaken for lifecycle events).</summary>
+    private static void ThrowIfReserved(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        if (eventName is "connect" or "connect_error" or "disconnect" or "disconnecting" or "newListener" or "removeListener")
+        {
+            throw new ArgumentException($"\"{eventName}\" is a reserved event name", nameof(eventName));
+        }
+    }
 
     /// <summary>Handles a server-side event that another node of the cluster emitted to this namespace.</summary>
     public virtual Namespace OnServerSideEmit(string eventName, ServerSideEventHandler handler)

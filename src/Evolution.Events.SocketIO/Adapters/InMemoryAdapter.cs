@@ -111,6 +111,9 @@ public class InMemoryAdapter : IAdapter
         var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
         var sockets = LocalSockets(options);
         var count = 0;
+
+        // one timer for the whole broadcast (not one per socket): past it, each socket's pending ack is forgotten
+        var expiry = sockets.Count == 0 ? CancellationToken.None : new CancellationTokenSource(timeout).Token;
         foreach (var socket in sockets)
         {
             if (!socket.Connected)
@@ -120,19 +123,19 @@ public class InMemoryAdapter : IAdapter
 
             var pending = socket.ExpectAck(ackId);
             count++;
-            _ = AwaitAckAsync(socket, ackId, pending.Task, timeout, ack);
+            _ = AwaitAckAsync(socket, ackId, pending.Task, ack, expiry);
             socket.Deliver(packet, isVolatile);
         }
 
         clientCount(count);
     }
 
-    private static async Task AwaitAckAsync(Socket socket, long ackId, Task<JsonNode?[]> answer, TimeSpan timeout, Action<JsonNode?[]> ack)
+    private static async Task AwaitAckAsync(Socket socket, long ackId, Task<JsonNode?[]> answer, Action<JsonNode?[]> ack, CancellationToken expiry)
     {
         JsonNode?[] args;
         try
         {
-            args = await answer.WaitAsync(timeout).ConfigureAwait(false);
+            args = await answer.WaitAsync(expiry).ConfigureAwait(false);
         }
         catch (Exception)
         {

@@ -238,6 +238,8 @@ public abstract class AdapterSpecification
         Assert.Equal(["remote"], received);
         Assert.Equal("hi from " + Nsp, Assert.Single(answer!));
         Assert.False(node.Nsp.DispatchServerSideEvent("unknown", [], null));
+        Assert.Throws<ArgumentException>(() => node.Nsp.ServerSideEmit("disconnect"));
+        Assert.Throws<ArgumentException>(() => { _ = node.Nsp.ServerSideEmitWithAckAsync("connect", [], TimeSpan.FromSeconds(1)); });
     }
 
     [Fact]
