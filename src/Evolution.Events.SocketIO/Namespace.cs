@@ -16,6 +16,9 @@ public class Namespace
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
     private JoinInterceptor[] _joinInterceptors = [];
+    private Dictionary<string, ServerSideEventHandler[]> _serverSideHandlers = new(StringComparer.Ordinal);
+    private long _ackIds;
+    private int _adapterState;
 
     internal Namespace(SocketIOServer server, string name, ParentNamespace? parent = null)
     {
@@ -98,6 +101,105 @@ public class Namespace
 
     /// <summary>Emits to every socket of the namespace: encoded once, enqueued on each, never waits.</summary>
     public virtual void Emit(string eventName, params object?[] args) => new BroadcastOperator(this).Emit(eventName, args);
+
+    /// <summary>Every socket of the namespace, with a timeout for <see cref="BroadcastOperator.EmitWithAckAsync"/>.</summary>
+    public virtual BroadcastOperator Timeout(TimeSpan timeout) => new BroadcastOperator(this).Timeout(timeout);
+
+    /// <summary>Every socket of the namespace on every node (see <see cref="BroadcastOperator.FetchSocketsAsync"/>).</summary>
+    public virtual ValueTask<IReadOnlyList<IClusterSocket>> FetchSocketsAsync() => new BroadcastOperator(this).FetchSocketsAsync();
+
+    /// <summary>
+    /// Sends an event to this namespace on the other nodes of the cluster (their <see cref="OnServerSideEmit"/>
+    /// handlers), not to clients; nothing happens on a single node. Goes through <see cref="IAdapter.ServerSideEmit"/>.
+    /// </summary>
+    public virtual void ServerSideEmit(string eventName, params object?[] args)
+    {
+        ThrowIfReserved(eventName);
+        Adapter.ServerSideEmit(eventName, args);
+    }
+
+    /// <summary>
+    /// <see cref="ServerSideEmit"/> awaiting one answer per other node (see <see cref="IAdapter.ServerSideEmitWithAckAsync"/>):
+    /// completes at once with no answers on a single node.
+    /// </summary>
+    public virtual Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ThrowIfReserved(eventName);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        return Adapter.ServerSideEmitWithAckAsync(eventName, args, timeout, cancellationToken);
+    }
+
+    /// <summary>socket.io's reserved event names may not be emitted server-side (they would be mistaken for lifecycle events).</summary>
+    private static void ThrowIfReserved(string eventName)
+    {
+        ArgumentNullException.ThrowIfNull(eventName);
+        if (eventName is "connect" or "connect_error" or "disconnect" or "disconnecting" or "newListener" or "removeListener")
+        {
+            throw new ArgumentException($"\"{eventName}\" is a reserved event name", nameof(eventName));
+        }
+    }
+
+    /// <summary>Handles a server-side event that another node of the cluster emitted to this namespace.</summary>
+    public virtual Namespace OnServerSideEmit(string eventName, ServerSideEventHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_sockets)
+        {
+            var handlers = new Dictionary<string, ServerSideEventHandler[]>(_serverSideHandlers, StringComparer.Ordinal);
+            handlers[eventName] = handlers.TryGetValue(eventName, out var existing) ? [.. existing, handler] : [handler];
+            _serverSideHandlers = handlers;
+        }
+
+        return this;
+    }
+
+    /// <summary>
+    /// For adapters: runs this namespace's <see cref="OnServerSideEmit"/> handlers for an event that came from another
+    /// node. <paramref name="ack"/> (set when that node awaits an answer) is passed to the handlers; a handler that
+    /// throws is logged. Returns false when no handler handles the event.
+    /// </summary>
+    public bool DispatchServerSideEvent(string eventName, IReadOnlyList<JsonNode?> args, Action<object?[]>? ack)
+    {
+        if (!System.Threading.Volatile.Read(ref _serverSideHandlers).TryGetValue(eventName, out var handlers))
+        {
+            return false;
+        }
+
+        foreach (var handler in handlers)
+        {
+            try
+            {
+                handler(args, ack);
+            }
+            catch (Exception ex)
+            {
+                Server.LogHandlerFailure(ex, "server-side event " + eventName, Name);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>A new ack id, unique in this namespace (a broadcast with acks uses one id for every socket).</summary>
+    internal long NextAckId() => Interlocked.Increment(ref _ackIds);
+
+    /// <summary>Calls the adapter's <see cref="IAdapter.InitAsync"/> once (the server made this namespace and keeps it).</summary>
+    internal void StartAdapter()
+    {
+        if (Interlocked.CompareExchange(ref _adapterState, 1, 0) == 0)
+        {
+            Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
+        }
+    }
+
+    /// <summary>Calls the adapter's <see cref="IAdapter.CloseAsync"/> once (the namespace is removed, or the server closes).</summary>
+    internal void CloseAdapter()
+    {
+        if (Interlocked.Exchange(ref _adapterState, 2) == 1)
+        {
+            Server.RunAdapterStep(Adapter.CloseAsync, "adapter close", Name);
+        }
+    }
 
     /// <summary>Disconnects every socket of the namespace (with <paramref name="close"/>, their whole connections).</summary>
     public virtual void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);

@@ -9,14 +9,13 @@ namespace Evolution.Events.SocketIO;
 /// One client's presence in one namespace: its handlers, its rooms, its acks in both directions.
 /// Everything it sends goes through its connection's bounded outbound queue.
 /// </summary>
-public sealed class Socket
+public sealed class Socket : IClusterSocket
 {
     // made on first use: an idle socket of a broadcast-only server carries none of them
     private Dictionary<string, SocketEventHandler[]>? _handlers;
     private ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>? _pendingAcks;
     private ConcurrentDictionary<string, object?>? _data;
     private SocketEventHandler[] _anyHandlers = [];
-    private long _nextAckId;
     private int _connected;
 
     // connection state recovery: a recovered socket buffers live broadcasts while its missed packets are read
@@ -111,12 +110,10 @@ public sealed class Socket
     /// <summary>Emits and waits for the client's acknowledgement; throws <see cref="TimeoutException"/> past the timeout.</summary>
     public async Task<JsonNode?[]> EmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        var id = Interlocked.Increment(ref _nextAckId);
-        var pending = new TaskCompletionSource<JsonNode?[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var pendingAcks = _pendingAcks
-            ?? Interlocked.CompareExchange(ref _pendingAcks, new ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>(), null)
-            ?? _pendingAcks;
-        pendingAcks[id] = pending;
+        // ack ids are unique in the namespace (socket.io's nsp._ids): a broadcast with acks shares one id
+        var id = Namespace.NextAckId();
+        var pending = ExpectAck(id);
+        var pendingAcks = _pendingAcks!;
         try
         {
             if (!Connected || !Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args, id)))
@@ -131,6 +128,26 @@ public sealed class Socket
             pendingAcks.TryRemove(id, out _);
         }
     }
+
+    /// <summary>
+    /// Registers an awaited ack of this id (a broadcast with acks wrote, or is about to write, the packet). The
+    /// task fails when the socket disconnects; the caller removes the entry with <see cref="ForgetAck"/> when it stops waiting.
+    /// </summary>
+    internal TaskCompletionSource<JsonNode?[]> ExpectAck(long id)
+    {
+        var pending = new TaskCompletionSource<JsonNode?[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pendingAcks = _pendingAcks
+            ?? Interlocked.CompareExchange(ref _pendingAcks, new ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>(), null)
+            ?? _pendingAcks;
+        pendingAcks[id] = pending;
+        return pending;
+    }
+
+    internal void ForgetAck(long id) => _pendingAcks?.TryRemove(id, out _);
+
+    IReadOnlyDictionary<string, object?> IClusterSocket.Data => Data;
+
+    void IClusterSocket.Emit(string eventName, params object?[] args) => Emit(eventName, args);
 
     public void Join(string room) => Namespace.Adapter.AddAll(Id, [room]);
 

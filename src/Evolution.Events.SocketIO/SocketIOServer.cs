@@ -68,7 +68,9 @@ public sealed partial class SocketIOServer
     public Namespace Of(string name)
     {
         name = Normalize(name);
-        return _namespaces.GetOrAdd(name, n => new Namespace(this, n));
+        var nsp = _namespaces.GetOrAdd(name, n => new Namespace(this, n));
+        nsp.StartAdapter();
+        return nsp;
     }
 
     /// <summary>A dynamic namespace: every name the predicate accepts is admitted, on demand.</summary>
@@ -102,11 +104,45 @@ public sealed partial class SocketIOServer
 
     public Task HandleRequestAsync(HttpContext context) => Engine.HandleRequestAsync(context);
 
-    /// <summary>Closes every connection (e.g. at shutdown).</summary>
+    /// <summary>Closes every connection (e.g. at shutdown), then every namespace's adapter (<see cref="IAdapter.CloseAsync"/>).</summary>
     public void Close()
     {
         Engine.CloseAll();
+        foreach (var nsp in _namespaces.Values)
+        {
+            nsp.CloseAdapter();
+        }
+
         RecoveryStore?.Dispose();
+    }
+
+    /// <summary>Runs an adapter's init or close; a failure (now or later) is logged, never thrown at the caller.</summary>
+    internal void RunAdapterStep(Func<ValueTask> step, string what, string nsp)
+    {
+        try
+        {
+            var task = step();
+            if (!task.IsCompletedSuccessfully)
+            {
+                _ = ObserveAsync(task, what, nsp);
+            }
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, what, nsp);
+        }
+    }
+
+    private async Task ObserveAsync(ValueTask task, string what, string nsp)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, what, nsp);
+        }
     }
 
     internal void OnRecoveryAttempt(string nsp, RecoveryOutcome outcome)
@@ -198,6 +234,7 @@ public sealed partial class SocketIOServer
         lock (_childLock)
         {
             var child = _namespaces.GetOrAdd(name, n => new Namespace(this, n, admitting));
+            child.StartAdapter();
             child.Parent?.AddChild(child);
             child.PendingConnects++;
             return child;
@@ -232,6 +269,7 @@ public sealed partial class SocketIOServer
                 && _namespaces.TryRemove(new KeyValuePair<string, Namespace>(nsp.Name, nsp)))
             {
                 nsp.Parent.RemoveChild(nsp);
+                nsp.CloseAdapter();
             }
         }
     }

@@ -42,7 +42,8 @@ public sealed class TestServer : IAsyncDisposable
 
     public ConcurrentQueue<Observation> Observations { get; } = new();
 
-    public static async Task<TestServer> StartAsync(Action<SocketIOOptions>? configure = null, ILoggerProvider? logs = null)
+    public static async Task<TestServer> StartAsync(
+        Action<SocketIOOptions>? configure = null, ILoggerProvider? logs = null, SocketIO.Adapters.IAdapterFactory? adapterFactory = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -57,6 +58,11 @@ public sealed class TestServer : IAsyncDisposable
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(Enum.Parse<LogLevel>(level));
         }
         builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (adapterFactory is not null)
+        {
+            builder.Services.AddSingleton(adapterFactory);
+        }
+
         builder.Services.AddSocketIO(configure: o =>
         {
             o.ConnectTimeout = 5000;

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Evolution.Events.SocketIO.Protocol;
 
 namespace Evolution.Events.SocketIO.Adapters;
@@ -21,12 +22,29 @@ public enum BroadcastFlags
 }
 
 /// <summary>
-/// The one seam for rooms and broadcast of a namespace (socket.io-adapter's shape). The in-memory
-/// adapter serves one node; a scale-out adapter also publishes the already-encoded packet to the
-/// other nodes, which deliver it to their own sockets.
+/// The one seam between a namespace and its cluster (socket.io-adapter's shape): rooms, broadcast (with and
+/// without acks), the operations on selected sockets (fetch, join, leave, disconnect), server-side events, the
+/// recovery store, and the adapter's own lifecycle. The in-memory adapter serves one node; a scale-out adapter
+/// also carries every cluster-wide operation to the other nodes (the broadcast as its already-encoded packet),
+/// which apply it to their own sockets and answer where an answer is awaited.
 /// </summary>
 public interface IAdapter
 {
+    /// <summary>
+    /// Called once by the server when it made this adapter for its namespace, before the namespace is used
+    /// (socket.io-adapter's <c>init</c>): e.g. subscribe to the cluster's channels. The default does nothing.
+    /// </summary>
+    ValueTask InitAsync() => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Called once by the server when the namespace goes (an emptied dynamic child removed) or the server closes
+    /// (socket.io-adapter's <c>close</c>): release what <see cref="InitAsync"/> took. The default does nothing.
+    /// </summary>
+    ValueTask CloseAsync() => ValueTask.CompletedTask;
+
+    /// <summary>The number of nodes in the cluster, this one included (1 for a single node).</summary>
+    ValueTask<int> ServerCountAsync();
+
     void AddAll(string socketId, IEnumerable<string> rooms);
 
     void Del(string socketId, string room);
@@ -35,6 +53,39 @@ public interface IAdapter
 
     /// <summary>Writes an encoded packet to every matching socket. Only enqueues: never waits for a client.</summary>
     void Broadcast(EncodedPacket packet, BroadcastOptions options);
+
+    /// <summary>
+    /// A broadcast whose every receiving socket is asked for an acknowledgement (<paramref name="packet"/> was encoded
+    /// with the ack id <paramref name="ackId"/>). Each node calls <paramref name="clientCount"/> once with the number
+    /// of its sockets the packet was written to, then <paramref name="ack"/> once per answer (the arguments of the
+    /// client's ack). Answers later than <paramref name="timeout"/> may be dropped. Only enqueues: never waits for a client.
+    /// </summary>
+    void BroadcastWithAck(EncodedPacket packet, long ackId, BroadcastOptions options, TimeSpan timeout, Action<int> clientCount, Action<JsonNode?[]> ack);
+
+    /// <summary>The sockets that <paramref name="options"/> selects, on every node (this node's as <see cref="Socket"/>s).</summary>
+    ValueTask<IReadOnlyList<IClusterSocket>> FetchSocketsAsync(BroadcastOptions options);
+
+    /// <summary>Makes the sockets that <paramref name="options"/> selects, on every node, join <paramref name="rooms"/>.</summary>
+    void AddSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms);
+
+    /// <summary>Makes the sockets that <paramref name="options"/> selects, on every node, leave <paramref name="rooms"/>.</summary>
+    void DelSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms);
+
+    /// <summary>Disconnects the sockets that <paramref name="options"/> selects, on every node (with <paramref name="close"/>, their connections).</summary>
+    void DisconnectSockets(BroadcastOptions options, bool close);
+
+    /// <summary>
+    /// Sends a server-side event to this namespace on the other nodes (not this one), where
+    /// <see cref="Namespace.DispatchServerSideEvent"/> runs its handlers. A single node has no one to send to.
+    /// </summary>
+    void ServerSideEmit(string eventName, IReadOnlyList<object?> args);
+
+    /// <summary>
+    /// <see cref="ServerSideEmit"/> that waits for one answer from each other node (expected: <see cref="ServerCountAsync"/>
+    /// minus one), each the arguments of that node's ack. Throws <see cref="BroadcastAckTimeoutException"/> (carrying the
+    /// answers received) past <paramref name="timeout"/>. A single node completes at once with no answers.
+    /// </summary>
+    Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, IReadOnlyList<object?> args, TimeSpan timeout, CancellationToken cancellationToken = default);
 
     /// <summary>Ids of this node's sockets in any of the rooms (all sockets when empty).</summary>
     IReadOnlyCollection<string> Sockets(IReadOnlySet<string> rooms);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
 using Evolution.Events.SocketIO.Protocol;
 
 namespace Evolution.Events.SocketIO.Adapters;
@@ -100,6 +101,129 @@ public class InMemoryAdapter : IAdapter
     /// <inheritdoc />
     public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
+
+    /// <summary>One node: the cluster is this server.</summary>
+    public virtual ValueTask<int> ServerCountAsync() => ValueTask.FromResult(1);
+
+    /// <summary>Writes the packet to this node's matching sockets, each awaiting its ack until the timeout.</summary>
+    public virtual void BroadcastWithAck(EncodedPacket packet, long ackId, BroadcastOptions options, TimeSpan timeout, Action<int> clientCount, Action<JsonNode?[]> ack)
+    {
+        var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
+        var sockets = LocalSockets(options);
+        var count = 0;
+
+        // one timer for the whole broadcast (not one per socket): past it, each socket's pending ack is forgotten
+        var expiry = sockets.Count == 0 ? CancellationToken.None : new CancellationTokenSource(timeout).Token;
+        foreach (var socket in sockets)
+        {
+            if (!socket.Connected)
+            {
+                continue;
+            }
+
+            var pending = socket.ExpectAck(ackId);
+            count++;
+            _ = AwaitAckAsync(socket, ackId, pending.Task, ack, expiry);
+            socket.Deliver(packet, isVolatile);
+        }
+
+        clientCount(count);
+    }
+
+    private static async Task AwaitAckAsync(Socket socket, long ackId, Task<JsonNode?[]> answer, Action<JsonNode?[]> ack, CancellationToken expiry)
+    {
+        JsonNode?[] args;
+        try
+        {
+            args = await answer.WaitAsync(expiry).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // no answer in time, or the socket went: the emitter's timeout reports what came
+            socket.ForgetAck(ackId);
+            return;
+        }
+
+        ack(args);
+    }
+
+    /// <summary>This node's sockets that <paramref name="options"/> selects.</summary>
+    public virtual ValueTask<IReadOnlyList<IClusterSocket>> FetchSocketsAsync(BroadcastOptions options) =>
+        ValueTask.FromResult<IReadOnlyList<IClusterSocket>>(LocalSockets(options));
+
+    /// <inheritdoc />
+    public virtual void AddSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms)
+    {
+        foreach (var socket in LocalSockets(options))
+        {
+            AddAll(socket.Id, rooms);
+        }
+    }
+
+    /// <inheritdoc />
+    public virtual void DelSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms)
+    {
+        foreach (var socket in LocalSockets(options))
+        {
+            foreach (var room in rooms)
+            {
+                Del(socket.Id, room);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public virtual void DisconnectSockets(BroadcastOptions options, bool close)
+    {
+        foreach (var socket in LocalSockets(options))
+        {
+            socket.Disconnect(close);
+        }
+    }
+
+    /// <summary>One node: there is no other node to send to.</summary>
+    public virtual void ServerSideEmit(string eventName, IReadOnlyList<object?> args)
+    {
+    }
+
+    /// <summary>One node: no other node answers, so this completes at once with no answers.</summary>
+    public virtual Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, IReadOnlyList<object?> args, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<JsonNode?[]>>([]);
+
+    /// <summary>Nothing to set up for one node.</summary>
+    public virtual ValueTask InitAsync() => ValueTask.CompletedTask;
+
+    /// <summary>Nothing to release for one node (the recovery store belongs to the server).</summary>
+    public virtual ValueTask CloseAsync() => ValueTask.CompletedTask;
+
+    /// <summary>This node's connected sockets that <paramref name="options"/> selects (rooms, except), each once.</summary>
+    protected List<Socket> LocalSockets(BroadcastOptions options)
+    {
+        var found = new List<Socket>();
+        var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);
+        if (options.Rooms.Count == 0)
+        {
+            foreach (var socket in Namespace.SocketsById.Values)
+            {
+                if (except is null || !except.Contains(socket.Id))
+                {
+                    found.Add(socket);
+                }
+            }
+
+            return found;
+        }
+
+        foreach (var id in Members(options.Rooms))
+        {
+            if ((except is null || !except.Contains(id)) && Namespace.SocketsById.TryGetValue(id, out var socket))
+            {
+                found.Add(socket);
+            }
+        }
+
+        return found;
+    }
 
     /// <summary>Writes an (already offset) packet to this node's matching sockets.</summary>
     protected void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
