@@ -29,6 +29,9 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     private const int HeaderLength = 4 + 16 + 8 + 4;
     private const int MaxDoubtful = 10_000;
 
+    /// <summary>How long <see cref="Complete"/> waits for this node's own batches to come back from Redis.</summary>
+    public static readonly TimeSpan DrainWait = TimeSpan.FromSeconds(5);
+
     private readonly InProcessEventBus _local;
     private readonly RedisInstanceStore? _store;
     private readonly GatewayMetrics _metrics;
@@ -43,6 +46,9 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     private long _sequence;
     private int _outage;
     private int _stopped;
+    private readonly Lock _flight = new();
+    private int _inflight;
+    private volatile bool _completing;
     private int _disposed;
 
     /// <summary>Creates the bus on the instance store's Redis connection.</summary>
@@ -57,7 +63,7 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public bool IsCompleted => _local.IsCompleted;
+    public bool IsCompleted => _completing;
 
     /// <summary>The channel every node publishes to and subscribes on.</summary>
     public string ChannelName => _channel.ToString();
@@ -65,12 +71,18 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask PublishAsync(IReadOnlyList<GatewayEvent> batch, CancellationToken cancellationToken = default)
     {
-        if (_local.IsCompleted)
+        if (_completing)
             throw new EventBusCompletedException();
         var sequence = Interlocked.Increment(ref _sequence);
         var redis = _store?.Connection;
         if (redis is not null && _queue is not null && redis.IsConnected && redis.GetSubscriber().IsConnected(_channel))
         {
+            lock (_flight)
+            {
+                if (_completing)
+                    throw new EventBusCompletedException();
+                _inflight++;
+            }
             try
             {
                 await redis.GetSubscriber().PublishAsync(_channel, Encode(batch, sequence));
@@ -87,10 +99,17 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
                         _deliveredLocally.Clear(); // bounded: those never came back
                     _deliveredLocally.Add(sequence);
                 }
+                Returned();
             }
             catch (Exception ex) when (ex is RedisConnectionException or ObjectDisposedException)
             {
                 // Not sent.
+                Returned();
+            }
+            catch
+            {
+                Returned();
+                throw;
             }
         }
         if (Interlocked.Exchange(ref _outage, 1) == 0)
@@ -102,12 +121,41 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     /// <inheritdoc />
     public IEventSubscription Subscribe() => _local.Subscribe();
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Refuses publishes from now on; the batches this node already published through Redis are still delivered
+    /// here as they come back (at most <see cref="DrainWait"/>), then the local bus completes.
+    /// </summary>
     public void Complete()
     {
+        lock (_flight)
+        {
+            if (_completing)
+                return;
+            _completing = true;
+            if (_inflight > 0)
+            {
+                _ = Task.Delay(DrainWait).ContinueWith(_ => Finish(), TaskScheduler.Default);
+                return;
+            }
+        }
+        Finish();
+    }
+
+    private void Returned()
+    {
+        bool finish;
+        lock (_flight)
+            finish = --_inflight == 0 && _completing;
+        if (finish)
+            Finish();
+    }
+
+    private void Finish()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1)
+            return;
         _local.Complete();
-        if (Interlocked.Exchange(ref _stopped, 1) == 0)
-            _stopping.Cancel();
+        _stopping.Cancel();
     }
 
     /// <summary>Subscribes to the events channel (the instance store is connected by then) and starts feeding the local bus.</summary>
@@ -129,6 +177,7 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
             return;
         Complete();
+        Finish();
         if (_queue is not null)
             await _queue.UnsubscribeAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_pump is not null)
@@ -147,7 +196,8 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
                     _logger.LogWarning("Ignored a malformed message on the Redis event bus");
                     continue;
                 }
-                if (node == _nodeId)
+                var own = node == _nodeId;
+                if (own)
                 {
                     lock (_gate)
                     {
@@ -163,6 +213,8 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
                 {
                     return;
                 }
+                if (own)
+                    Returned();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
