@@ -24,7 +24,17 @@ public static class GatewayServices
         services.AddSingleton<InstanceRegistry>();
         services.AddHostedService<InstanceRegistryLoader>();
         services.AddSingleton<GatewayAuthorizer>();
-        services.AddSingleton<IEventBus, InProcessEventBus>();
+        if (options.Redis is null)
+        {
+            services.AddSingleton<IEventBus, InProcessEventBus>();
+        }
+        else
+        {
+            // Started after the instance store connected (InstanceRegistryLoader) and before the fan-out.
+            services.AddSingleton<RedisEventBus>();
+            services.AddSingleton<IEventBus>(sp => sp.GetRequiredService<RedisEventBus>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisEventBus>());
+        }
         services.AddSingleton<LastStateReplay>();
         services.AddSingleton<ConnectionGate>();
         services.AddSingleton<PlainWebSocketHub>();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Evolution.Events.Testing;
 
 namespace Evolution.Events.Gateway.Tests;
 
@@ -13,10 +14,14 @@ public class ShutdownTests
     /// Socket.IO and plain WebSocket clients (before their transport closes); every other POST must get 503
     /// with Retry-After and the error shape, or fail to connect once the listener closed. Nothing else.
     /// </summary>
-    [Fact]
-    public async Task EveryAcceptedEventReachesTheClientsAndTheRestGets503()
+    /// <remarks>With Redis (REDIS_URI) the accepted batches travel through the Redis event bus and back.</remarks>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task EveryAcceptedEventReachesTheClientsAndTheRestGets503(bool redis)
     {
-        var gw = await TestGateway.StartAsync();
+        await using var redisServer = redis ? await RedisServer.StartAsync() : null;
+        var gw = await TestGateway.StartAsync(redisServer is null ? null : new() { ["REDIS_URI"] = redisServer.Uri() });
         await using var _ = gw;
         await gw.CreateInstanceAsync("sales");
         await using var node = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");

@@ -109,6 +109,9 @@ public sealed class RedisInstanceStore : IInstanceStore, IAsyncDisposable
     /// <summary>True while the last thing heard from Redis was an answer.</summary>
     public bool IsUp => Volatile.Read(ref _up) == 1;
 
+    /// <summary>The shared connection (null before <see cref="InitializeAsync"/>); the Redis event bus rides on it.</summary>
+    public IConnectionMultiplexer? Connection => _redis;
+
     private IDatabase Db => (_redis ?? throw new InvalidOperationException("not initialized")).GetDatabase(_settings.Database);
 
     /// <summary>Connects (waiting up to 15 s for Redis to answer) and subscribes to the change channel.</summary>

@@ -32,6 +32,7 @@ public sealed class GatewayMetrics
     private readonly Counter _logDropped;
     private readonly Gauge _redisUp;
     private readonly Counter _redisOutages;
+    private readonly Counter _localOnly;
 
     public GatewayMetrics()
     {
@@ -69,6 +70,10 @@ public sealed class GatewayMetrics
             new GaugeConfiguration { SuppressInitialValue = true });
         _redisOutages = factory.CreateCounter("evolution_redis_outages_total",
             "Times Redis became unreachable (REDIS_URI set only).", new CounterConfiguration { SuppressInitialValue = true });
+        _localOnly = factory.CreateCounter("evolution_events_local_only_total",
+            "Events delivered to this node's clients only, because the Redis event bus could not be reached when "
+            + "they were ingested: other nodes' clients never get them (REDIS_URI set only).",
+            new CounterConfiguration { SuppressInitialValue = true });
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -133,4 +138,10 @@ public sealed class GatewayMetrics
 
     /// <summary>Counts one Redis outage (a transition from reachable to unreachable).</summary>
     public void RedisOutage() => _redisOutages.Inc();
+
+    /// <summary>Publishes <c>evolution_events_local_only_total</c> at 0 (a node with the Redis event bus).</summary>
+    public void LocalOnlyPublished() => _localOnly.Publish();
+
+    /// <summary>Counts events delivered locally only because the Redis event bus was unreachable.</summary>
+    public void LocalOnly(int events) => _localOnly.Inc(events);
 }
