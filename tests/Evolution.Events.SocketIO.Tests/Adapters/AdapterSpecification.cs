@@ -306,7 +306,7 @@ public abstract class AdapterSpecification
     {
         var server = await TestServer.StartAsync(
             o => o.ConnectionStateRecovery = recovery ? new ConnectionStateRecoveryOptions() : null,
-            CreateFactory(log ?? new AdapterLifecycleLog()));
+            adapterFactory: CreateFactory(log ?? new AdapterLifecycleLog()));
         return new Node(server, server.Io.Of(Nsp));
     }
 
