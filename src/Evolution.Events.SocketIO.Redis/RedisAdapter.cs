@@ -1,4 +1,7 @@
 using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Protocol;
 using Microsoft.Extensions.Logging;
@@ -24,8 +27,10 @@ public sealed record RedisAdapterOptions
 /// single room); every node decodes what others published (once per message) and delivers it to its own
 /// sockets. Its own messages (same uid) are ignored. A <see cref="BroadcastFlags.Local"/> broadcast is not published.
 /// The cluster size is <c>PUBSUB NUMSUB</c> of the request channel, which every node subscribes.
-/// Not carried to other nodes (yet): broadcasts with acks, fetch/join/leave/disconnect of remote sockets and
-/// server-side events — those act on this node only.
+/// Join, leave and disconnect of selected sockets and server-side events (without ack) are JSON requests on
+/// <c>{key}-request#/nsp#</c>, applied by every node (answering a Node peer's server-side event with ack too).
+/// Not carried to other nodes (yet): broadcasts with acks, fetching remote sockets, and awaiting answers to our
+/// own server-side events with ack — those act on this node only.
 /// </summary>
 public class RedisAdapter : InMemoryAdapter
 {
@@ -34,6 +39,7 @@ public class RedisAdapter : InMemoryAdapter
     private readonly ILogger _logger;
     private readonly string _channel;
     private readonly string _requestChannel;
+    private readonly string _responseChannel;
     private ChannelMessageQueue? _messages;
     private ChannelMessageQueue? _requests;
 
@@ -47,6 +53,7 @@ public class RedisAdapter : InMemoryAdapter
         Uid = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         _channel = _options.Key + "#" + nsp.Name + "#";
         _requestChannel = _options.Key + "-request#" + nsp.Name + "#";
+        _responseChannel = _options.Key + "-response#" + nsp.Name + "#";
     }
 
     /// <summary>This node's id on the wire (6 characters, as uid2(6)).</summary>
@@ -59,7 +66,7 @@ public class RedisAdapter : InMemoryAdapter
         _messages = await subscriber.SubscribeAsync(RedisChannel.Pattern(_channel + "*"));
         _messages.OnMessage(OnMessage);
         _requests = await subscriber.SubscribeAsync(RedisChannel.Literal(_requestChannel));
-        _requests.OnMessage(static _ => { });
+        _requests.OnMessage(OnRequest);
     }
 
     /// <summary>Unsubscribes what <see cref="InitAsync"/> subscribed.</summary>
@@ -100,6 +107,118 @@ public class RedisAdapter : InMemoryAdapter
 
         base.Broadcast(packet, options);
     }
+
+    /// <summary>Applies to this node's sockets and asks the other nodes to (<c>REMOTE_JOIN</c>), unless local.</summary>
+    public override void AddSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms)
+    {
+        base.AddSockets(options, rooms);
+        PublishSelection(options, RequestType.RemoteJoin, "rooms", new JsonArray([.. rooms.Select(r => (JsonNode?)r)]));
+    }
+
+    /// <summary>Applies to this node's sockets and asks the other nodes to (<c>REMOTE_LEAVE</c>), unless local.</summary>
+    public override void DelSockets(BroadcastOptions options, IReadOnlyCollection<string> rooms)
+    {
+        base.DelSockets(options, rooms);
+        PublishSelection(options, RequestType.RemoteLeave, "rooms", new JsonArray([.. rooms.Select(r => (JsonNode?)r)]));
+    }
+
+    /// <summary>Applies to this node's sockets and asks the other nodes to (<c>REMOTE_DISCONNECT</c>), unless local.</summary>
+    public override void DisconnectSockets(BroadcastOptions options, bool close)
+    {
+        base.DisconnectSockets(options, close);
+        PublishSelection(options, RequestType.RemoteDisconnect, "close", JsonValue.Create(close));
+    }
+
+    /// <summary>Publishes <c>{uid, type: SERVER_SIDE_EMIT, data: [event, ...args]}</c> for the other nodes.</summary>
+    public override void ServerSideEmit(string eventName, IReadOnlyList<object?> args)
+    {
+        var data = new JsonArray { eventName };
+        foreach (var arg in args)
+        {
+            data.Add(arg as JsonNode ?? JsonSerializer.SerializeToNode(arg));
+        }
+
+        var request = new JsonObject { ["uid"] = Uid, ["type"] = (int)RequestType.ServerSideEmit, ["data"] = data };
+        _ = PublishAsync(_requestChannel, Encoding.UTF8.GetBytes(request.ToJsonString()));
+    }
+
+    private void PublishSelection(BroadcastOptions options, RequestType type, string name, JsonNode value)
+    {
+        if ((options.Flags & BroadcastFlags.Local) != 0)
+        {
+            return;
+        }
+
+        var request = new JsonObject
+        {
+            ["uid"] = Uid,
+            ["type"] = (int)type,
+            ["opts"] = new JsonObject
+            {
+                ["rooms"] = new JsonArray([.. options.Rooms.Select(r => (JsonNode?)r)]),
+                ["except"] = new JsonArray([.. options.Except.Select(r => (JsonNode?)r)]),
+            },
+            [name] = value,
+        };
+        _ = PublishAsync(_requestChannel, Encoding.UTF8.GetBytes(request.ToJsonString()));
+    }
+
+    private void OnRequest(ChannelMessage message)
+    {
+        try
+        {
+            var bytes = (ReadOnlyMemory<byte>)message.Message;
+            if (bytes.Length == 0 || bytes.Span[0] != (byte)'{')
+            {
+                return; // msgpack requests (broadcasts with acks, fetch) are not handled yet
+            }
+
+            var request = JsonNode.Parse(bytes.Span)!.AsObject();
+            if ((string?)request["uid"] == Uid)
+            {
+                return; // applied here already
+            }
+
+            switch ((RequestType)(int)request["type"]!)
+            {
+                case RequestType.RemoteJoin when request["opts"] is JsonObject opts:
+                    base.AddSockets(Selection(opts), Strings(request["rooms"]));
+                    break;
+                case RequestType.RemoteLeave when request["opts"] is JsonObject opts:
+                    base.DelSockets(Selection(opts), Strings(request["rooms"]));
+                    break;
+                case RequestType.RemoteDisconnect when request["opts"] is JsonObject opts:
+                    base.DisconnectSockets(Selection(opts), request["close"] is JsonValue close && close.GetValueKind() == JsonValueKind.True);
+                    break;
+                case RequestType.ServerSideEmit when request["data"] is JsonArray { Count: > 0 } data:
+                    var requestId = (string?)request["requestId"];
+                    Action<object?[]>? ack = requestId is null ? null : args =>
+                    {
+                        // only one argument is expected (as socket.io's)
+                        var response = new JsonObject
+                        {
+                            ["type"] = (int)RequestType.ServerSideEmit,
+                            ["requestId"] = requestId,
+                            ["data"] = args.Length == 0 ? null : args[0] as JsonNode ?? JsonSerializer.SerializeToNode(args[0]),
+                        };
+                        _ = PublishAsync(_responseChannel, Encoding.UTF8.GetBytes(response.ToJsonString()));
+                    };
+                    Namespace.DispatchServerSideEvent((string?)data[0] ?? "", [.. data.Skip(1).Select(n => n?.DeepClone())], ack);
+                    break;
+            }
+        }
+        catch (Exception ex)
+        {
+            // a malformed request from the cluster costs this message only
+            _logger.LogWarning(ex, "Redis adapter {Nsp}: ignored a malformed request", Namespace.Name);
+        }
+    }
+
+    private static BroadcastOptions Selection(JsonObject opts) =>
+        new(Strings(opts["rooms"]).ToHashSet(StringComparer.Ordinal), Strings(opts["except"]).ToHashSet(StringComparer.Ordinal));
+
+    private static string[] Strings(JsonNode? node) =>
+        node is JsonArray array ? [.. array.Select(n => n is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : n?.ToJsonString() ?? "")] : [];
 
     /// <summary>The number of nodes subscribed to this namespace's request channel (<c>PUBSUB NUMSUB</c>).</summary>
     public override async ValueTask<int> ServerCountAsync()
@@ -154,6 +273,21 @@ public class RedisAdapter : InMemoryAdapter
     }
 
     private bool HasRoom(string room) => Namespace.SocketsById.ContainsKey(room) || Rooms.Contains(room);
+}
+
+/// <summary>The request types of <c>@socket.io/redis-adapter</c> (its numbering).</summary>
+internal enum RequestType
+{
+    Sockets = 0,
+    AllRooms = 1,
+    RemoteJoin = 2,
+    RemoteLeave = 3,
+    RemoteDisconnect = 4,
+    RemoteFetch = 5,
+    ServerSideEmit = 6,
+    Broadcast = 7,
+    BroadcastClientCount = 8,
+    BroadcastAck = 9,
 }
 
 /// <summary>Makes a <see cref="RedisAdapter"/> for each namespace, all over one Redis connection.</summary>

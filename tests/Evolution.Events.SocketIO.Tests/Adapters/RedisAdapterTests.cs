@@ -81,6 +81,46 @@ public sealed class RedisAdapterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Join_leave_and_disconnect_of_selected_sockets_reach_the_other_node()
+    {
+        await using var b1 = await Connect(_b, "red");
+        await using var b2 = await Connect(_b, "blue");
+
+        // from A: B's red sockets join "green"; a broadcast to green from B reaches b1 only
+        _a.Io.Sockets.To("red").SocketsJoin("green");
+        await WaitUntilAsync(() => Task.FromResult(_b.Io.Sockets.Adapter.Sockets(new HashSet<string> { "green" }).Count == 1));
+        new BroadcastOperator(_b.Io.Sockets).Local.To("green").Emit("green");
+        Assert.Equal("""["green"]""", (await b1.NextEventAsync()).ToJsonString());
+        Assert.True(await b2.IsQuietAsync(Quiet));
+
+        // from A: they leave it again
+        _a.Io.Sockets.To("red").SocketsLeave("green");
+        await WaitUntilAsync(() => Task.FromResult(_b.Io.Sockets.Adapter.Sockets(new HashSet<string> { "green" }).Count == 0));
+
+        // from A: B's blue sockets are disconnected (DISCONNECT packet), the red one stays
+        _a.Io.Sockets.To("blue").DisconnectSockets();
+        Assert.Equal("1", await b2.NextAsync());
+        Assert.True(await b1.IsQuietAsync(Quiet));
+        Assert.Single(_b.Io.Sockets.SocketsById);
+    }
+
+    [Fact]
+    public async Task Server_side_emit_reaches_the_other_node_only()
+    {
+        var onA = new List<string>();
+        var onB = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Io.Sockets.OnServerSideEmit("hello", (args, _) => { lock (onA) onA.Add(args[0]!.ToJsonString()); });
+        _b.Io.Sockets.OnServerSideEmit("hello", (args, _) => onB.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString()))));
+        _a.Io.Sockets.ServerSideEmit("hello", "one", 2);
+        Assert.Equal("\"one\",2", await onB.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Task.Delay(Quiet);
+        lock (onA)
+        {
+            Assert.Empty(onA);
+        }
+    }
+
+    [Fact]
     public async Task Binary_arguments_cross_nodes()
     {
         await using var b1 = await Connect(_b, null);
