@@ -15,9 +15,6 @@ public sealed record RedisAdapterOptions
 {
     /// <summary>The channels' prefix (<c>key</c>): <c>{Key}#/nsp#</c>, <c>{Key}-request#/nsp#</c>, <c>{Key}-response#/nsp#</c>. Default <c>socket.io</c>.</summary>
     public string Key { get; init; } = "socket.io";
-
-    /// <summary>How long a request to the other nodes waits for their answers (<c>requestsTimeout</c>). Default 5 s.</summary>
-    public TimeSpan RequestsTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>

@@ -51,6 +51,14 @@ run(async () => {
   await ack(clients.nodeBlue.socket, "binary");                 // all
   await delay(700);                                             // let strays (duplicates) arrive, if any
   out({ event: "received", ...received });
+
+  // requests from the Node peer to our nodes
+  const gone = new Promise((resolve) => clients.oursBlue.socket.on("disconnect", (reason) => resolve(reason)));
+  server.in("blue").disconnectSockets();                        // oursBlue is disconnected by our node
+  out({ event: "disconnected", oursBlue: await gone });
+  server.serverSideEmit("peer-hello", "x", 1);
+  const answers = await server.serverSideEmitWithAck("peer-ask", "q");
+  out({ event: "answers", answers: answers.sort() });
   for (const c of Object.values(clients)) c.socket.disconnect();
   server.close();
   await Promise.all([pub.quit(), sub.quit()]);

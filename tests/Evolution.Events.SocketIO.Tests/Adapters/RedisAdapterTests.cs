@@ -134,6 +134,10 @@ public sealed class RedisAdapterTests : IAsyncLifetime
     public async Task Node_redis_adapter_peer_and_ours_deliver_each_others_broadcasts_once()
     {
         // tests/interop/redis-peer.mjs: a Node socket.io 4 server with @socket.io/redis-adapter 8 on the same Redis
+        var hello = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Io.Sockets.OnServerSideEmit("peer-hello", (args, _) => hello.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString()))));
+        _a.Io.Sockets.OnServerSideEmit("peer-ask", (args, ack) => ack!(["from-a:" + args[0]!.GetValue<string>()]));
+        _b.Io.Sockets.OnServerSideEmit("peer-ask", (args, ack) => ack!(["from-b:" + args[0]!.GetValue<string>()]));
         var result = await NodeRunner.RunAsync("redis-peer.mjs", _a.Url, $"redis://127.0.0.1:{_redis.Port}");
         Assert.True(result.Lines.Any(l => l["done"] is not null), result.Output);
         var got = result.Single("received");
@@ -143,6 +147,11 @@ public sealed class RedisAdapterTests : IAsyncLifetime
         Assert.Equal(new[] { "all:n2<nodeRed", bin, "n1<nodeBlue", "o1<oursBlue" }.Order(StringComparer.Ordinal), Of("oursRed"));
         Assert.Equal(new[] { "all:n2<nodeRed", "all:o2<oursRed", bin, "n3<nodeRed" }.Order(StringComparer.Ordinal), Of("nodeBlue"));
         Assert.Equal(new[] { "all:n2<nodeRed", "all:o2<oursRed", bin, "n3<nodeRed" }.Order(StringComparer.Ordinal), Of("oursBlue"));
+
+        // the peer's requests, applied by our node: socketsJoin, disconnectSockets, serverSideEmit (+ ack)
+        Assert.Equal("io server disconnect", (string?)result.Single("disconnected")["oursBlue"]);
+        Assert.Equal("\"x\",1", await hello.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("""["from-a:q","from-b:q"]""", result.Single("answers")["answers"]!.ToJsonString());
     }
 
     [Fact]
