@@ -75,6 +75,25 @@ public static class SocketPacketEncoder
 
     public static EncodedPacket Disconnect(string nsp) => Compose(SocketPacketType.Disconnect, nsp, null, [], []);
 
+    /// <summary>
+    /// A packet from its parts (a scale-out adapter's decoded packet): <paramref name="json"/> is its data with
+    /// <c>{"_placeholder":true,"num":n}</c> for each attachment; EVENT/ACK become BINARY_* when there are attachments.
+    /// </summary>
+    internal static EncodedPacket FromParts(SocketPacketType type, string nsp, long? id, ReadOnlySpan<byte> json, List<ReadOnlyMemory<byte>> attachments)
+    {
+        if (attachments.Count > 0)
+        {
+            type = type switch
+            {
+                SocketPacketType.Event => SocketPacketType.BinaryEvent,
+                SocketPacketType.Ack => SocketPacketType.BinaryAck,
+                _ => type,
+            };
+        }
+
+        return Compose(type, nsp, id, json, attachments);
+    }
+
     private static EncodedPacket Compose(
         SocketPacketType type, string nsp, long? id, ReadOnlySpan<byte> json, List<ReadOnlyMemory<byte>> attachments)
     {
