@@ -57,6 +57,38 @@ public class SocketIORecoveryTests
     }
 
     [Fact]
+    public async Task AClientThatGotOnlyTheLastStateReplayRecoversEverythingIngestedDuringACutWithNoSecondReplay()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var sales = await gw.CreateInstanceAsync("sales");
+        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"open","seq":0}"""));
+        await using var client = Start(gw, "/sales", sales, "websocket");
+        var connect = await client.NextOfTypeAsync("connect");
+        var state = await client.NextEventAsync();
+        Assert.Equal("connection.update", (string?)state["event"]);
+        Assert.Single(state["args"]!.AsArray()); // the replay is sent to this socket alone: no offset
+
+        // no live event before the cut: socket.io-client reconnects with {pid} alone
+        await CutAsync(gw, client);
+        await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", """{"seq":1}"""));
+        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"open","seq":2}"""));
+        await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", """{"seq":3}"""));
+        await client.SendAsync(new JsonObject { ["cmd"] = "heal" });
+
+        var again = await client.NextOfTypeAsync("connect", TimeSpan.FromSeconds(15));
+        Assert.True((bool)again["recovered"]!, again.ToJsonString());
+        Assert.Equal((string?)connect["id"], (string?)again["id"]);
+        for (var seq = 1; seq <= 3; seq++)
+        {
+            Assert.Equal(seq, Seq(await client.NextEventAsync()));
+        }
+
+        await client.AssertNoEventAsync(TimeSpan.FromMilliseconds(300)); // no second last-state replay
+        var io = gw.App.Services.GetRequiredService<SocketIOServer>();
+        Assert.Equal(1, io.Recovery.Recovered);
+    }
+
+    [Fact]
     public async Task ATokenDeletedDuringTheCutDoesNotRecover()
     {
         await using var gw = await TestGateway.StartAsync();

@@ -46,6 +46,37 @@ public sealed class RecoveryInteropTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_stock_client_that_received_no_broadcast_before_a_cut_recovers_what_was_sent_during_it()
+    {
+        // the stock client sends {pid} alone (no offset yet): it recovers from the point where it joined
+        await using var server = await StartAsync(TimeSpan.FromMinutes(2), "websocket");
+        var nsp = server.Io.Of(Nsp);
+        nsp.Emit("tick", -1);                      // before the client joined: not replayed
+        const int During = 5;
+        var cuts = 0;
+        nsp.OnConnection(socket => socket.Disconnected += (_, _) =>
+        {
+            // the first drop only (the session is kept by then): the ticks of the cut
+            if (Interlocked.Increment(ref cuts) == 1)
+            {
+                for (var n = 0; n < During; n++)
+                {
+                    nsp.Emit("tick", n);
+                }
+            }
+        });
+
+        var result = await NodeRunner.RunAsync(ScenarioTimeout, "recovery.mjs", server.Url, "websocket", "1", Nsp, $"quiet:{During}");
+
+        output.WriteLine(result.Output);
+        var quiet = result.Single("quiet");
+        Assert.True((bool)quiet["recovered"]!, result.Output);
+        Assert.True((bool)quiet["sameId"]!, result.Output);
+        Assert.Equal(Enumerable.Range(0, During), ((JsonArray)quiet["received"]!).Select(n => (int)n!));
+        Assert.Equal(1, server.Io.Recovery.Recovered);
+    }
+
+    [Fact]
     public async Task A_cut_longer_than_the_window_gives_a_fresh_session()
     {
         await using var server = await StartAsync(TimeSpan.FromSeconds(1), "websocket");

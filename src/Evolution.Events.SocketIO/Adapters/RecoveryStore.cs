@@ -85,6 +85,30 @@ internal sealed class RecoveryStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="connect"/> (the socket starts receiving broadcasts) under the namespace's lock and
+    /// returns the join point: the newest offset issued so far. Every broadcast of this namespace with a later
+    /// offset reaches the socket, none with this one or an earlier one does.
+    /// </summary>
+    public string Join(string nsp, Action connect)
+    {
+        while (true)
+        {
+            var log = GetLog(nsp);
+            lock (log)
+            {
+                if (log.Removed)
+                {
+                    continue;
+                }
+
+                var joinedAt = Interlocked.Read(ref _lastOffset);
+                connect();
+                return joinedAt.ToString(CultureInfo.InvariantCulture);
+            }
+        }
+    }
+
     public void Persist(string nsp, PersistedSession session)
     {
         while (true)
@@ -114,7 +138,11 @@ internal sealed class RecoveryStore : IDisposable
         }
     }
 
-    public SessionRestoreResult Restore(string nsp, string pid, string offset)
+    /// <summary>
+    /// Claims the session of <paramref name="pid"/> when it has not expired and every packet after
+    /// <paramref name="offset"/> (null: after the session's join point) is still kept.
+    /// </summary>
+    public SessionRestoreResult Restore(string nsp, string pid, string? offset)
     {
         if (!_logs.TryGetValue(nsp, out var log))
         {
@@ -132,7 +160,8 @@ internal sealed class RecoveryStore : IDisposable
             Interlocked.Decrement(ref _sessions);
             var now = Now;
             EvictExpired(log, now);
-            if (now - kept.DisconnectedAt > _maxAgeMs || !Covers(log, offset))
+            offset ??= kept.Session.JoinOffset;
+            if (offset is null || now - kept.DisconnectedAt > _maxAgeMs || !Covers(log, offset))
             {
                 return SessionRestoreResult.TooLate;
             }
