@@ -9,7 +9,7 @@ namespace Evolution.Events.Gateway.Tests;
 /// <summary>
 /// Connection state recovery through the gateway, with the stock socket.io-client behind a TCP proxy the
 /// test cuts (tests/interop/gateway/recovery-client.mjs): events ingested during the cut arrive after the
-/// client reconnects by itself; a token deleted during the cut does not recover; WEBSOCKET_RECOVERY_SECONDS=0
+/// client reconnects by itself, also when it had received only the last-state replay (no offset); a token deleted during the cut does not recover; WEBSOCKET_RECOVERY_SECONDS=0
 /// turns it off.
 /// </summary>
 public class SocketIORecoveryTests

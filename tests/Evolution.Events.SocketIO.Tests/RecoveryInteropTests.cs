@@ -7,7 +7,8 @@ namespace Evolution.Events.SocketIO.Tests;
 /// The stock Node socket.io-client 4.8.3 through real network cuts (tests/interop/recovery.mjs: a TCP proxy
 /// the scenario cuts for 1 s and 5 s) while the server broadcasts a steady numbered stream: on WebSocket,
 /// on polling and after an upgrade, the client recovers (<c>socket.recovered</c>, same id) and the stream
-/// it saw has no gap and no duplicate. A cut longer than the window gives a fresh session.
+/// it saw has no gap and no duplicate. A client that received nothing before the cut (it sends no offset)
+/// recovers too. A cut longer than the window gives a fresh session.
 /// </summary>
 public sealed class RecoveryInteropTests(ITestOutputHelper output)
 {

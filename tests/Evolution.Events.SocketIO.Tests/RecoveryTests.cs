@@ -7,7 +7,8 @@ namespace Evolution.Events.SocketIO.Tests;
 
 /// <summary>
 /// Connection state recovery on a real server with a raw WebSocket client that shows the packets: offsets on
-/// kept broadcasts only, a dropped client's session (rooms, data, missed packets) restored once, the ways it
+/// kept broadcasts only, a dropped client's session (rooms, data, missed packets) restored once (with its
+/// offset, or with its pid alone from where it joined), the ways it
 /// is not (unknown pid, too late, evicted, refused, deliberate disconnects), and the store outliving an
 /// emptied dynamic namespace.
 /// </summary>
