@@ -39,6 +39,9 @@ public class Namespace
 
     public int SocketCount => _sockets.Count;
 
+    /// <summary>Whether a socket is registered here (lock-free).</summary>
+    internal bool HasSockets => !_sockets.IsEmpty;
+
     /// <summary>
     /// True while a broadcast here may reach someone: a socket is connected, or (connection state recovery)
     /// a session of a socket that dropped is kept and would get the broadcast when it recovers.

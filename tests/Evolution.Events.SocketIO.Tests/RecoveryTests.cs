@@ -194,6 +194,32 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_join_point_outlives_sweeps_of_a_quiet_namespace_while_other_namespaces_broadcast()
+    {
+        // a 3 s window sweeps every 1.5 s: the quiet namespace's empty log must stay while its socket is connected
+        await using var server = await StartAsync(o => o.MaxDisconnectionDuration = TimeSpan.FromSeconds(3));
+        var nsp = server.Io.Of(Nsp);
+        var other = server.Io.Of("/other");
+        var client = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, connect) = await client.ConnectAsync(Nsp);
+        var (sid, pid) = ((string)connect["sid"]!, (string)connect["pid"]!);
+        for (var i = 0; i < 4; i++)
+        {
+            other.Emit("n", i);                    // offsets go on elsewhere
+            await Task.Delay(1000);                // across sweeps (this only gives a wrong removal its chance)
+        }
+
+        client.Drop();
+        await client.DisposeAsync();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        nsp.Emit("n", 1);
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, again) = await back.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.Equal(sid, (string?)again["sid"]);
+        Assert.Equal(1, (int)(await back.NextEventAsync(Nsp))[1]!);
+    }
+
+    [Fact]
     public async Task Without_an_offset_eviction_past_the_join_point_gives_a_fresh_session()
     {
         await using var server = await StartAsync(o => o.MaxPacketsPerNamespace = 2);

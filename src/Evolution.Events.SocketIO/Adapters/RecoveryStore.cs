@@ -16,6 +16,7 @@ internal sealed class RecoveryStore : IDisposable
 {
     private readonly ConnectionStateRecoveryOptions _options;
     private readonly Action<string> _sessionsExpired;
+    private readonly Func<string, bool> _hasSockets;
     private readonly ConcurrentDictionary<string, NamespaceLog> _logs = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
     private readonly long _maxAgeMs;
@@ -24,9 +25,16 @@ internal sealed class RecoveryStore : IDisposable
     private long _bytes;
     private long _sessions;
 
-    public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired)
+    /// <param name="options">The bounds.</param>
+    /// <param name="sessionsExpired">Told the namespaces whose last kept session expired.</param>
+    /// <param name="hasSockets">
+    /// Whether a namespace has connected sockets (lock-free): their logs stay, even empty, so that their join
+    /// points stay valid (a new log cannot prove an older offset lossless).
+    /// </param>
+    public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired, Func<string, bool>? hasSockets = null)
     {
         _sessionsExpired = sessionsExpired;
+        _hasSockets = hasSockets ?? (static _ => false);
         if (options.MaxDisconnectionDuration <= TimeSpan.Zero || options.MaxPacketsPerNamespace < 1 || options.MaxBytesPerNamespace < 1
             || options.MaxBytesTotal < 1)
         {
@@ -303,7 +311,7 @@ internal sealed class RecoveryStore : IDisposable
                     (expiredIn ??= []).Add(name);
                 }
 
-                if (log.Packets.Count == 0 && log.Sessions.Count == 0)
+                if (log.Packets.Count == 0 && log.Sessions.Count == 0 && !_hasSockets(name))
                 {
                     log.Removed = true;
                     _logs.TryRemove(new KeyValuePair<string, NamespaceLog>(name, log));
