@@ -7,7 +7,8 @@ namespace Evolution.Events.SocketIO;
 /// and every EVENT broadcast through the adapter (no ack, not volatile) carries an offset as its last
 /// argument and is kept too. A client that reconnects in time with <c>{ pid, offset }</c> in its CONNECT
 /// auth (the stock socket.io-client adds them by itself) gets its session back and every broadcast it
-/// missed, in order, once (<see cref="Socket.Recovered"/>).
+/// missed, in order, once (<see cref="Socket.Recovered"/>). With <c>{ pid }</c> alone (the client received
+/// no broadcast yet) it recovers every broadcast since the socket joined, where socket.io starts afresh.
 /// </summary>
 public sealed class ConnectionStateRecoveryOptions
 {

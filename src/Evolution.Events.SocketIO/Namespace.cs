@@ -42,6 +42,9 @@ public class Namespace
 
     public int SocketCount => _sockets.Count;
 
+    /// <summary>Whether a socket is registered here (lock-free).</summary>
+    internal bool HasSockets => !_sockets.IsEmpty;
+
     /// <summary>
     /// True while a broadcast here may reach someone: a socket is connected, or (connection state recovery)
     /// a session of a socket that dropped is kept and would get the broadcast when it recovers.
@@ -275,7 +278,7 @@ public class Namespace
     private void Join(Socket socket)
     {
         var interceptors = Parent is null ? _joinInterceptors : [.. Parent.JoinInterceptors, .. _joinInterceptors];
-        Action join = socket.MarkConnected;
+        Action join = () => Connect(socket);
         for (var i = interceptors.Length - 1; i >= 0; i--)
         {
             var interceptor = interceptors[i];
@@ -284,6 +287,22 @@ public class Namespace
         }
 
         join();
+    }
+
+    /// <summary>
+    /// Marks the socket connected; with connection state recovery, at an exact join point (serialized with
+    /// the namespace's broadcasts), from which a client that received no broadcast recovers.
+    /// </summary>
+    private void Connect(Socket socket)
+    {
+        if (Server.RecoveryStore is { } store && socket.Pid is not null)
+        {
+            socket.JoinOffset = store.Join(Name, socket.MarkConnected);
+        }
+        else
+        {
+            socket.MarkConnected();
+        }
     }
 
     /// <summary>
@@ -320,22 +339,30 @@ public class Namespace
     }
 
     /// <summary>
-    /// Connection state recovery, first step: a CONNECT with string <c>pid</c> and <c>offset</c> claims the
-    /// session kept under that pid. Outcomes other than recovered are counted here; recovered is counted
+    /// Connection state recovery, first step: a CONNECT with a string <c>pid</c> claims the session kept under
+    /// that pid, from the client's string <c>offset</c> or, without one (the client received no broadcast, so
+    /// socket.io-client sends none), from the socket's join point: a deliberate difference from socket.io,
+    /// which starts a fresh session then. Outcomes other than recovered are counted here; recovered is counted
     /// once the missed packets were read (<see cref="JoinRecoveredAsync"/>).
     /// </summary>
     private async ValueTask<(Adapters.PersistedSession? Session, string? Offset)> RestoreAsync(JsonObject auth)
     {
-        if (auth["pid"] is not JsonValue pidValue || !pidValue.TryGetValue<string>(out var pid)
-            || auth["offset"] is not JsonValue offsetValue || !offsetValue.TryGetValue<string>(out var offset))
+        if (auth["pid"] is not JsonValue pidValue || !pidValue.TryGetValue<string>(out var pid))
         {
+            return default;
+        }
+
+        string? offset = null;
+        if (auth["offset"] is { } offsetNode && (offsetNode is not JsonValue offsetValue || !offsetValue.TryGetValue<string>(out offset)))
+        {
+            // an offset that is not a string: no recovery, as before
             return default;
         }
 
         Adapters.SessionRestoreResult result;
         try
         {
-            result = await Adapter.RestoreSessionAsync(pid, offset);
+            result = offset is null ? await Adapter.RestoreSessionAsync(pid) : await Adapter.RestoreSessionAsync(pid, offset);
         }
         catch (Exception ex)
         {
@@ -343,9 +370,11 @@ public class Namespace
             result = Adapters.SessionRestoreResult.TooLate;
         }
 
-        if (result.Session is null)
+        offset ??= result.Session?.JoinOffset;
+        if (result.Session is null || offset is null)
         {
-            Server.OnRecoveryAttempt(Name, result.Outcome == Adapters.RecoveryOutcome.Recovered ? Adapters.RecoveryOutcome.TooLate : result.Outcome);
+            Server.OnRecoveryAttempt(Name, result.Session is not null || result.Outcome == Adapters.RecoveryOutcome.Recovered
+                ? Adapters.RecoveryOutcome.TooLate : result.Outcome);
             return default;
         }
 
@@ -373,8 +402,26 @@ public class Namespace
             missed = null;
         }
 
-        var recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId());
+        var recovered = Server.RecoveryStore is { } store
+            ? CompleteAtJoinPoint(store, socket, missed)
+            : socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId());
         Server.OnRecoveryAttempt(Name, recovered ? Adapters.RecoveryOutcome.Recovered : Adapters.RecoveryOutcome.TooLate);
+    }
+
+    /// <summary>
+    /// Completes a recovery under the namespace's broadcast lock: a socket that recovered keeps its previous
+    /// join point; one that fell back to a fresh session joins at the newest offset (it gets every later broadcast).
+    /// </summary>
+    private bool CompleteAtJoinPoint(Adapters.RecoveryStore store, Socket socket, IReadOnlyList<Protocol.EncodedPacket>? missed)
+    {
+        var recovered = false;
+        var joinedAt = store.Join(Name, () => recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId()));
+        if (!recovered || socket.JoinOffset is null)
+        {
+            socket.JoinOffset = joinedAt;
+        }
+
+        return recovered;
     }
 
     /// <summary>CONNECTs under way (middlewares running); guarded by the server's child lock.</summary>

@@ -39,6 +39,7 @@ public sealed class Socket : IClusterSocket
             Id = session.Sid;
             Pid = session.Pid;
             _data = session.Data;
+            JoinOffset = session.JoinOffset;
             Recovered = true;
         }
     }
@@ -54,6 +55,9 @@ public sealed class Socket : IClusterSocket
 
     /// <summary>The private session id (connection state recovery), secret between this client and the server.</summary>
     internal string? Pid { get; private set; }
+
+    /// <summary>Connection state recovery: the join point kept in the session (<see cref="PersistedSession.JoinOffset"/>).</summary>
+    internal string? JoinOffset { get; set; }
 
     public Namespace Namespace { get; }
 
@@ -306,7 +310,7 @@ public sealed class Socket : IClusterSocket
         // recovery: the rooms are read before they are left; the session is kept once this socket is gone
         PersistedSession? session = Pid is { } pid && Namespace.Server.Options.ConnectionStateRecovery is not null
             && DisconnectReason.IsRecoverable(reason)
-            ? new PersistedSession(Id, pid, [.. Namespace.Adapter.SocketRooms(Id)], _data)
+            ? new PersistedSession(Id, pid, [.. Namespace.Adapter.SocketRooms(Id)], _data) { JoinOffset = JoinOffset }
             : null;
         Namespace.Adapter.DelAll(Id);
         Namespace.Remove(this);

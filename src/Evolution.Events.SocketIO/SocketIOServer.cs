@@ -26,7 +26,7 @@ public sealed partial class SocketIOServer
         loggerFactory ??= NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger<SocketIOServer>();
         AdapterFactory = adapterFactory ?? new InMemoryAdapterFactory();
-        RecoveryStore = options.ConnectionStateRecovery is { } recovery ? new RecoveryStore(recovery, OnSessionsExpired) : null;
+        RecoveryStore = options.ConnectionStateRecovery is { } recovery ? new RecoveryStore(recovery, OnSessionsExpired, name => _namespaces.TryGetValue(name, out var nsp) && nsp.HasSockets) : null;
         Recovery = new ConnectionStateRecoveryStatistics(RecoveryStore);
         Engine = new EngineIOServer(options.Engine, loggerFactory.CreateLogger<EngineIOServer>())
         {

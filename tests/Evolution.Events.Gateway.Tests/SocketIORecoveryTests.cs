@@ -9,7 +9,7 @@ namespace Evolution.Events.Gateway.Tests;
 /// <summary>
 /// Connection state recovery through the gateway, with the stock socket.io-client behind a TCP proxy the
 /// test cuts (tests/interop/gateway/recovery-client.mjs): events ingested during the cut arrive after the
-/// client reconnects by itself; a token deleted during the cut does not recover; WEBSOCKET_RECOVERY_SECONDS=0
+/// client reconnects by itself, also when it had received only the last-state replay (no offset); a token deleted during the cut does not recover; WEBSOCKET_RECOVERY_SECONDS=0
 /// turns it off.
 /// </summary>
 public class SocketIORecoveryTests
@@ -54,6 +54,38 @@ public class SocketIORecoveryTests
         Assert.Equal(0, Sample(metrics, "evolution_socketio_recovery_sessions", null));
         Assert.True(Sample(metrics, "evolution_socketio_recovery_packets", null) >= 4);
         Assert.True(Sample(metrics, "evolution_socketio_recovery_bytes", null) > 0);
+    }
+
+    [Fact]
+    public async Task AClientThatGotOnlyTheLastStateReplayRecoversEverythingIngestedDuringACutWithNoSecondReplay()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var sales = await gw.CreateInstanceAsync("sales");
+        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"open","seq":0}"""));
+        await using var client = Start(gw, "/sales", sales, "websocket");
+        var connect = await client.NextOfTypeAsync("connect");
+        var state = await client.NextEventAsync();
+        Assert.Equal("connection.update", (string?)state["event"]);
+        Assert.Single(state["args"]!.AsArray()); // the replay is sent to this socket alone: no offset
+
+        // no live event before the cut: socket.io-client reconnects with {pid} alone
+        await CutAsync(gw, client);
+        await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", """{"seq":1}"""));
+        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"open","seq":2}"""));
+        await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", """{"seq":3}"""));
+        await client.SendAsync(new JsonObject { ["cmd"] = "heal" });
+
+        var again = await client.NextOfTypeAsync("connect", TimeSpan.FromSeconds(15));
+        Assert.True((bool)again["recovered"]!, again.ToJsonString());
+        Assert.Equal((string?)connect["id"], (string?)again["id"]);
+        for (var seq = 1; seq <= 3; seq++)
+        {
+            Assert.Equal(seq, Seq(await client.NextEventAsync()));
+        }
+
+        await client.AssertNoEventAsync(TimeSpan.FromMilliseconds(300)); // no second last-state replay
+        var io = gw.App.Services.GetRequiredService<SocketIOServer>();
+        Assert.Equal(1, io.Recovery.Recovered);
     }
 
     [Fact]

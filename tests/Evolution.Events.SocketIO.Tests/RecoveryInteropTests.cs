@@ -7,7 +7,8 @@ namespace Evolution.Events.SocketIO.Tests;
 /// The stock Node socket.io-client 4.8.3 through real network cuts (tests/interop/recovery.mjs: a TCP proxy
 /// the scenario cuts for 1 s and 5 s) while the server broadcasts a steady numbered stream: on WebSocket,
 /// on polling and after an upgrade, the client recovers (<c>socket.recovered</c>, same id) and the stream
-/// it saw has no gap and no duplicate. A cut longer than the window gives a fresh session.
+/// it saw has no gap and no duplicate. A client that received nothing before the cut (it sends no offset)
+/// recovers too. A cut longer than the window gives a fresh session.
 /// </summary>
 public sealed class RecoveryInteropTests(ITestOutputHelper output)
 {
@@ -43,6 +44,37 @@ public sealed class RecoveryInteropTests(ITestOutputHelper output)
         Assert.Equal((int)stream["last"]! - (int)stream["first"]! + 1, (int)stream["count"]!);
         Assert.Equal(2, server.Io.Recovery.Recovered);
         Assert.Equal(0, server.Io.Recovery.TooLate + server.Io.Recovery.UnknownSession);
+    }
+
+    [Fact]
+    public async Task The_stock_client_that_received_no_broadcast_before_a_cut_recovers_what_was_sent_during_it()
+    {
+        // the stock client sends {pid} alone (no offset yet): it recovers from the point where it joined
+        await using var server = await StartAsync(TimeSpan.FromMinutes(2), "websocket");
+        var nsp = server.Io.Of(Nsp);
+        nsp.Emit("tick", -1);                      // before the client joined: not replayed
+        const int During = 5;
+        var cuts = 0;
+        nsp.OnConnection(socket => socket.Disconnected += (_, _) =>
+        {
+            // the first drop only (the session is kept by then): the ticks of the cut
+            if (Interlocked.Increment(ref cuts) == 1)
+            {
+                for (var n = 0; n < During; n++)
+                {
+                    nsp.Emit("tick", n);
+                }
+            }
+        });
+
+        var result = await NodeRunner.RunAsync(ScenarioTimeout, "recovery.mjs", server.Url, "websocket", "1", Nsp, $"quiet:{During}");
+
+        output.WriteLine(result.Output);
+        var quiet = result.Single("quiet");
+        Assert.True((bool)quiet["recovered"]!, result.Output);
+        Assert.True((bool)quiet["sameId"]!, result.Output);
+        Assert.Equal(Enumerable.Range(0, During), ((JsonArray)quiet["received"]!).Select(n => (int)n!));
+        Assert.Equal(1, server.Io.Recovery.Recovered);
     }
 
     [Fact]

@@ -7,7 +7,8 @@ namespace Evolution.Events.SocketIO.Tests;
 
 /// <summary>
 /// Connection state recovery on a real server with a raw WebSocket client that shows the packets: offsets on
-/// kept broadcasts only, a dropped client's session (rooms, data, missed packets) restored once, the ways it
+/// kept broadcasts only, a dropped client's session (rooms, data, missed packets) restored once (with its
+/// offset, or with its pid alone from where it joined), the ways it
 /// is not (unknown pid, too late, evicted, refused, deliberate disconnects), and the store outliving an
 /// emptied dynamic namespace.
 /// </summary>
@@ -127,6 +128,130 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
         var (_, third) = await replay.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid, ["offset"] = offset });
         Assert.NotEqual(sid, (string?)third["sid"]);
         Assert.Equal(1, server.Io.Recovery.UnknownSession);
+    }
+
+    [Fact]
+    public async Task A_client_that_received_no_broadcast_recovers_with_its_pid_alone_from_where_it_joined()
+    {
+        await using var server = await StartAsync();
+        var nsp = server.Io.Of(Nsp);
+        await using var watcher = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        await watcher.ConnectAsync(Nsp);
+        nsp.Emit("n", -1);                         // kept, but broadcast before the client joined
+        nsp.Emit("n", -2);
+        Assert.Equal(-1, (int)(await watcher.NextEventAsync(Nsp))[1]!);
+        Assert.Equal(-2, (int)(await watcher.NextEventAsync(Nsp))[1]!);
+
+        var (sid, pid, offset) = await ConnectReceiveAndDropAsync(server, emit: false);
+        Assert.Null(offset);
+        nsp.Emit("n", 1);
+        nsp.To("blue").Emit("n", -3);              // not for this socket
+        nsp.Emit("n", 2);
+        nsp.To(sid).Emit("n", 3);
+        Assert.Equal(6, server.Io.Recovery.Packets);   // the two from before its join are still kept
+
+        // socket.io-client sends {pid} alone when it got no offset yet
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (ok, again) = await back.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.True(ok);
+        Assert.Equal(sid, (string?)again["sid"]);
+        Assert.Equal(pid, (string?)again["pid"]);
+        for (var n = 1; n <= 3; n++)
+        {
+            Assert.Equal(n, (int)(await back.NextEventAsync(Nsp))[1]!);
+        }
+
+        nsp.Emit("n", 4);
+        Assert.Equal(4, (int)(await back.NextEventAsync(Nsp))[1]!);
+        Assert.True(await back.IsQuietAsync(TimeSpan.FromMilliseconds(300)));
+        Assert.True(nsp.SocketsById[sid].Recovered);
+        Assert.Equal(1, server.Io.Recovery.Recovered);
+        Assert.Equal(0, server.Io.Recovery.Sessions);
+    }
+
+    [Fact]
+    public async Task A_recovered_client_that_again_received_nothing_recovers_again_from_its_first_join()
+    {
+        await using var server = await StartAsync();
+        var nsp = server.Io.Of(Nsp);
+        var (sid, pid, _) = await ConnectReceiveAndDropAsync(server, emit: false);
+
+        // recovered with nothing missed, then dropped again before any broadcast
+        var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, again) = await back.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.Equal(sid, (string?)again["sid"]);
+        back.Drop();
+        await back.DisposeAsync();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        nsp.Emit("n", 1);
+
+        await using var third = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, once) = await third.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.Equal(sid, (string?)once["sid"]);
+        Assert.Equal(1, (int)(await third.NextEventAsync(Nsp))[1]!);
+        Assert.True(await third.IsQuietAsync(TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(2, server.Io.Recovery.Recovered);
+    }
+
+    [Fact]
+    public async Task A_join_point_outlives_sweeps_of_a_quiet_namespace_while_other_namespaces_broadcast()
+    {
+        // a 3 s window sweeps every 1.5 s: the quiet namespace's empty log must stay while its socket is connected
+        await using var server = await StartAsync(o => o.MaxDisconnectionDuration = TimeSpan.FromSeconds(3));
+        var nsp = server.Io.Of(Nsp);
+        var other = server.Io.Of("/other");
+        var client = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, connect) = await client.ConnectAsync(Nsp);
+        var (sid, pid) = ((string)connect["sid"]!, (string)connect["pid"]!);
+        for (var i = 0; i < 4; i++)
+        {
+            other.Emit("n", i);                    // offsets go on elsewhere
+            await Task.Delay(1000);                // across sweeps (this only gives a wrong removal its chance)
+        }
+
+        client.Drop();
+        await client.DisposeAsync();
+        await WaitUntilAsync(() => server.Io.Recovery.Sessions == 1);
+        nsp.Emit("n", 1);
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, again) = await back.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.Equal(sid, (string?)again["sid"]);
+        Assert.Equal(1, (int)(await back.NextEventAsync(Nsp))[1]!);
+    }
+
+    [Fact]
+    public async Task Without_an_offset_eviction_past_the_join_point_gives_a_fresh_session()
+    {
+        await using var server = await StartAsync(o => o.MaxPacketsPerNamespace = 2);
+        var nsp = server.Io.Of(Nsp);
+        await using var watcher = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        await watcher.ConnectAsync(Nsp);
+        nsp.Emit("n", -1);
+        nsp.Emit("n", -2);
+
+        // the two packets from before its join go: it lost nothing, it recovers both later ones
+        var (sid, pid, _) = await ConnectReceiveAndDropAsync(server, emit: false);
+        nsp.Emit("n", 1);
+        nsp.Emit("n", 2);
+        await using var back = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, recovered) = await back.ConnectAsync(Nsp, new JsonObject { ["pid"] = pid });
+        Assert.Equal(sid, (string?)recovered["sid"]);
+        Assert.Equal(1, (int)(await back.NextEventAsync(Nsp))[1]!);
+        Assert.Equal(2, (int)(await back.NextEventAsync(Nsp))[1]!);
+        Assert.Equal(1, server.Io.Recovery.Recovered);
+
+        // one packet after its join was evicted: a fresh session
+        var (sidLate, pidLate, _) = await ConnectReceiveAndDropAsync(server, emit: false);
+        nsp.Emit("n", 3);
+        nsp.Emit("n", 4);
+        nsp.Emit("n", 5);
+        await using var late = await WsSocketIOClient.OpenAsync(server.BaseUri);
+        var (_, fresh) = await late.ConnectAsync(Nsp, new JsonObject { ["pid"] = pidLate });
+        Assert.NotEqual(sidLate, (string?)fresh["sid"]);
+        Assert.NotEqual(pidLate, (string?)fresh["pid"]);
+        Assert.Equal(1, server.Io.Recovery.TooLate);
+        nsp.Emit("n", 6);
+        Assert.Equal(6, (int)(await late.NextEventAsync(Nsp))[1]!);
     }
 
     [Fact]

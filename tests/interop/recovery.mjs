@@ -4,12 +4,16 @@
 // steady numbered stream ("tick", n) on the namespace; after each cut the scenario reports
 // socket.recovered and whether socket.id is the same, and at the end every gap and duplicate.
 // args: transport mode (websocket | polling | upgrade), cut seconds (comma list, e.g. "1,5"), namespace.
+// With a fourth argument "quiet:<count>": the server does not stream; the client connects, receives
+// nothing, is cut once (first cut length), and after it reconnects waits for <count> "tick" events that
+// the server broadcast during the cut (socket.io-client then sends {pid} without offset).
 import net from "node:net";
 import { io, out, args, url, run, connected, once, delay } from "./lib.mjs";
 
 const mode = args[0] ?? "websocket";
 const cuts = (args[1] ?? "1").split(",").map(Number);
 const nsp = args[2] ?? "/stream";
+const quiet = args[3]?.startsWith("quiet:") ? Number(args[3].slice(6)) : null;
 const target = new URL(url);
 
 // --- the proxy ---------------------------------------------------------------------------------
@@ -69,6 +73,20 @@ run(async () => {
 
   await connected(socket, 10000);
   const firstId = socket.id;
+  if (quiet !== null) {
+    const dropped = once(socket, "disconnect", 10000);
+    cut();
+    await dropped;
+    await delay(cuts[0] * 1000);
+    accepting = true;
+    await once(socket, "connect", 20000);
+    await until(() => received.length >= quiet, "the ticks of the cut");
+    await delay(300); // no duplicate comes after them
+    out({ event: "quiet", recovered: socket.recovered === true, sameId: socket.id === firstId, received });
+    socket.disconnect();
+    proxy.close();
+    return;
+  }
   for (const seconds of cuts) {
     const before = received.length;
     await until(() => received.length >= before + 20, "ticks before the cut");

@@ -57,7 +57,7 @@ public sealed class GatewayMetrics
         _slowConsumers = factory.CreateCounter("evolution_slow_consumers_dropped_total",
             "Connections dropped because their bounded outbound queue overflowed, per transport.", "transport");
         _recoveries = factory.CreateCounter("evolution_socketio_recoveries_total",
-            "Socket.IO connection state recovery attempts (a reconnection with pid and offset), per outcome: "
+            "Socket.IO connection state recovery attempts (a reconnection with pid, and offset once a broadcast was received), per outcome: "
             + "recovered, too_late (session expired or missed packets no longer kept), unknown_session, refused (by auth).",
             "outcome");
         foreach (var outcome in Enum.GetValues<RecoveryOutcome>())

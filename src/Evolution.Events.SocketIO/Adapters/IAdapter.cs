@@ -112,6 +112,15 @@ public interface IAdapter
     ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid, string offset) => ValueTask.FromResult(SessionRestoreResult.Unknown);
 
     /// <summary>
+    /// Connection state recovery without a client offset (a CONNECT with <c>pid</c> only: the client received
+    /// no broadcast): like <see cref="RestoreSessionAsync(string, string)"/> from the session's
+    /// <see cref="PersistedSession.JoinOffset"/>, the point where the socket joined (a session without one is
+    /// too late). The missed packets are then read with <see cref="MissedPacketsAsync"/> from that join point.
+    /// The default knows no session.
+    /// </summary>
+    ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid) => ValueTask.FromResult(SessionRestoreResult.Unknown);
+
+    /// <summary>
     /// Connection state recovery: the kept broadcasts of this namespace after <paramref name="offset"/> that a
     /// socket in <paramref name="rooms"/> would have received, oldest first; null when some of them are no
     /// longer kept. The default keeps none (null).

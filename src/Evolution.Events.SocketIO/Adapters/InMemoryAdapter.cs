@@ -99,6 +99,10 @@ public class InMemoryAdapter : IAdapter
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Restore(Namespace.Name, pid, offset) ?? SessionRestoreResult.Unknown);
 
     /// <inheritdoc />
+    public virtual ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid) =>
+        ValueTask.FromResult(Namespace.Server.RecoveryStore?.Restore(Namespace.Name, pid, null) ?? SessionRestoreResult.Unknown);
+
+    /// <inheritdoc />
     public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
 

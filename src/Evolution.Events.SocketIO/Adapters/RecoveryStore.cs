@@ -16,6 +16,7 @@ internal sealed class RecoveryStore : IDisposable
 {
     private readonly ConnectionStateRecoveryOptions _options;
     private readonly Action<string> _sessionsExpired;
+    private readonly Func<string, bool> _hasSockets;
     private readonly ConcurrentDictionary<string, NamespaceLog> _logs = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
     private readonly long _maxAgeMs;
@@ -24,9 +25,16 @@ internal sealed class RecoveryStore : IDisposable
     private long _bytes;
     private long _sessions;
 
-    public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired)
+    /// <param name="options">The bounds.</param>
+    /// <param name="sessionsExpired">Told the namespaces whose last kept session expired.</param>
+    /// <param name="hasSockets">
+    /// Whether a namespace has connected sockets (lock-free): their logs stay, even empty, so that their join
+    /// points stay valid (a new log cannot prove an older offset lossless).
+    /// </param>
+    public RecoveryStore(ConnectionStateRecoveryOptions options, Action<string> sessionsExpired, Func<string, bool>? hasSockets = null)
     {
         _sessionsExpired = sessionsExpired;
+        _hasSockets = hasSockets ?? (static _ => false);
         if (options.MaxDisconnectionDuration <= TimeSpan.Zero || options.MaxPacketsPerNamespace < 1 || options.MaxBytesPerNamespace < 1
             || options.MaxBytesTotal < 1)
         {
@@ -85,6 +93,30 @@ internal sealed class RecoveryStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="connect"/> (the socket starts receiving broadcasts) under the namespace's lock and
+    /// returns the join point: the newest offset issued so far. Every broadcast of this namespace with a later
+    /// offset reaches the socket, none with this one or an earlier one does.
+    /// </summary>
+    public string Join(string nsp, Action connect)
+    {
+        while (true)
+        {
+            var log = GetLog(nsp);
+            lock (log)
+            {
+                if (log.Removed)
+                {
+                    continue;
+                }
+
+                var joinedAt = Interlocked.Read(ref _lastOffset);
+                connect();
+                return joinedAt.ToString(CultureInfo.InvariantCulture);
+            }
+        }
+    }
+
     public void Persist(string nsp, PersistedSession session)
     {
         while (true)
@@ -114,7 +146,11 @@ internal sealed class RecoveryStore : IDisposable
         }
     }
 
-    public SessionRestoreResult Restore(string nsp, string pid, string offset)
+    /// <summary>
+    /// Claims the session of <paramref name="pid"/> when it has not expired and every packet after
+    /// <paramref name="offset"/> (null: after the session's join point) is still kept.
+    /// </summary>
+    public SessionRestoreResult Restore(string nsp, string pid, string? offset)
     {
         if (!_logs.TryGetValue(nsp, out var log))
         {
@@ -132,7 +168,8 @@ internal sealed class RecoveryStore : IDisposable
             Interlocked.Decrement(ref _sessions);
             var now = Now;
             EvictExpired(log, now);
-            if (now - kept.DisconnectedAt > _maxAgeMs || !Covers(log, offset))
+            offset ??= kept.Session.JoinOffset;
+            if (offset is null || now - kept.DisconnectedAt > _maxAgeMs || !Covers(log, offset))
             {
                 return SessionRestoreResult.TooLate;
             }
@@ -274,7 +311,7 @@ internal sealed class RecoveryStore : IDisposable
                     (expiredIn ??= []).Add(name);
                 }
 
-                if (log.Packets.Count == 0 && log.Sessions.Count == 0)
+                if (log.Packets.Count == 0 && log.Sessions.Count == 0 && !_hasSockets(name))
                 {
                     log.Removed = true;
                     _logs.TryRemove(new KeyValuePair<string, NamespaceLog>(name, log));

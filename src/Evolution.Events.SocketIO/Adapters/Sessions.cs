@@ -8,9 +8,17 @@ namespace Evolution.Events.SocketIO.Adapters;
 /// (its own id included) and its <see cref="Socket.Data"/>.
 /// </summary>
 public sealed record PersistedSession(
-    string Sid, string Pid, IReadOnlyCollection<string> Rooms, ConcurrentDictionary<string, object?>? Data);
+    string Sid, string Pid, IReadOnlyCollection<string> Rooms, ConcurrentDictionary<string, object?>? Data)
+{
+    /// <summary>
+    /// The socket's join point: the newest broadcast offset issued when it became connected (every later
+    /// broadcast of its namespace reached it), or null when unknown. A CONNECT with <c>pid</c> but no
+    /// <c>offset</c> (the client received no broadcast) recovers from here (<see cref="IAdapter.RestoreSessionAsync(string)"/>).
+    /// </summary>
+    public string? JoinOffset { get; init; }
+}
 
-/// <summary>How a recovery attempt (a CONNECT with <c>pid</c> and <c>offset</c>) ended.</summary>
+/// <summary>How a recovery attempt (a CONNECT with <c>pid</c>, and <c>offset</c> unless the client received no broadcast) ended.</summary>
 public enum RecoveryOutcome
 {
     /// <summary>The session and every missed packet were restored.</summary>
