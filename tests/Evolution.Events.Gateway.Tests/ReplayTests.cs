@@ -138,8 +138,16 @@ public class ReplayTests
     {
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_GLOBAL_EVENTS"] = "true" });
         var token = await gw.CreateInstanceAsync("sales");
+        // a 202 means accepted, not yet delivered: global probes connected beforehand see the QR go by, so the
+        // global clients below connect after the fan-out passed it (anything they got then would be a replay)
+        using var plainProbe = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        await using var mainProbe = await SocketIOEventTests.ConnectAsync(gw, "/", SocketIOEventTests.Auth(TestGateway.Key));
         await gw.IngestAsync(Connection("connecting"));
         await gw.IngestAsync(Qr("plain"));
+        Assert.Equal("connection.update", (string?)(await TestGateway.ReceiveJsonAsync(plainProbe))["event"]);
+        Assert.Equal("qrcode.updated", (string?)(await TestGateway.ReceiveJsonAsync(plainProbe))["event"]);
+        Assert.Equal("connection.update", (string?)(await mainProbe.NextEventAsync())["event"]);
+        Assert.Equal("qrcode.updated", (string?)(await mainProbe.NextEventAsync())["event"]);
 
         using var byToken = await gw.ConnectAsync($"/ws/events?token={token}");
         using var simple = await gw.ConnectAsync($"/?apikey={TestGateway.Key}&instance=sales&format=simple");
