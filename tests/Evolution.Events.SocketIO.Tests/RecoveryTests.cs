@@ -257,8 +257,14 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task The_connect_answer_comes_before_any_broadcast_while_broadcasts_flow()
     {
-        // CONNECT is written before the socket is marked connected: a concurrent broadcast cannot overtake it
-        await using var server = await StartAsync();
+        // CONNECT is written before the socket is marked connected: a concurrent broadcast cannot overtake it.
+        // The flood fills a joining client's queue within milliseconds: packets past the bound are dropped
+        // (DropNewest), not the connection, so what the client reads first is what was queued first.
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions();
+            o.Engine.OverflowPolicy = EngineIO.OverflowPolicy.DropNewest;
+        });
         var nsp = server.Io.Of(Nsp);
         using var stop = new CancellationTokenSource();
         var flood = Task.Run(() =>
