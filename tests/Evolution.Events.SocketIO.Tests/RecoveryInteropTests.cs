@@ -42,7 +42,9 @@ public sealed class RecoveryInteropTests(ITestOutputHelper output)
         Assert.True(((JsonArray)stream["gaps"]!).Count == 0, result.Output);
         Assert.Equal(0, (int)stream["duplicates"]!);
         Assert.Equal((int)stream["last"]! - (int)stream["first"]! + 1, (int)stream["count"]!);
-        Assert.Equal(2, server.Io.Recovery.Recovered);
+        // one recovery per cut at least; a slow machine may see one more drop inside a cut (a ping timeout
+        // after a reconnection the proxy cut again): every one of them must have recovered
+        Assert.True(server.Io.Recovery.Recovered >= 2, result.Output);
         Assert.Equal(0, server.Io.Recovery.TooLate + server.Io.Recovery.UnknownSession);
     }
 
