@@ -7,7 +7,7 @@
 // With a fourth argument "quiet:<count>": the server does not stream; the client connects, receives
 // nothing, is cut once (first cut length), and after it reconnects waits for <count> "tick" events that
 // the server broadcast during the cut (socket.io-client then sends {pid} without offset).
-import net from "node:net";
+import { startCutProxy } from "./cut-proxy.mjs";
 import { io, out, args, url, run, connected, once, delay } from "./lib.mjs";
 
 const mode = args[0] ?? "websocket";
@@ -16,36 +16,9 @@ const nsp = args[2] ?? "/stream";
 const quiet = args[3]?.startsWith("quiet:") ? Number(args[3].slice(6)) : null;
 const target = new URL(url);
 
-// --- the proxy ---------------------------------------------------------------------------------
-let accepting = true;
-const live = new Set();
-const proxy = net.createServer((downstream) => {
-  if (!accepting) {
-    downstream.destroy();
-    return;
-  }
-  const upstream = net.connect(Number(target.port), target.hostname);
-  live.add(downstream);
-  live.add(upstream);
-  const close = () => {
-    downstream.destroy();
-    upstream.destroy();
-    live.delete(downstream);
-    live.delete(upstream);
-  };
-  downstream.on("error", close).on("close", close);
-  upstream.on("error", close).on("close", close);
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
-});
-await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-const proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
-
-function cut() {
-  accepting = false;
-  for (const s of live) s.destroy();
-  live.clear();
-}
+const proxy = await startCutProxy(target);
+const proxyUrl = proxy.url;
+const cut = () => proxy.cut();
 
 async function until(condition, what, ms = 10000) {
   const deadline = Date.now() + ms;
@@ -78,7 +51,7 @@ run(async () => {
     cut();
     await dropped;
     await delay(cuts[0] * 1000);
-    accepting = true;
+    proxy.heal();
     await once(socket, "connect", 20000);
     await until(() => received.length >= quiet, "the ticks of the cut");
     await delay(300); // no duplicate comes after them
@@ -99,7 +72,7 @@ run(async () => {
     cut();
     await dropped;
     await delay(seconds * 1000);
-    accepting = true;
+    proxy.heal();
     await once(socket, "connect", 20000);
     const at = received.length;
     await until(() => received.length >= at + 20, "ticks after the reconnection");

@@ -9,7 +9,7 @@
 //   {"cmd":"cut"}   destroys every connection and refuses new ones
 //   {"cmd":"heal"}  accepts connections again
 //   {"cmd":"exit"}  disconnects and exits 0
-import net from "node:net";
+import { startCutProxy } from "../cut-proxy.mjs";
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
 
@@ -21,28 +21,7 @@ if (!url) {
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const target = new URL(url);
 
-let accepting = true;
-const live = new Set();
-const proxy = net.createServer((downstream) => {
-  if (!accepting) {
-    downstream.destroy();
-    return;
-  }
-  const upstream = net.connect(Number(target.port), target.hostname);
-  live.add(downstream);
-  live.add(upstream);
-  const close = () => {
-    downstream.destroy();
-    upstream.destroy();
-    live.delete(downstream);
-    live.delete(upstream);
-  };
-  downstream.on("error", close).on("close", close);
-  upstream.on("error", close).on("close", close);
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
-});
-await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+const proxy = await startCutProxy(target);
 
 const options = {
   forceNew: true,
@@ -51,7 +30,7 @@ const options = {
   randomizationFactor: 0,
   ...JSON.parse(optionsJson ?? "{}"),
 };
-const socket = io(`http://127.0.0.1:${proxy.address().port}${target.pathname}`, options);
+const socket = io(`${proxy.url}${target.pathname}`, options);
 socket.on("connect", () => out({ type: "connect", id: socket.id, recovered: socket.recovered === true, pid: socket._pid ?? null }));
 socket.on("connect_error", (err) => out({ type: "connect_error", message: err.message }));
 socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
@@ -67,12 +46,10 @@ rl.on("line", (line) => {
   if (!line.trim()) return;
   const cmd = JSON.parse(line);
   if (cmd.cmd === "cut") {
-    accepting = false;
-    for (const s of live) s.destroy();
-    live.clear();
+    proxy.cut();
     out({ type: "cut" });
   } else if (cmd.cmd === "heal") {
-    accepting = true;
+    proxy.heal();
   } else if (cmd.cmd === "exit") {
     exit();
   } else {
