@@ -32,7 +32,8 @@ public static class SocketIOHostingExtensions
 
     /// <summary>
     /// Serves Socket.IO at <paramref name="path"/> (default <c>/socket.io</c>) for every method.
-    /// The app must call <c>UseWebSockets()</c> before, for the WebSocket transport.
+    /// The WebSocket transport answers the upgrade itself (RFC 6455 handshake and framing on the request's
+    /// upgraded stream): <c>UseWebSockets()</c> is not needed for it.
     /// </summary>
     public static IEndpointConventionBuilder MapSocketIO(this IEndpointRouteBuilder endpoints, string path = "/socket.io")
     {
