@@ -106,6 +106,18 @@ public class InMemoryAdapter : IAdapter
     public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
 
+    /// <summary>With connection state recovery, the newest offset of the server's recovery store, taken under its namespace lock.</summary>
+    public virtual string? ConnectAtJoinPoint(Action connect)
+    {
+        if (Namespace.Server.RecoveryStore is { } store)
+        {
+            return store.Join(Namespace.Name, connect);
+        }
+
+        connect();
+        return null;
+    }
+
     /// <summary>One node: the cluster is this server.</summary>
     public virtual ValueTask<int> ServerCountAsync() => ValueTask.FromResult(1);
 
