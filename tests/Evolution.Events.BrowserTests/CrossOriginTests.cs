@@ -90,11 +90,11 @@ public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper
         }
     }
 
-    /// <summary>A page loading the stock client from the gateway; it records what happens in window globals.</summary>
+    /// <summary>A page loading the stock client from the gateway at socket.io's standard path (serveClient); it records what happens in window globals.</summary>
     private static string Html(Uri gateway, string token, string options) => $$"""
         <!DOCTYPE html>
         <html lang="en">
-          <head><meta charset="UTF-8" /><title>cross-origin</title><script src="{{gateway}}socket.io.min.js"></script></head>
+          <head><meta charset="UTF-8" /><title>cross-origin</title><script src="{{gateway}}socket.io/socket.io.js"></script></head>
           <body>
             <script>
               window.states = []; window.errors = [];

@@ -1,5 +1,6 @@
 using Evolution.Events.SocketIO.Adapters;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -38,7 +39,16 @@ public static class SocketIOHostingExtensions
     public static IEndpointConventionBuilder MapSocketIO(this IEndpointRouteBuilder endpoints, string path = "/socket.io")
     {
         var server = endpoints.ServiceProvider.GetRequiredService<SocketIOServer>();
-        return endpoints.Map(path.TrimEnd('/') + "/{**rest}", server.HandleRequestAsync);
+        var basePath = new PathString(path.TrimEnd('/'));
+        return endpoints.Map(basePath + "/{**rest}", async context =>
+        {
+            if (server.Options.ClientBundle is { } bundle && await bundle.TryServeAsync(context, basePath))
+            {
+                return;
+            }
+
+            await server.HandleRequestAsync(context);
+        });
     }
 
     /// <summary>
