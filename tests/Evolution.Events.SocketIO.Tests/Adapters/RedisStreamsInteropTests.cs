@@ -101,4 +101,30 @@ public sealed class RedisStreamsInteropTests : IAsyncLifetime
         Assert.Equal("""["from-b:q","from-node:q"]""", result.Single("ours-answers")["answers"]!.ToJsonString());
         Assert.Equal("""["y",2]""", result.Single("ours-hello")["args"]!.ToJsonString());
     }
+
+    [Fact]
+    public async Task The_stock_client_recovers_across_our_nodes_and_the_Node_server_with_every_missed_broadcast_once()
+    {
+        // tests/interop/redis-streams-recovery.mjs: A -> B -> Node server -> A through a cuttable proxy
+        var result = await NodeRunner.RunAsync(TimeSpan.FromSeconds(90), "redis-streams-recovery.mjs", _a.Url, _b.Url, $"redis://127.0.0.1:{_redis.Port}");
+        Assert.True(result.Lines.Any(l => l["done"] is not null), result.Output);
+        var legs = result.All("leg").ToList();
+        Assert.Equal(["B", "node", "A"], legs.Select(l => (string)l["to"]!));
+        Assert.All(legs, l => Assert.True((bool)l["recovered"]! && (bool)l["sameId"]!, l.ToJsonString()));
+
+        var received = result.Single("received")["received"]!.AsArray().Select(n => (string)n!).ToList();
+        var expected = new List<string> { "live-0" };
+        for (var i = 0; i < 3; i++)
+        {
+            expected.AddRange([$"m{i}-a", $"m{i}-b", $"m{i}-n", $"m{i}-all-b", $"live-{i + 1}"]);
+        }
+
+        Assert.Equal(expected.Order(StringComparer.Ordinal), received.Order(StringComparer.Ordinal)); // each once, nothing else
+        for (var i = 0; i < 3; i++)
+        {
+            // what was missed comes before the next live message
+            Assert.All(new[] { "a", "b", "n", "all-b" }, m => Assert.True(received.IndexOf($"m{i}-{m}") < received.IndexOf($"live-{i + 1}")));
+            Assert.True(received.IndexOf($"live-{i}") < received.IndexOf($"m{i}-a"));
+        }
+    }
 }
