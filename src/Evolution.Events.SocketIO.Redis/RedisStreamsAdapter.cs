@@ -115,6 +115,7 @@ public class RedisStreamsAdapter : InMemoryAdapter
         Uid = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _publicChannel = _options.ChannelPrefix + "#" + nsp.Name + "#";
         _privateChannel = _publicChannel + Uid + "#";
+        _consumer.Add(this);
     }
 
     /// <summary>This node's id on the wire (16 hex characters, as socket.io-adapter's <c>randomId()</c>).</summary>
