@@ -97,6 +97,7 @@ public class RedisStreamsAdapter : InMemoryAdapter
     private readonly ConcurrentDictionary<string, PendingRequest> _requests = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Action<int> ClientCount, Action<JsonNode?[]> Ack)> _ackRequests = new(StringComparer.Ordinal);
     private ChannelMessageQueue? _publicQueue;
+    private readonly CancellationTokenSource _closed = new();
     private ChannelMessageQueue? _privateQueue;
 
     /// <summary>
@@ -114,6 +115,7 @@ public class RedisStreamsAdapter : InMemoryAdapter
         Uid = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _publicChannel = _options.ChannelPrefix + "#" + nsp.Name + "#";
         _privateChannel = _publicChannel + Uid + "#";
+        _consumer.Add(this);
     }
 
     /// <summary>This node's id on the wire (16 hex characters, as socket.io-adapter's <c>randomId()</c>).</summary>
@@ -126,20 +128,77 @@ public class RedisStreamsAdapter : InMemoryAdapter
 
     private bool StreamRecovery => RecoveryOn && _options.Recovery == StreamsRecoveryMode.Stream;
 
-    /// <summary>Subscribes the public and this node's private channel, and starts reading the stream (shared by the namespaces).</summary>
+    /// <summary>
+    /// Starts reading the stream (shared by the namespaces) and subscribes the public and this node's private
+    /// channel; while Redis cannot be reached, the subscription is retried every second until it succeeds.
+    /// </summary>
     public override async ValueTask InitAsync()
     {
-        var subscriber = _redis.GetSubscriber();
-        _publicQueue = await subscriber.SubscribeAsync(RedisChannel.Literal(_publicChannel)).ConfigureAwait(false);
-        _publicQueue.OnMessage(OnPubSubMessage);
-        _privateQueue = await subscriber.SubscribeAsync(RedisChannel.Literal(_privateChannel)).ConfigureAwait(false);
-        _privateQueue.OnMessage(OnPubSubMessage);
+        var subscribed = await TrySubscribeAsync().ConfigureAwait(false);
         await _consumer.RegisterAsync(this).ConfigureAwait(false);
+        if (!subscribed)
+        {
+            _ = SubscribeUntilDoneAsync();
+        }
+    }
+
+    private async Task<bool> TrySubscribeAsync()
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return true;
+        }
+
+        try
+        {
+            var subscriber = _redis.GetSubscriber();
+            if (_publicQueue is null)
+            {
+                var queue = await subscriber.SubscribeAsync(RedisChannel.Literal(_publicChannel)).ConfigureAwait(false);
+                queue.OnMessage(OnPubSubMessage);
+                _publicQueue = queue;
+            }
+
+            if (_privateQueue is null)
+            {
+                var queue = await subscriber.SubscribeAsync(RedisChannel.Literal(_privateChannel)).ConfigureAwait(false);
+                queue.OnMessage(OnPubSubMessage);
+                _privateQueue = queue;
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            _logger.LogWarning(ex, "Redis streams adapter {Nsp}: subscribing failed; retrying every second", Namespace.Name);
+            return false;
+        }
+    }
+
+    private async Task SubscribeUntilDoneAsync()
+    {
+        while (!_closed.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(1000, _closed.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (await TrySubscribeAsync().ConfigureAwait(false))
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>Unsubscribes, stops reading the stream for this namespace, and fails the requests still waiting.</summary>
     public override async ValueTask CloseAsync()
     {
+        await _closed.CancelAsync().ConfigureAwait(false);
         await _consumer.UnregisterAsync(this).ConfigureAwait(false);
         foreach (var queue in new[] { _publicQueue, _privateQueue })
         {

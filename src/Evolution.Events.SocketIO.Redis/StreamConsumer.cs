@@ -25,6 +25,7 @@ internal sealed class StreamConsumer
     private ConnectionMultiplexer? _reader;
     private Task? _loop;
     private string? _position;
+    private int _registered; // adapters between InitAsync and CloseAsync, under _lifecycle
 
     public StreamConsumer(IConnectionMultiplexer redis, RedisStreamsAdapterOptions options, ILogger logger)
     {
@@ -39,6 +40,12 @@ internal sealed class StreamConsumer
     /// <summary>The id of the newest entry handed out (the stream's last id when reading began), or null before it is known. Read under <see cref="Gate"/>.</summary>
     public string? Position => _position;
 
+    /// <summary>
+    /// Hands the namespace's entries to this adapter from now on (called when it is made, before the server may
+    /// connect sockets to it, so that none of its entries after a join point is skipped).
+    /// </summary>
+    public void Add(RedisStreamsAdapter adapter) => _adapters[adapter.Namespace.Name] = adapter;
+
     /// <summary>Adds an adapter (its namespace's entries go to it); starts the reader with the first one.</summary>
     public async Task RegisterAsync(RedisStreamsAdapter adapter)
     {
@@ -46,6 +53,7 @@ internal sealed class StreamConsumer
         try
         {
             _adapters[adapter.Namespace.Name] = adapter;
+            _registered++;
             if (_loop is not null)
             {
                 return;
@@ -80,14 +88,14 @@ internal sealed class StreamConsumer
         }
     }
 
-    /// <summary>Removes an adapter; stops the reader (and closes its connection) with the last one.</summary>
+    /// <summary>Removes an adapter; stops the reader (and closes its connection) with the last one registered.</summary>
     public async Task UnregisterAsync(RedisStreamsAdapter adapter)
     {
         await _lifecycle.WaitAsync().ConfigureAwait(false);
         try
         {
             _adapters.TryRemove(new KeyValuePair<string, RedisStreamsAdapter>(adapter.Namespace.Name, adapter));
-            if (!_adapters.IsEmpty || _loop is null)
+            if (--_registered > 0 || _loop is null)
             {
                 return;
             }

@@ -1,6 +1,7 @@
 // A TCP proxy on 127.0.0.1 in front of `target` (a URL) that a scenario can cut: cut() destroys every
 // connection through it and refuses new ones until heal(). Used to drop a socket.io-client's connection
-// the way a network does (the client sees a transport close and reconnects by itself).
+// the way a network does (the client sees a transport close and reconnects by itself). retarget(url) sends
+// the next connections to another server (a client that moves between the nodes of a cluster).
 import net from "node:net";
 
 export async function startCutProxy(target) {
@@ -35,6 +36,9 @@ export async function startCutProxy(target) {
     },
     heal() {
       accepting = true;
+    },
+    retarget(url) {
+      target = new URL(url);
     },
     close() {
       server.close();

@@ -35,6 +35,9 @@ public abstract class AdapterSpecification
     {
     }
 
+    /// <summary>Waits until the nodes of a new cluster know each other (default: nothing to wait for).</summary>
+    protected virtual Task ClusterReadyAsync(Node node) => Task.CompletedTask;
+
     /// <summary>Whether the session of <paramref name="pid"/> is kept (default: the server's own recovery store counts one).</summary>
     protected virtual Task<bool> SessionKeptAsync(Node node, string pid) => Task.FromResult(node.Server.Io.Recovery.Sessions == 1);
 
@@ -337,6 +340,7 @@ public abstract class AdapterSpecification
             node.Peers.Add(new Node(peer, peer.Io.Of(Nsp)));
         }
 
+        await ClusterReadyAsync(node);
         return node;
     }
 

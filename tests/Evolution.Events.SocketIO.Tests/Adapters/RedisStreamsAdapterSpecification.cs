@@ -61,6 +61,19 @@ public sealed class RedisStreamsAdapterSpecification(StreamsRedisFixture fixture
         return new RedisStreamsAdapterFactory(connection, _options, create: (nsp, cluster) => new RecordingAdapter(nsp, cluster, log));
     }
 
+    protected override async Task ClusterReadyAsync(Node node)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        foreach (var nsp in new[] { node.Nsp }.Concat(node.Peers.Select(p => p.Nsp)))
+        {
+            while (await nsp.Adapter.ServerCountAsync() < NodeCount)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the nodes did not see each other within 20 s");
+                await Task.Delay(20);
+            }
+        }
+    }
+
     protected override async Task<bool> SessionKeptAsync(Node node, string pid) =>
         await fixture.Connection.GetDatabase().KeyExistsAsync(((RedisStreamsAdapter)node.Nsp.Adapter).Options.SessionKeyPrefix + pid);
 

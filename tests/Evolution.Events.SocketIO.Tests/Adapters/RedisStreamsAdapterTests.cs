@@ -164,6 +164,134 @@ public sealed class RedisStreamsAdapterTests : IAsyncLifetime
         Assert.NotEqual("nobody", (string?)connect2["pid"]);
     }
 
+    [Fact]
+    public async Task An_offset_trimmed_from_the_stream_by_MaxLength_gets_a_fresh_session()
+    {
+        // MAXLEN ~ trims whole stream nodes (100 entries each by default): 1 keeps about one node
+        var options = new RedisStreamsAdapterOptions { StreamName = "short", ChannelPrefix = "short", MaxLength = 1 };
+        await using var c = await TestServer.StartAsync(o => o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions(), adapterFactory: new RedisStreamsAdapterFactory(_connA, options));
+        await using var d = await TestServer.StartAsync(o => o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions(), adapterFactory: new RedisStreamsAdapterFactory(_connB, options));
+        var client = await Connect(c, "red");
+        c.Io.Sockets.To("red").Emit("n", 0);
+        var offset = (string)(await client.NextEventAsync("/", Wait))[2]!;
+        client.Drop();
+        await WaitUntilAsync(async () => await _connA.GetDatabase().KeyExistsAsync("sio:session:" + client.Pid));
+        for (var i = 1; i <= 300; i++)
+        {
+            c.Io.Sockets.To("red").Emit("n", i);
+        }
+
+        await WaitUntilAsync(async () => (await _connA.GetDatabase().StreamRangeAsync("short", "-", "+", 1)).FirstOrDefault().Id != offset);
+        await using var again = await WsSocketIOClient.OpenAsync(d.BaseUri);
+        var (ok, connect) = await again.ConnectAsync("/", new JsonObject { ["pid"] = client.Pid, ["offset"] = offset });
+        Assert.True(ok);
+        Assert.NotEqual(client.Sid, (string?)connect["sid"]);
+        Assert.True(await again.IsQuietAsync(Quiet)); // nothing replayed
+        Assert.True(await _connA.GetDatabase().StreamLengthAsync("short") < 300);
+    }
+
+    [Fact]
+    public async Task SessionsOnly_keeps_sessions_in_Redis_and_takes_offsets_and_missed_packets_from_the_node()
+    {
+        var options = new RedisStreamsAdapterOptions { StreamName = "own", ChannelPrefix = "own", Recovery = StreamsRecoveryMode.SessionsOnly };
+        await using var c = await TestServer.StartAsync(o => o.ConnectionStateRecovery = new ConnectionStateRecoveryOptions(), adapterFactory: new RedisStreamsAdapterFactory(_connA, options));
+        var client = await Connect(c, "red");
+        new BroadcastOperator(c.Io.Sockets).Local.To("red").Emit("n", 1);
+        var offset = (string)(await client.NextEventAsync("/", Wait))[2]!;
+        Assert.DoesNotMatch("-", offset); // the node's own offsets, not stream ids
+        client.Drop();
+        await WaitUntilAsync(async () => await _connA.GetDatabase().KeyExistsAsync("sio:session:" + client.Pid));
+        Assert.Equal(0, c.Io.Recovery.Sessions); // not in the node's store
+        new BroadcastOperator(c.Io.Sockets).Local.To("red").Emit("n", 2);
+
+        await using var again = await WsSocketIOClient.OpenAsync(c.BaseUri);
+        var (ok, connect) = await again.ConnectAsync("/", new JsonObject { ["pid"] = client.Pid, ["offset"] = offset });
+        Assert.True(ok);
+        Assert.Equal(client.Sid, (string?)connect["sid"]);
+        Assert.Equal(2, (int)(await again.NextEventAsync("/", Wait))[1]!);
+        Assert.True(await again.IsQuietAsync(Quiet));
+    }
+
+    [Fact]
+    public async Task Redis_restarted_under_the_adapters_they_reconnect_by_themselves_without_unobserved_exceptions()
+    {
+        var unobserved = new List<Exception>();
+        EventHandler<UnobservedTaskExceptionEventArgs> watch = (_, e) =>
+        {
+            lock (unobserved)
+            {
+                unobserved.Add(e.Exception);
+            }
+        };
+        TaskScheduler.UnobservedTaskException += watch;
+        try
+        {
+            await using var onA = await Connect(_a, "red");
+            await using var onB = await Connect(_b, "red");
+            _a.Io.Sockets.To("red").Emit("before");
+            Assert.Equal("before", (string?)(await onB.NextEventAsync("/", Wait))[0]);
+            Assert.Equal("before", (string?)(await onA.NextEventAsync("/", Wait))[0]);
+
+            await _redis.StopAsync(graceful: false);
+            _a.Io.Sockets.To("red").Emit("during"); // the append fails: delivered on A only, without offset
+            Assert.Equal(["during"], (await onA.NextEventAsync("/", Wait)).Select(n => (string?)n));
+            _a.Io.Of("/late");
+            _b.Io.Of("/late");
+            await Task.Delay(1500); // the readers and the subscriptions fail meanwhile
+            await _redis.StartAsync(); // empty: the stream and the sessions are gone
+
+            // both nodes count each other again, and broadcasts cross again, once each
+            await WaitUntilAsync(async () => await Try(() => _a.Io.Sockets.Adapter.ServerCountAsync()) == 2 && await Try(() => _b.Io.Sockets.Adapter.ServerCountAsync()) == 2);
+            var n = 0;
+            await WaitUntilAsync(async () =>
+            {
+                _a.Io.Sockets.To("red").Emit("after", ++n);
+                return await onB.Ws.IsQuietAsync(TimeSpan.FromMilliseconds(300)) == false;
+            });
+            _b.Io.Sockets.To("red").Emit("back");
+            await DrainUntilAsync(onA, "back");
+            await DrainUntilAsync(onB, "back");
+
+            // a namespace made while Redis was down subscribed once Redis came back
+            await WaitUntilAsync(async () => await Try(() => _a.Io.Of("/late").Adapter.ServerCountAsync()) == 2);
+        }
+        finally
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            TaskScheduler.UnobservedTaskException -= watch;
+        }
+
+        Assert.Empty(unobserved);
+    }
+
+    private static async Task<int> Try(Func<ValueTask<int>> count)
+    {
+        try
+        {
+            return await count();
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>Reads events until one named <paramref name="name"/>; every other must be an "after" probe.</summary>
+    private static async Task DrainUntilAsync(Client client, string name)
+    {
+        while (true)
+        {
+            var args = await client.NextEventAsync("/", Wait);
+            if ((string?)args[0] == name)
+            {
+                return;
+            }
+
+            Assert.Equal("after", (string?)args[0]);
+        }
+    }
+
     private static async Task<Client> Connect(TestServer server, string? room)
     {
         var ws = await WsSocketIOClient.OpenAsync(server.BaseUri);
