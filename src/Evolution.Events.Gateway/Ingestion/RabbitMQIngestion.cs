@@ -26,7 +26,7 @@ namespace Evolution.Events.Gateway.Ingestion;
 /// reason in the header <see cref="ReasonHeader"/>, then acknowledged: never requeued. A message whose processing
 /// did not finish (crash, lost connection, shutdown) is redelivered by the broker.</item>
 /// <item>One message at a time, in queue order; at most RABBITMQ_PREFETCH unacknowledged at once.</item>
-/// <item>A lost broker is survived: reconnection with exponential backoff (0.5 s … 30 s); <c>/health/ready</c> is
+/// <item>A lost broker is survived: reconnection with exponential backoff (0.5 s … 10 s); <c>/health/ready</c> is
 /// 503 until consuming again.</item>
 /// <item>Shutdown (<see cref="StopConsumingAsync"/>, called by <see cref="GatewayShutdown"/> before the bus stops
 /// accepting): cancel the consumer, finish the message in hand and acknowledge it, close; prefetched messages not
@@ -44,7 +44,7 @@ public sealed class RabbitMQIngestion(
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
 
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(500);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
     private const int MaxReasonLength = 1000;
 
     private readonly RabbitMQSettings _settings = options.RabbitMQ
