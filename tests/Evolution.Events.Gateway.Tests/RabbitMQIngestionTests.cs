@@ -151,6 +151,29 @@ public sealed class RabbitMQIngestionTests(RabbitMQFixture fixture, ITestOutputH
     }
 
     [Fact]
+    public async Task TheUriPasswordIsNeverLoggedNorShown_AndARefusedLoginKeepsTheGatewayUp_NotReady()
+    {
+        var secret = "hunter2-" + Guid.NewGuid().ToString("N")[..8];
+        await using var gateway = GatewayProcess.Start(new()
+        {
+            ["LOG_LEVEL"] = "Debug",
+            ["RABBITMQ_URI"] = $"amqp://guest:{secret}@127.0.0.1:{Broker.Port}/",
+            ["RABBITMQ_QUEUE"] = Unique("q"),
+        }, readStdout: true);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        await gateway.WaitReadyAsync(http); // live: the broker refusing the login does not stop the gateway
+        await EventuallyAsync(() => Task.FromResult(gateway.StdoutLines().Any(l => l.Contains("ACCESS_REFUSED", StringComparison.Ordinal))),
+            Long, "the refused login logged");
+        using var ready = await http.GetAsync(new Uri(gateway.BaseUri, "/health/ready"));
+        var body = await ready.Content.ReadAsStringAsync();
+        Assert.Equal(503, (int)ready.StatusCode);
+        Assert.Contains("amqp://guest:***@127.0.0.1", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, body, StringComparison.Ordinal);
+        Assert.DoesNotContain(gateway.StdoutLines(), l => l.Contains(secret, StringComparison.Ordinal));
+        Assert.DoesNotContain(secret, gateway.Stderr(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MalformedMessages_GoToTheDeadLetterQueueWithTheReason_AndAreNeverRequeued()
     {
         var queue = Unique("q");
@@ -243,9 +266,13 @@ public sealed class RabbitMQIngestionTests(RabbitMQFixture fixture, ITestOutputH
 
         Assert.Equal(Enumerable.Range(0, count), received.Distinct().Order());
         output.WriteLine($"received {received.Count} for {count} published ({received.Count - count} redelivered duplicates)");
-        // the order of the queue is kept, duplicates aside
+        // Queue order, duplicates aside; except that the prefetched messages the stopped node gave back (at most
+        // RABBITMQ_PREFETCH=20) may come back in another order: RabbitMQ does not keep the order of returned messages.
         var firsts = received.Select((seq, i) => (seq, i)).GroupBy(x => x.seq).Select(g => g.First()).OrderBy(x => x.i).Select(x => x.seq).ToList();
-        Assert.Equal(Enumerable.Range(0, count), firsts);
+        var misplaced = Enumerable.Range(0, count).Where(i => Math.Abs(firsts[i] - i) > 20).ToList();
+        Assert.True(misplaced.Count == 0,
+            $"out of order past the prefetch window at positions {string.Join(",", misplaced.Take(10))}: {string.Join(",", firsts.Skip(Math.Max(0, misplaced.FirstOrDefault() - 5)).Take(40))}");
+        output.WriteLine($"{Enumerable.Range(0, count).Count(i => firsts[i] != i)} events not at their queue position (returned prefetched messages)");
         await using (var connection = await ConnectAsync())
         await using (var channel = await connection.CreateChannelAsync())
             await EventuallyAsync(async () => (await channel.QueueDeclarePassiveAsync(queue)).MessageCount == 0, Long, "queue drained");

@@ -131,9 +131,24 @@ public sealed class RabbitMQIngestion(
             try
             {
                 if (await _processing.WaitAsync(DrainTimeout, cancellationToken))
-                    _processing.Release();
+                {
+                    try
+                    {
+                        await session.ReturnUnstartedAsync(cancellationToken);
+                    }
+                    finally
+                    {
+                        _processing.Release();
+                    }
+                }
                 else
+                {
                     logger.LogWarning("RabbitMQ: the message in hand was not done within {Timeout}; it will be redelivered", DrainTimeout);
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogDebug("RabbitMQ: returning the prefetched messages failed: {Error}", ex.Message);
             }
             catch (OperationCanceledException)
             {
@@ -153,6 +168,7 @@ public sealed class RabbitMQIngestion(
 
     private async Task OnDeliveryAsync(Session session, BasicDeliverEventArgs delivery)
     {
+        session.Seen(delivery.DeliveryTag);
         if (_draining)
             return; // not acknowledged: back to the queue when the channel closes
         await _processing.WaitAsync();
@@ -373,6 +389,22 @@ public sealed class RabbitMQIngestion(
                 foreach (var key in settings.BindingKeys)
                     await channel.QueueBindAsync(settings.Queue, exchange, key, cancellationToken: ct);
             }
+        }
+
+        private ulong _highestTag;
+
+        /// <summary>Notes a delivery (tags grow by one per delivery on the channel).</summary>
+        public void Seen(ulong deliveryTag) => _highestTag = Math.Max(_highestTag, deliveryTag);
+
+        /// <summary>
+        /// After the consumer was cancelled and the message in hand acknowledged: gives every prefetched, unstarted
+        /// message back to the queue in one <c>basic.nack</c> (multiple, requeue), so that they come back in order
+        /// (closing the channel would also return them, in no defined order).
+        /// </summary>
+        public async Task ReturnUnstartedAsync(CancellationToken ct)
+        {
+            if (_highestTag > 0 && IsOpen)
+                await Consumer.BasicNackAsync(_highestTag, multiple: true, requeue: true, ct);
         }
 
         public async Task CancelConsumerAsync(CancellationToken ct)
