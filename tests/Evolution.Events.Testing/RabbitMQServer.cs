@@ -65,6 +65,7 @@ public sealed partial class RabbitMQServer : IAsyncDisposable
     /// <summary>Starts a broker on free ports and waits until it speaks AMQP.</summary>
     public static async Task<RabbitMQServer> StartNewAsync()
     {
+        FindScript(); // a missing broker fails here, with the message saying how to install it
         Exception? last = null;
         for (var attempt = 0; attempt < 3; attempt++)
         {
