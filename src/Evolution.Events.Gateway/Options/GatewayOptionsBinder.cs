@@ -56,6 +56,7 @@ public static class GatewayOptionsBinder
             RedisKeyPrefix = ReadKeyPrefix(config),
             RedisReloadInterval = TimeSpan.FromMilliseconds(
                 ReadInt(config, "REDIS_RELOAD_INTERVAL_MS", 30_000, 100, 3_600_000)),
+            RabbitMQ = RabbitMQSettings.Read(config),
         };
     }
 
