@@ -206,12 +206,17 @@ public static class GatewayOptionsBinder
         var result = new List<IPNetwork>();
         foreach (var item in raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (IPNetwork.TryParse(item, out var network))
+            if (string.Equals(item, "localhost", StringComparison.OrdinalIgnoreCase))
+            {
+                result.Add(new IPNetwork(IPAddress.Loopback, 8));
+                result.Add(new IPNetwork(IPAddress.IPv6Loopback, 128));
+            }
+            else if (IPNetwork.TryParse(item, out var network))
                 result.Add(network);
             else if (IPAddress.TryParse(item, out var address))
                 result.Add(new IPNetwork(address, address.GetAddressBytes().Length * 8));
             else
-                throw Invalid(name, "must be a comma-separated list of IP addresses or CIDR ranges", item);
+                throw Invalid(name, "must be a comma-separated list of IP addresses, CIDR ranges or localhost", item);
         }
         return result;
     }
