@@ -28,7 +28,7 @@ public static class StartupBanner
                 : "  global key     from AUTHENTICATION_API_KEY",
             $"  Redis          {(options.Redis is null ? "off (REDIS_URI unset: single node)" : "on: shared registry and event bus")}",
             // RabbitMQ ingestion: the line for RABBITMQ_URI goes here once that option exists in GatewayOptions.
-            $"  relay          {(options.InboundWebhookUrl is { } relay ? $"on: client emits POSTed to {relay.GetLeftPart(UriPartial.Path)}" : "off (INBOUND_WEBHOOK_URL unset)")}",
+            $"  relay          {(options.InboundWebhookUrl is { } relay ? $"on: client emits POSTed to {relay.Scheme + "://" + relay.Authority + relay.AbsolutePath}" : "off (INBOUND_WEBHOOK_URL unset)")}",
             $"  websocket      {(options.WebSocketEnabled ? "on: Socket.IO at /socket.io/, plain WebSocket at /ws/events" : "off (WEBSOCKET_ENABLED=false)")}",
         };
         if (options.AllowedHosts.Count > 0)

@@ -86,17 +86,17 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
         var key = ApiKeyReader.FromQueryOrHeaders(request);
         var auth = authorizer.Authenticate(key);
         string? instance = request.Query["instance"];
-        if (!string.IsNullOrEmpty(instance) && !InstanceNames.IsValid(instance))
-        {
-            (status, reason) = (400, $"instance: {InstanceNames.Rule}");
-            return false;
-        }
         // WEBSOCKET_ALLOWED_HOSTS: no key, from a listed address, scoped to an existing instance (never global)
-        var keyless = key is null && !string.IsNullOrEmpty(instance)
-            && authorizer.AllowsKeyless(request.HttpContext.Connection.RemoteIpAddress, instance);
+        var keyless = key is null && InstanceNames.IsValid(instance)
+            && authorizer.AllowsKeyless(request.HttpContext.Connection.RemoteIpAddress, instance!);
         if (!auth.IsAuthenticated && !keyless)
         {
             (status, reason) = (401, "Invalid API key");
+            return false;
+        }
+        if (!string.IsNullOrEmpty(instance) && !InstanceNames.IsValid(instance))
+        {
+            (status, reason) = (400, $"instance: {InstanceNames.Rule}");
             return false;
         }
         instance = string.IsNullOrEmpty(instance) ? auth.InstanceName : instance;
