@@ -41,6 +41,7 @@ public static class GatewayApp
         builder.Services.AddHostedService<GatewayShutdown>();
         builder.Services.AddGatewayObservability(options);
         builder.Services.AddGatewayOpenApi();
+        builder.Services.AddHostedService<StartupBannerService>(); // the start-up block, once Kestrel listens
 
         var app = builder.Build();
         app.UseGatewayRefusalMetrics();
@@ -58,7 +59,6 @@ public static class GatewayApp
         app.MapGatewayObservability(options);
         app.MapDashboardEndpoints();
         app.MapGatewayOpenApi();
-        RegisterLifetimeHooks(app, options);
         return app;
     }
 
@@ -74,14 +74,5 @@ public static class GatewayApp
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         return new Uri(addresses.First().Replace("+", "localhost", StringComparison.Ordinal).Replace("[::]", "localhost", StringComparison.Ordinal));
-    }
-
-    private static void RegisterLifetimeHooks(WebApplication app, GatewayOptions options)
-    {
-        app.Lifetime.ApplicationStarted.Register(() =>
-        {
-            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-            Console.WriteLine(string.Join(Environment.NewLine, StartupBanner.Lines(options, [.. addresses])));
-        });
     }
 }

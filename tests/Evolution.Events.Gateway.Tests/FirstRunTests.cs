@@ -79,6 +79,46 @@ public class FirstRunTests
     }
 
     [Fact]
+    public async Task Demo_PrintsTheBlockThenEndsWithTheDashboardUrl_WhichShowsALiveQr()
+    {
+        using var http = new HttpClient();
+        await using var gateway = GatewayProcess.Start(new() { ["AUTHENTICATION_API_KEY"] = "" }, readStdout: true, "demo");
+        await gateway.WaitReadyAsync(http);
+        var block = await WaitForBlockAsync(gateway);
+        var key = Line(block, "global key").Split(' ')[0];
+        string? url = null;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (url is null && DateTime.UtcNow < deadline)
+        {
+            var lines = gateway.StdoutLines();
+            var demo = lines.FindIndex(l => l.StartsWith("Demo: producing events", StringComparison.Ordinal));
+            // the demo's lines come after the start-up block, and the first of them is the dashboard URL
+            if (demo >= 0 && demo + 1 < lines.Count)
+            {
+                Assert.True(demo > lines.IndexOf("Evolution Events gateway is running"), string.Join("\n", lines));
+                url = lines[demo + 1].Trim();
+            }
+            else
+                await Task.Delay(100);
+        }
+        Assert.Equal($"http://localhost:{gateway.BaseUri.Port}/#instance=demo&apikey={key}", url);
+
+        // the page answers, and what it subscribes to (instance demo with that key) gets a QR code
+        using var page = await http.GetAsync(gateway.BaseUri);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        using var ws = new System.Net.WebSockets.ClientWebSocket();
+        await ws.ConnectAsync(new Uri($"ws://{gateway.BaseUri.Authority}/ws/events?instance=demo&apikey={key}"), CancellationToken.None);
+        while (true)
+        {
+            var envelope = await TestGateway.ReceiveJsonAsync(ws);
+            if ((string?)envelope["event"] != "qrcode.updated")
+                continue;
+            Assert.StartsWith("data:image/png;base64,", (string?)envelope["data"]!["qrcode"]!["base64"], StringComparison.Ordinal);
+            break;
+        }
+    }
+
+    [Fact]
     public async Task StartupBlock_ConfiguredKeyIsNotPrinted()
     {
         using var http = new HttpClient();

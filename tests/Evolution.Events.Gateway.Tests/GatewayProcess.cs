@@ -31,7 +31,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
     /// <summary>The process's working directory (a fresh temp folder, deleted on dispose).</summary>
     public string Directory => _dir;
 
-    public static GatewayProcess Start(Dictionary<string, string> environment, bool readStdout)
+    public static GatewayProcess Start(Dictionary<string, string> environment, bool readStdout, params string[] args)
     {
         var dir = Path.Combine(Path.GetTempPath(), "gw-proc-" + Guid.NewGuid().ToString("N"));
         System.IO.Directory.CreateDirectory(dir);
@@ -45,6 +45,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         info.ArgumentList.Add(dll);
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
         info.Environment["SERVER_PORT"] = port.ToString();
         info.Environment["DATABASE_PATH"] = Path.Combine(dir, "gateway.db");
         info.Environment["AUTHENTICATION_API_KEY"] = TestGateway.Key;

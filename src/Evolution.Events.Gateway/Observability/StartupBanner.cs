@@ -1,4 +1,6 @@
 using Evolution.Events.Gateway.Options;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Evolution.Events.Gateway.Observability;
 
@@ -46,4 +48,29 @@ public static class StartupBanner
             .Replace("://0.0.0.0", "://localhost", StringComparison.Ordinal)
             .TrimEnd('/');
     }
+}
+
+/// <summary>
+/// Prints the <see cref="StartupBanner"/> once the server listens: in <see cref="IHostedLifecycleService.StartedAsync"/>,
+/// which runs after every hosted service started (Kestrel is bound) and before the <c>ApplicationStarted</c>
+/// callbacks, so what those print (the demo's dashboard URL) comes after the block.
+/// </summary>
+internal sealed class StartupBannerService(GatewayOptions options, IServer server) : IHostedLifecycleService
+{
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        Console.WriteLine(string.Join(Environment.NewLine, StartupBanner.Lines(options, [.. addresses])));
+        return Task.CompletedTask;
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
