@@ -208,6 +208,8 @@ public class FirstRunTests
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         var html = await page.Content.ReadAsStringAsync();
         Assert.Contains("openapi/v1.json", html, StringComparison.Ordinal);
+        Assert.Contains("\"telemetry\":false", html, StringComparison.Ordinal); // the page calls no third party
+        Assert.Contains("\"agent\":{\"disabled\":true}", html, StringComparison.Ordinal);
         var scripts = System.Text.RegularExpressions.Regex.Matches(html, "<script[^>]+src=\"([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
         Assert.NotEmpty(scripts);
         foreach (var script in scripts)

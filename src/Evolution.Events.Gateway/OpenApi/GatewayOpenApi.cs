@@ -42,7 +42,7 @@ public static class GatewayOpenApi
             return Task.CompletedTask;
         }));
 
-    /// <summary>The browsable API reference (Scalar, served from the assembly: no CDN) lives under this path.</summary>
+    /// <summary>The browsable API reference (Scalar, its assets served from the package's assembly: no CDN) lives under this path.</summary>
     public const string ReferencePath = "/api";
 
     /// <summary>Serves the document at <c>/openapi/v1.json</c> and the API reference page at <c>/api</c>.</summary>
@@ -52,7 +52,12 @@ public static class GatewayOpenApi
         app.MapScalarApiReference(ReferencePath, options => options
             .WithTitle("Evolution Events gateway API")
             .WithOpenApiRoutePattern("/openapi/{documentName}.json")
-            .AddPreferredSecuritySchemes(SecurityScheme));
+            .AddPreferredSecuritySchemes(SecurityScheme)
+            // the page talks to this gateway only: no telemetry, AI chat, MCP or hosted-tools toolbar
+            .DisableTelemetry()
+            .DisableAgent()
+            .DisableMcp()
+            .HideDeveloperTools());
         return app;
     }
 }
