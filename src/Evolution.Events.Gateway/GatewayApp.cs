@@ -1,4 +1,5 @@
 using Evolution.Events.Gateway.Dashboard;
+using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Ingestion;
 using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Namespaces;
@@ -32,9 +33,7 @@ public static class GatewayApp
         var options = GatewayOptionsBinder.Bind(builder.Configuration);
         if (options.InlineIo)
             builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
-        builder.WebHost.UseUrls(overrides?.TryGetValue("urls", out var urls) == true && urls is not null
-            ? urls
-            : $"http://+:{options.Port}");
+        builder.WebHost.UseUrls(ListenUrls(builder.Configuration, options));
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
         builder.Services.AddGatewaySocketIO(builder.Configuration, options);
@@ -42,9 +41,11 @@ public static class GatewayApp
         builder.Services.AddHostedService<GatewayShutdown>();
         builder.Services.AddGatewayObservability(options);
         builder.Services.AddGatewayOpenApi();
+        builder.Services.AddHostedService<StartupBannerService>(); // the start-up block, once Kestrel listens
 
         var app = builder.Build();
         app.UseGatewayRefusalMetrics();
+        app.UseStatusCodePages(ApiError.WriteStatusCodePageAsync); // a bodiless 404/405/415 gets the JSON error shape
         app.UseInstanceStoreErrors();
         app.UseGatewayForwardedHeaders(options);
         // CORS_ORIGIN has one enforcer per surface: ASP.NET Core's CORS for the REST API, the Engine.IO server's own
@@ -60,25 +61,20 @@ public static class GatewayApp
         app.MapGatewayObservability(options);
         app.MapDashboardEndpoints();
         app.MapGatewayOpenApi();
-        RegisterLifetimeHooks(app, options);
         return app;
     }
+
+    /// <summary>
+    /// Where to listen: ASPNETCORE_URLS / URLS / <c>--urls</c> (the configuration key <c>urls</c>) when set,
+    /// else <c>http://SERVER_HOST:SERVER_PORT</c>.
+    /// </summary>
+    public static string ListenUrls(IConfiguration configuration, GatewayOptions options) =>
+        string.IsNullOrWhiteSpace(configuration["urls"]) ? $"http://{options.Host}:{options.Port}" : configuration["urls"]!.Trim();
 
     /// <summary>The first address the server listens on (after <c>StartAsync</c>), e.g. <c>http://127.0.0.1:53111</c>.</summary>
     public static Uri BoundAddress(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         return new Uri(addresses.First().Replace("+", "localhost", StringComparison.Ordinal).Replace("[::]", "localhost", StringComparison.Ordinal));
-    }
-
-    private static void RegisterLifetimeHooks(WebApplication app, GatewayOptions options)
-    {
-        var lifetime = app.Lifetime;
-        if (options.ApiKeyGenerated)
-        {
-            lifetime.ApplicationStarted.Register(() => Console.WriteLine(
-                "WARNING: AUTHENTICATION_API_KEY is not set. A random global key was generated for this run "
-                + $"(it changes at every start; set AUTHENTICATION_API_KEY to keep one): {options.ApiKey}"));
-        }
     }
 }

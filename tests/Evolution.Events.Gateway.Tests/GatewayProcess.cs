@@ -28,10 +28,13 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
-    public static GatewayProcess Start(Dictionary<string, string> environment, bool readStdout)
+    /// <summary>The process's working directory (a fresh temp folder, deleted on dispose).</summary>
+    public string Directory => _dir;
+
+    public static GatewayProcess Start(Dictionary<string, string> environment, bool readStdout, params string[] args)
     {
         var dir = Path.Combine(Path.GetTempPath(), "gw-proc-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
+        System.IO.Directory.CreateDirectory(dir);
         var port = FreePort();
         var dll = typeof(GatewayApp).Assembly.Location;
         var info = new ProcessStartInfo("dotnet")
@@ -42,11 +45,13 @@ internal sealed class GatewayProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         info.ArgumentList.Add(dll);
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
         info.Environment["SERVER_PORT"] = port.ToString();
         info.Environment["DATABASE_PATH"] = Path.Combine(dir, "gateway.db");
         info.Environment["AUTHENTICATION_API_KEY"] = TestGateway.Key;
         foreach (var (k, v) in environment)
-            info.Environment[k] = v;
+            info.Environment[k] = v.Replace("{port}", port.ToString(), StringComparison.Ordinal); // e.g. ASPNETCORE_URLS=http://127.0.0.1:{port}
         var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start");
         var gateway = new GatewayProcess(process, dir, port);
         if (readStdout)
@@ -135,7 +140,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         _process.Dispose();
         try
         {
-            Directory.Delete(_dir, true);
+            System.IO.Directory.Delete(_dir, true);
         }
         catch (IOException)
         {

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Evolution.Events.Gateway.Instances;
@@ -23,6 +24,32 @@ public sealed class GatewayAuthorizer(GatewayOptions options, InstanceRegistry r
         if (CryptographicOperations.FixedTimeEquals(hash, _globalKeyHash))
             return AuthResult.Global;
         return registry.FindByToken(key) is { } instance ? AuthResult.ForInstance(instance) : AuthResult.None;
+    }
+
+    /// <summary>
+    /// WEBSOCKET_ALLOWED_HOSTS: whether a client that presented no key may open the events of
+    /// <paramref name="instanceName"/>: only when its address (the TCP peer, or the client a TRUSTED_PROXIES peer
+    /// names in X-Forwarded-For) is listed and the instance exists. The caller decides where this applies:
+    /// instance-scoped WebSocket subscriptions only, never the main namespace nor REST.
+    /// </summary>
+    public bool AllowsKeyless(IPAddress? clientAddress, string instanceName) =>
+        options.AllowedHosts.Count > 0
+        && IsInList(options.AllowedHosts, clientAddress)
+        && registry.TryGet(instanceName, out _);
+
+    /// <summary>Whether an address is in one of the networks; an IPv4-mapped IPv6 address counts as its IPv4 form.</summary>
+    public static bool IsInList(IReadOnlyList<IPNetwork> networks, IPAddress? address)
+    {
+        if (address is null)
+            return false;
+        if (address.IsIPv4MappedToIPv6)
+            address = address.MapToIPv4();
+        foreach (var network in networks)
+        {
+            if (network.Contains(address))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>The global key opens every instance; an instance token only its own.</summary>

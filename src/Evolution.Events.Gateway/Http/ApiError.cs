@@ -65,6 +65,27 @@ public sealed record ApiError(
         await response.Body.WriteAsync(Body(status, messages));
     }
 
+    /// <summary>
+    /// For <c>UseStatusCodePages</c>: an error answered without a body (no route 404, 405, the 415 of an endpoint
+    /// that accepts only JSON, all decided before any handler or key check) gets the same JSON shape as the rest.
+    /// </summary>
+    public static Task WriteStatusCodePageAsync(Microsoft.AspNetCore.Diagnostics.StatusCodeContext context)
+    {
+        var http = context.HttpContext;
+        var status = http.Response.StatusCode;
+        var message = status switch
+        {
+            StatusCodes.Status415UnsupportedMediaType =>
+                $"content-type: must be application/json (got '{Truncate(http.Request.ContentType ?? "none", 64)}')",
+            StatusCodes.Status404NotFound => $"no endpoint at {http.Request.Method} {Truncate(http.Request.Path.Value ?? "/", 128)}",
+            StatusCodes.Status405MethodNotAllowed => $"method {http.Request.Method} is not allowed on {Truncate(http.Request.Path.Value ?? "/", 128)}",
+            _ => ReasonPhrases.GetReasonPhrase(status),
+        };
+        return WriteAsync(http.Response, status, message);
+    }
+
+    private static string Truncate(string value, int max) => value.Length > max ? value[..max] + "…" : value;
+
     /// <summary>401 or 403 for a refused <see cref="AccessDecision"/>.</summary>
     public static IResult Refused(AccessDecision decision, string forbiddenMessage) =>
         decision == AccessDecision.Unauthenticated

@@ -36,6 +36,12 @@ public interface IInstanceStore
     /// <summary>Replaces the instance's settings; returns it as written (null info when it does not exist).</summary>
     Task<InstanceRead> UpdateSettingsAsync(string name, InstanceSettings settings, CancellationToken ct);
 
+    /// <summary>
+    /// Replaces the instance's token (and its uniqueness index); returns it as written (null info when it does not
+    /// exist). Throws <see cref="InvalidOperationException"/> when another instance holds <paramref name="token"/>.
+    /// </summary>
+    Task<InstanceRead> RotateTokenAsync(string name, string token, CancellationToken ct);
+
     /// <summary>Readiness of the store.</summary>
     Task<HealthCheckResult> CheckHealthAsync(CancellationToken ct);
 }

@@ -5,7 +5,10 @@ using FluentValidation;
 
 namespace Evolution.Events.Gateway.Instances;
 
-/// <summary>REST: <c>/instance/create</c>, <c>/instance/fetchInstances</c>, <c>/instance/delete/{name}</c>.</summary>
+/// <summary>
+/// REST: <c>/instance/create</c>, <c>/instance/fetchInstances</c>, <c>/instance/delete/{name}</c>,
+/// <c>/instance/{name}/token/rotate</c>.
+/// </summary>
 public static class InstanceEndpoints
 {
     public static IEndpointRouteBuilder MapInstanceEndpoints(this IEndpointRouteBuilder app)
@@ -20,6 +23,10 @@ public static class InstanceEndpoints
             .Produces<InstanceView[]>().ProducesApiErrors(401, 403);
         group.MapDelete("/delete/{instanceName}", DeleteAsync)
             .WithSummary("Deletes an instance and disconnects its sockets (global key).")
+            .Produces<InstanceView>().ProducesApiErrors(401, 403, 404);
+        group.MapPost("/{instanceName}/token/rotate", RotateTokenAsync)
+            .WithSummary("Replaces the instance's token with a new one (global key, or the instance's current token). "
+                + "Sockets that logged in with the old token get the event 'token.rotated' and are disconnected.")
             .Produces<InstanceView>().ProducesApiErrors(401, 403, 404);
         return app;
     }
@@ -61,6 +68,27 @@ public static class InstanceEndpoints
             .Where(x => string.IsNullOrEmpty(filter) || x.Info.Name == filter)
             .Select(x => View(x.Info, x.Settings));
         return Results.Json(items, ApiError.Json);
+    }
+
+    private static async Task<IResult> RotateTokenAsync(string instanceName, HttpRequest request,
+        GatewayAuthorizer authorizer, InstanceRegistry registry, CancellationToken ct)
+    {
+        var decision = GatewayAuthorizer.Authorize(authorizer.Authenticate(request), instanceName);
+        if (decision != AccessDecision.Allowed)
+            return ApiError.Refused(decision, $"This token may not rotate the token of instance '{instanceName}'");
+        InstanceInfo? rotated;
+        try
+        {
+            rotated = await registry.RotateTokenAsync(instanceName, ct);
+        }
+        catch (InvalidOperationException)
+        {
+            // a freshly generated 160-bit token already taken: practically never; the caller may simply retry
+            return ApiError.Result(409, "token: the generated token is already used; try again");
+        }
+        return rotated is null
+            ? ApiError.Result(404, $"instance '{instanceName}' not found")
+            : Results.Json(View(rotated, registry.GetSettings(instanceName) ?? InstanceSettings.Default), ApiError.Json);
     }
 
     private static async Task<IResult> DeleteAsync(string instanceName, HttpRequest request,

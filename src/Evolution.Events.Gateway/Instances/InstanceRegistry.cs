@@ -48,6 +48,12 @@ public sealed class InstanceRegistry : IAsyncDisposable
     /// <summary>Raised after an instance was created or auto-registered (here or on another node). Handlers must not block.</summary>
     public event Action<InstanceInfo>? InstanceCreated;
 
+    /// <summary>
+    /// Raised after an instance's token was replaced (here or on another node), with the instance as it is now.
+    /// Sockets that logged in with the old token must be told and disconnected. Handlers must not block.
+    /// </summary>
+    public event Action<InstanceInfo>? TokenRotated;
+
     /// <summary>Loads every instance into memory (once, at start-up) and, with a shared store, starts following its changes.</summary>
     public async Task LoadAsync(CancellationToken ct)
     {
@@ -149,6 +155,30 @@ public sealed class InstanceRegistry : IAsyncDisposable
         return removed.Info;
     }
 
+    /// <summary>
+    /// Replaces an instance's token with a new random one; returns the instance as it is now, or null when it
+    /// does not exist. The old token stops working at once on this node, and on the others as soon as they apply
+    /// the change. Throws <see cref="InstanceStoreUnavailableException"/>.
+    /// </summary>
+    public async Task<InstanceInfo?> RotateTokenAsync(string name, CancellationToken ct)
+    {
+        InstanceRead written;
+        await _writeGate.WaitAsync(ct);
+        try
+        {
+            written = await _store.RotateTokenAsync(name, NewToken(), ct);
+            if (written.Info is null)
+                return null;
+            ApplyOne(name, written);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+        _logger.LogInformation("Instance {Instance} token rotated", name);
+        return written.Info;
+    }
+
     /// <summary>Stores new settings; returns false when the instance is unknown. Throws <see cref="InstanceStoreUnavailableException"/>.</summary>
     public async Task<bool> SetSettingsAsync(string name, InstanceSettings settings, CancellationToken ct)
     {
@@ -235,7 +265,7 @@ public sealed class InstanceRegistry : IAsyncDisposable
     /// <summary>Applies one instance's state read at its revision, unless the snapshot already holds a newer one.</summary>
     private void ApplyOne(string name, InstanceRead read)
     {
-        var raised = new List<(bool Deleted, InstanceInfo Info)>();
+        var raised = new List<(Change Kind, InstanceInfo Info)>();
         lock (_applyLock)
         {
             var known = _seen.TryGetValue(name, out var seen) ? seen : _baseRevision;
@@ -256,7 +286,7 @@ public sealed class InstanceRegistry : IAsyncDisposable
     /// </summary>
     private void ApplyAll(RegistryRead read, bool force, bool raise)
     {
-        var raised = new List<(bool Deleted, InstanceInfo Info)>();
+        var raised = new List<(Change Kind, InstanceInfo Info)>();
         lock (_applyLock)
         {
             force |= read.Revision < _baseRevision;
@@ -278,33 +308,51 @@ public sealed class InstanceRegistry : IAsyncDisposable
             Raise(raised);
     }
 
-    private static Snapshot Transition(Snapshot snapshot, Entry? current, Entry? next, List<(bool Deleted, InstanceInfo Info)> raised)
+    private static Snapshot Transition(Snapshot snapshot, Entry? current, Entry? next, List<(Change Kind, InstanceInfo Info)> raised)
     {
-        // A name whose token or creation changed is another instance: the old one's sockets must go.
         var same = current is not null && next is not null && current.Info == next.Info;
+        // Same name and creation, another token: the token was rotated (the instance and its settings stay).
+        if (current is not null && next is not null && !same && current.Info.CreatedAt == next.Info.CreatedAt)
+        {
+            raised.Add((Change.TokenRotated, next.Info));
+            return snapshot.Without(current).With(next);
+        }
+        // A name whose creation changed is another instance: the old one's sockets must go.
         if (current is not null && !same)
         {
             snapshot = snapshot.Without(current);
-            raised.Add((true, current.Info));
+            raised.Add((Change.Deleted, current.Info));
         }
         if (next is null)
             return snapshot;
         if (!same)
-            raised.Add((false, next.Info));
+            raised.Add((Change.Created, next.Info));
         return snapshot.With(next, same ? current : null);
     }
 
     private static Entry? ToEntry(InstanceInfo? info, InstanceSettings? settings) =>
         info is null ? null : new Entry(info, settings ?? InstanceSettings.Default);
 
-    private void Raise(List<(bool Deleted, InstanceInfo Info)> raised)
+    private void Raise(List<(Change Kind, InstanceInfo Info)> raised)
     {
-        foreach (var (deleted, info) in raised)
+        foreach (var (kind, info) in raised)
         {
-            if (deleted)
+            if (kind == Change.Deleted)
                 _logger.LogDebug("Instance {Instance} removed from the registry", info.Name);
-            Raise(deleted ? InstanceDeleted : InstanceCreated, info);
+            Raise(kind switch
+            {
+                Change.Deleted => InstanceDeleted,
+                Change.TokenRotated => TokenRotated,
+                _ => InstanceCreated,
+            }, info);
         }
+    }
+
+    private enum Change
+    {
+        Created,
+        Deleted,
+        TokenRotated,
     }
 
     private void Raise(Action<InstanceInfo>? handlers, InstanceInfo info)

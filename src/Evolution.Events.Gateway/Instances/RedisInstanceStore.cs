@@ -58,6 +58,18 @@ public sealed class RedisInstanceStore : IInstanceStore, IAsyncDisposable
         return {rev, redis.call('HGETALL', KEYS[1])}
         """;
 
+    private const string RotateScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+        if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+        local old = redis.call('HGET', KEYS[1], 'tokenHash')
+        if old then redis.call('DEL', ARGV[3] .. old) end
+        redis.call('HSET', KEYS[1], 'token', ARGV[1], 'tokenHash', ARGV[2])
+        redis.call('SET', KEYS[2], ARGV[4])
+        local rev = redis.call('INCR', KEYS[3])
+        redis.call('PUBLISH', ARGV[5], rev .. ' ' .. ARGV[4])
+        return {rev, redis.call('HGETALL', KEYS[1])}
+        """;
+
     private const string ReadScript = """
         return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1])}
         """;
@@ -208,6 +220,16 @@ public sealed class RedisInstanceStore : IInstanceStore, IAsyncDisposable
     {
         var result = await RunAsync(SettingsScript, [_instancePrefix + name, _revisionKey],
             [settings.Enabled ? "1" : "0", JsonSerializer.Serialize(settings.Events), _channel.ToString(), name]);
+        return ToRead(name, result);
+    }
+
+    public async Task<InstanceRead> RotateTokenAsync(string name, string token, CancellationToken ct)
+    {
+        var tokenHash = TokenHash(token);
+        var result = await RunAsync(RotateScript, [_instancePrefix + name, _tokenPrefix + tokenHash, _revisionKey],
+            [token, tokenHash, _tokenPrefix, name, _channel.ToString()]);
+        if (result.Resp2Type == ResultType.Integer)
+            throw new InvalidOperationException("token already used by another instance");
         return ToRead(name, result);
     }
 

@@ -116,6 +116,29 @@ public sealed class SqliteInstanceStore(GatewayOptions options) : IInstanceStore
         return new InstanceRead(Interlocked.Increment(ref _revision), row?.Info, row?.Settings);
     }
 
+    public Task<InstanceRead> RotateTokenAsync(string name, string token, CancellationToken ct) =>
+        Task.Run(() => RotateTokenCoreAsync(name, token, ct), ct);
+
+    private async Task<InstanceRead> RotateTokenCoreAsync(string name, string token, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE instances SET token = $t WHERE name = $n;";
+        command.Parameters.AddWithValue("$n", name);
+        command.Parameters.AddWithValue("$t", token);
+        try
+        {
+            if (await command.ExecuteNonQueryAsync(ct) == 0)
+                return default;
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == 19) // SQLITE_CONSTRAINT: the token is taken
+        {
+            throw new InvalidOperationException("token already used by another instance", ex);
+        }
+        var row = await FindAsync(connection, name, ct);
+        return new InstanceRead(Interlocked.Increment(ref _revision), row?.Info, row?.Settings);
+    }
+
     public Task<InstanceRead> DeleteAsync(string name, CancellationToken ct) =>
         Task.Run(() => DeleteCoreAsync(name, ct), ct);
 

@@ -101,5 +101,12 @@ public static class GatewaySocketIO
                 nsp.DisconnectSockets();
             }
         };
+        registry.TokenRotated += instance =>
+        {
+            if (io.TryGetNamespace("/" + instance.Name, out var nsp))
+            {
+                authorization.DisconnectRevoked(nsp, services.GetRequiredService<TimeProvider>().GetUtcNow());
+            }
+        };
     }
 }

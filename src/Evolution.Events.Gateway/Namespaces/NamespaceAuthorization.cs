@@ -1,6 +1,7 @@
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Instances;
 using Evolution.Events.SocketIO;
+using Evolution.Events.SocketIO.Protocol;
 
 namespace Evolution.Events.Gateway.Namespaces;
 
@@ -8,7 +9,8 @@ namespace Evolution.Events.Gateway.Namespaces;
 /// Who may open which Socket.IO namespace: the global key any valid one (and <c>/</c>), an
 /// instance token only <c>/{its instance}</c>. The key comes from the CONNECT auth payload
 /// (<c>apikey</c> or <c>token</c>), or the query (<c>?apikey=</c>/<c>?token=</c>) or <c>apikey</c> header of the
-/// request that carried the CONNECT (see <see cref="KeyOf"/>).
+/// request that carried the CONNECT (see <see cref="KeyOf"/>). With WEBSOCKET_ALLOWED_HOSTS, a client from a
+/// listed address that presents no key may open an existing instance's namespace (never <c>/</c>).
 /// </summary>
 public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
 {
@@ -30,7 +32,11 @@ public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
     /// <summary>Middleware of the instance namespaces <c>/{name}</c>.</summary>
     public ValueTask<ConnectError?> AuthorizeInstance(Socket socket)
     {
-        var auth = Authenticate(socket);
+        var key = KeyOf(socket.Handshake);
+        // WEBSOCKET_ALLOWED_HOSTS: no key at all, from a listed address (the request that carried the CONNECT)
+        if (key is null && authorizer.AllowsKeyless(socket.Handshake.ConnectRequest.RemoteAddress, InstanceOf(socket.Namespace)))
+            return ValueTask.FromResult<ConnectError?>(null);
+        var auth = authorizer.Authenticate(key);
         var decision = GatewayAuthorizer.Authorize(auth, InstanceOf(socket.Namespace));
         return ValueTask.FromResult(decision switch
         {
@@ -38,6 +44,24 @@ public sealed class NamespaceAuthorization(GatewayAuthorizer authorizer)
             AccessDecision.Forbidden => new ConnectError(ForbiddenNamespace),
             _ => new ConnectError(InvalidApiKey),
         });
+    }
+
+    /// <summary>
+    /// After a token rotation: every socket of the instance's namespace whose key no longer opens it (it logged in
+    /// with the old token) gets <see cref="TokenRotation.EventName"/>, then a server-side disconnect.
+    /// Sockets of the global key, or keyless (WEBSOCKET_ALLOWED_HOSTS), stay.
+    /// </summary>
+    public void DisconnectRevoked(Namespace nsp, DateTimeOffset now)
+    {
+        var instance = InstanceOf(nsp);
+        var message = TokenRotation.Message(instance, now);
+        foreach (var socket in nsp.SocketsById.Values)
+        {
+            if (KeyOf(socket.Handshake) is not { } key || GatewayAuthorizer.CanAccessInstance(authorizer.Authenticate(key), instance))
+                continue;
+            socket.Emit(TokenRotation.EventName, new RawJson(message));
+            socket.Disconnect();
+        }
     }
 
     /// <summary>A namespace is an instance namespace when its name (without the slash) is a valid instance name.</summary>

@@ -7,7 +7,6 @@ using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
-using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Prometheus;
 
@@ -65,13 +64,13 @@ public static class GatewayObservability
             };
         }
 
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync(options) })
-            .WithTags("Operations").WithSummary("Liveness: the process serves HTTP (no dependency is checked).");
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions
-        {
-            Predicate = r => r.Tags.Contains(ReadyTag),
-            ResponseWriter = WriteAsync(options),
-        }).WithTags("Operations").WithSummary("Readiness: the instance store (SQLite, or Redis with REDIS_URI) answers; says whether WebSocket endpoints are enabled.");
+        // Minimal-API handlers over the health check service (not MapHealthChecks) so that the OpenAPI document lists them.
+        app.MapGet("/health/live", (HttpContext context, HealthCheckService health) => HealthAsync(context, health, _ => false, options))
+            .WithTags("Operations").WithSummary("Liveness: the process serves HTTP (no dependency is checked).")
+            .Produces<HealthBody>().Produces<HealthBody>(StatusCodes.Status503ServiceUnavailable);
+        app.MapGet("/health/ready", (HttpContext context, HealthCheckService health) => HealthAsync(context, health, r => r.Tags.Contains(ReadyTag), options))
+            .WithTags("Operations").WithSummary("Readiness: the instance store (SQLite, or Redis with REDIS_URI) answers; says whether WebSocket endpoints are enabled.")
+            .Produces<HealthBody>().Produces<HealthBody>(StatusCodes.Status503ServiceUnavailable);
         UseMetricsAuthorization(app, options);
         app.MapMetrics("/metrics", metrics.Registry).WithTags("Operations")
             .WithSummary("Prometheus metrics (text exposition format); the global key or METRICS_API_KEY unless METRICS_PUBLIC=true.");
@@ -107,20 +106,32 @@ public static class GatewayObservability
         }));
     }
 
-    private static Func<HttpContext, HealthReport, Task> WriteAsync(GatewayOptions options) => (context, report) =>
+    private static async Task HealthAsync(HttpContext context, HealthCheckService health,
+        Func<HealthCheckRegistration, bool> predicate, GatewayOptions options)
     {
+        var report = await health.CheckHealthAsync(predicate, context.RequestAborted);
+        context.Response.StatusCode = report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+        context.Response.Headers.CacheControl = "no-store, no-cache";
         context.Response.ContentType = "application/json; charset=utf-8";
-        var body = new
-        {
-            status = report.Status.ToString(),
-            websocket = new { enabled = options.WebSocketEnabled },
-            checks = report.Entries.ToDictionary(e => e.Key, e => new
-            {
-                status = e.Value.Status.ToString(),
-                description = e.Value.Description,
-                durationMs = Math.Round(e.Value.Duration.TotalMilliseconds, 2),
-            }),
-        };
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body, ApiError.Json));
-    };
+        var body = new HealthBody(
+            report.Status.ToString(),
+            new HealthWebSocket(options.WebSocketEnabled),
+            report.Entries.ToDictionary(e => e.Key, e => new HealthCheckEntry(
+                e.Value.Status.ToString(),
+                e.Value.Description,
+                Math.Round(e.Value.Duration.TotalMilliseconds, 2))));
+        await context.Response.WriteAsync(JsonSerializer.Serialize(body, ApiError.Json));
+    }
 }
+
+/// <summary>The body of <c>/health/live</c> and <c>/health/ready</c> (503 when a check is unhealthy).</summary>
+/// <param name="Status"><c>Healthy</c>, <c>Degraded</c> or <c>Unhealthy</c>.</param>
+/// <param name="Websocket">Whether the WebSocket endpoints are enabled (WEBSOCKET_ENABLED).</param>
+/// <param name="Checks">Each check by name (none for liveness).</param>
+public sealed record HealthBody(string Status, HealthWebSocket Websocket, IReadOnlyDictionary<string, HealthCheckEntry> Checks);
+
+/// <summary>WEBSOCKET_ENABLED as the health body reports it.</summary>
+public sealed record HealthWebSocket(bool Enabled);
+
+/// <summary>One check of a health body.</summary>
+public sealed record HealthCheckEntry(string Status, string? Description, double DurationMs);

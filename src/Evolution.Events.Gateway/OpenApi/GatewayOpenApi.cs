@@ -1,4 +1,5 @@
 using Microsoft.OpenApi;
+using Scalar.AspNetCore;
 
 namespace Evolution.Events.Gateway.OpenApi;
 
@@ -41,10 +42,22 @@ public static class GatewayOpenApi
             return Task.CompletedTask;
         }));
 
-    /// <summary>Serves the document at <c>/openapi/v1.json</c>.</summary>
+    /// <summary>The browsable API reference (Scalar, its assets served from the package's assembly: no CDN) lives under this path.</summary>
+    public const string ReferencePath = "/api";
+
+    /// <summary>Serves the document at <c>/openapi/v1.json</c> and the API reference page at <c>/api</c>.</summary>
     public static WebApplication MapGatewayOpenApi(this WebApplication app)
     {
         app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference(ReferencePath, options => options
+            .WithTitle("Evolution Events gateway API")
+            .WithOpenApiRoutePattern("/openapi/{documentName}.json")
+            .AddPreferredSecuritySchemes(SecurityScheme)
+            // the page talks to this gateway only: no telemetry, AI chat, MCP or hosted-tools toolbar
+            .DisableTelemetry()
+            .DisableAgent()
+            .DisableMcp()
+            .HideDeveloperTools());
         return app;
     }
 }

@@ -12,6 +12,12 @@ public sealed class GatewayOptions
     /// <summary>SERVER_PORT: the HTTP port for everything.</summary>
     public int Port { get; init; } = 8080;
 
+    /// <summary>
+    /// SERVER_HOST: the interface to listen on (<c>+</c> = all, the default; <c>127.0.0.1</c> = this host only).
+    /// ASPNETCORE_URLS (or <c>--urls</c>) wins over SERVER_HOST and SERVER_PORT when set.
+    /// </summary>
+    public string Host { get; init; } = "+";
+
     /// <summary>SERVER_URL: the fallback <c>server_url</c> of envelopes.</summary>
     public string ServerUrl { get; init; } = "http://localhost:8080";
 
@@ -65,6 +71,12 @@ public sealed class GatewayOptions
 
     /// <summary>TRUSTED_PROXIES: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.</summary>
     public IReadOnlyList<IPNetwork> TrustedProxies { get; init; } = [];
+
+    /// <summary>
+    /// WEBSOCKET_ALLOWED_HOSTS: client addresses (after TRUSTED_PROXIES) that may open an instance's events
+    /// without a key; empty (the default) = nobody. Never the main namespace <c>/</c>, never REST.
+    /// </summary>
+    public IReadOnlyList<IPNetwork> AllowedHosts { get; init; } = [];
 
     /// <summary>WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection before it is dropped.</summary>
     public int SendQueueLimit { get; init; } = 4096;

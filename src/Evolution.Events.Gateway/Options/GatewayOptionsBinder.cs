@@ -23,6 +23,7 @@ public static class GatewayOptionsBinder
         return new GatewayOptions
         {
             Port = port,
+            Host = ReadHost(config),
             ServerUrl = ReadServerUrl(config, port),
             WebSocketEnabled = ReadBool(config, "WEBSOCKET_ENABLED", true),
             WebSocketGlobalEvents = ReadBool(config, "WEBSOCKET_GLOBAL_EVENTS", false),
@@ -41,7 +42,8 @@ public static class GatewayOptionsBinder
             ConnectTimeout = TimeSpan.FromMilliseconds(ReadInt(config, "WEBSOCKET_CONNECT_TIMEOUT_MS", 5000, 100, 600_000)),
             ConnectRatePerMinute = ReadInt(config, "WEBSOCKET_CONNECT_RATE", 0, 0, int.MaxValue),
             WebhookMaxBody = ReadInt(config, "WEBHOOK_MAX_BODY", 10_485_760, 1, int.MaxValue),
-            TrustedProxies = ReadProxies(config),
+            TrustedProxies = ReadNetworks(config, "TRUSTED_PROXIES"),
+            AllowedHosts = ReadNetworks(config, "WEBSOCKET_ALLOWED_HOSTS"),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
             RecoverySeconds = ReadInt(config, "WEBSOCKET_RECOVERY_SECONDS", 120, 0, 86_400),
             SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
@@ -185,20 +187,37 @@ public static class GatewayOptionsBinder
         throw Invalid("REDIS_KEY_PREFIX", "must be 1-64 printable ASCII characters without spaces", raw);
     }
 
-    private static List<IPNetwork> ReadProxies(IConfiguration config)
+    private static string ReadHost(IConfiguration config)
     {
-        var raw = Read(config, "TRUSTED_PROXIES");
+        var raw = Read(config, "SERVER_HOST");
+        if (raw is null or "+" or "*" or "0.0.0.0")
+            return raw is null or "*" ? "+" : raw;
+        if (IPAddress.TryParse(raw.Trim('[', ']'), out var address))
+            return address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+        if (string.Equals(raw, "localhost", StringComparison.OrdinalIgnoreCase))
+            return "localhost";
+        throw Invalid("SERVER_HOST", "must be an IP address of this host, localhost, or + (all interfaces)", raw);
+    }
+
+    private static List<IPNetwork> ReadNetworks(IConfiguration config, string name)
+    {
+        var raw = Read(config, name);
         if (raw is null)
             return [];
         var result = new List<IPNetwork>();
         foreach (var item in raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (IPNetwork.TryParse(item, out var network))
+            if (string.Equals(item, "localhost", StringComparison.OrdinalIgnoreCase))
+            {
+                result.Add(new IPNetwork(IPAddress.Loopback, 8));
+                result.Add(new IPNetwork(IPAddress.IPv6Loopback, 128));
+            }
+            else if (IPNetwork.TryParse(item, out var network))
                 result.Add(network);
             else if (IPAddress.TryParse(item, out var address))
                 result.Add(new IPNetwork(address, address.GetAddressBytes().Length * 8));
             else
-                throw Invalid("TRUSTED_PROXIES", "must be a comma-separated list of IP addresses or CIDR ranges", item);
+                throw Invalid(name, "must be a comma-separated list of IP addresses, CIDR ranges or localhost", item);
         }
         return result;
     }

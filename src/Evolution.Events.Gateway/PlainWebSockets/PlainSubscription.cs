@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Instances;
@@ -11,6 +12,9 @@ namespace Evolution.Events.Gateway.PlainWebSockets;
 /// <param name="Simple">True for <c>?format=simple</c>.</param>
 public sealed record PlainSubscription(string? Instance, FrozenSet<string>? Events, bool Simple)
 {
+    /// <summary>How the client got in: the global key, the instance's token, or none (WEBSOCKET_ALLOWED_HOSTS).</summary>
+    public AuthKind Auth { get; init; } = AuthKind.Global;
+
     public bool Accepts(GatewayEvent e, InstanceSettings? settings)
     {
         if (Events is not null && !Events.Contains(e.SettingName))

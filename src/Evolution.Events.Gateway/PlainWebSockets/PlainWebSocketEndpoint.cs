@@ -83,20 +83,24 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
     {
         subscription = null;
         (status, reason) = (200, "");
-        var auth = authorizer.Authenticate(ApiKeyReader.FromQueryOrHeaders(request));
-        if (!auth.IsAuthenticated)
+        var key = ApiKeyReader.FromQueryOrHeaders(request);
+        var auth = authorizer.Authenticate(key);
+        string? instance = request.Query["instance"];
+        // WEBSOCKET_ALLOWED_HOSTS: no key, from a listed address, scoped to an existing instance (never global)
+        var keyless = key is null && InstanceNames.IsValid(instance)
+            && authorizer.AllowsKeyless(request.HttpContext.Connection.RemoteIpAddress, instance!);
+        if (!auth.IsAuthenticated && !keyless)
         {
             (status, reason) = (401, "Invalid API key");
             return false;
         }
-        string? instance = request.Query["instance"];
         if (!string.IsNullOrEmpty(instance) && !InstanceNames.IsValid(instance))
         {
             (status, reason) = (400, $"instance: {InstanceNames.Rule}");
             return false;
         }
         instance = string.IsNullOrEmpty(instance) ? auth.InstanceName : instance;
-        if (instance is not null && !GatewayAuthorizer.CanAccessInstance(auth, instance))
+        if (!keyless && instance is not null && !GatewayAuthorizer.CanAccessInstance(auth, instance))
         {
             (status, reason) = (403, $"This token may not open the events of instance '{instance}'");
             return false;
@@ -106,7 +110,7 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
             status = 400;
             return false;
         }
-        subscription = new PlainSubscription(instance, events, simple);
+        subscription = new PlainSubscription(instance, events, simple) { Auth = keyless ? AuthKind.None : auth.Kind };
         return true;
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
+using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Instances;
@@ -28,6 +29,7 @@ public sealed class PlainWebSocketHub : IEventSink
         _registry = registry;
         _replay = replay;
         registry.InstanceDeleted += OnInstanceDeleted;
+        registry.TokenRotated += OnTokenRotated;
     }
 
     public int Count => _connections.Count;
@@ -92,6 +94,23 @@ public sealed class PlainWebSocketHub : IEventSink
         {
             if (string.Equals(connection.Subscription.Instance, instance.Name, StringComparison.Ordinal))
                 connection.Close(WebSocketCloseStatus.NormalClosure, $"instance '{instance.Name}' was deleted");
+        }
+    }
+
+    /// <summary>
+    /// Tells every connection that logged in with the instance's (now old) token, then closes it with
+    /// <see cref="TokenRotation.CloseStatus"/>. Connections of the global key or keyless ones stay.
+    /// </summary>
+    public void OnTokenRotated(InstanceInfo instance)
+    {
+        var message = TokenRotation.Message(instance.Name, DateTimeOffset.UtcNow);
+        foreach (var (_, connection) in _connections)
+        {
+            if (connection.Subscription.Auth != AuthKind.Instance
+                || !string.Equals(connection.Subscription.Instance, instance.Name, StringComparison.Ordinal))
+                continue;
+            connection.TryEnqueue(message);
+            connection.Close(TokenRotation.CloseStatus, TokenRotation.CloseReason);
         }
     }
 
