@@ -68,6 +68,7 @@ public class FirstRunTests
         Assert.Matches("^[0-9a-f]{48}$", key);
         Assert.Contains("GENERATED", Line(block, "global key"), StringComparison.Ordinal);
         Assert.StartsWith("off", Line(block, "Redis"), StringComparison.Ordinal);
+        Assert.StartsWith("off", Line(block, "RabbitMQ"), StringComparison.Ordinal);
         Assert.Equal("on: client emits POSTed to http://127.0.0.1:9/inbound", Line(block, "relay")); // no query: it may hold a secret
         Assert.StartsWith("on", Line(block, "websocket"), StringComparison.Ordinal);
 

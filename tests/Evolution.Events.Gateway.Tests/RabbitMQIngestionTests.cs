@@ -171,6 +171,8 @@ public sealed class RabbitMQIngestionTests(RabbitMQFixture fixture, ITestOutputH
         Assert.DoesNotContain(secret, body, StringComparison.Ordinal);
         Assert.DoesNotContain(gateway.StdoutLines(), l => l.Contains(secret, StringComparison.Ordinal));
         Assert.DoesNotContain(secret, gateway.Stderr(), StringComparison.Ordinal);
+        // the start-up block says RabbitMQ is on, with the masked URI
+        Assert.Contains(gateway.StdoutLines(), l => l.Contains("RabbitMQ       on: consuming amqp://guest:***@127.0.0.1", StringComparison.Ordinal));
     }
 
     [Fact]

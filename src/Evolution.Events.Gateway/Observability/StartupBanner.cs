@@ -29,7 +29,7 @@ public static class StartupBanner
                 ? $"  global key     {options.ApiKey} (GENERATED for this run, it changes at every start: set AUTHENTICATION_API_KEY to keep one)"
                 : "  global key     from AUTHENTICATION_API_KEY",
             $"  Redis          {(options.Redis is null ? "off (REDIS_URI unset: single node)" : "on: shared registry and event bus")}",
-            // RabbitMQ ingestion: the line for RABBITMQ_URI goes here once that option exists in GatewayOptions.
+            $"  RabbitMQ       {(options.RabbitMQ is { } rabbit ? $"on: consuming {rabbit.Display}, queue {rabbit.Queue} bound to exchange {rabbit.Exchange}" : "off (RABBITMQ_URI unset)")}",
             $"  relay          {(options.InboundWebhookUrl is { } relay ? $"on: client emits POSTed to {relay.Scheme + "://" + relay.Authority + relay.AbsolutePath}" : "off (INBOUND_WEBHOOK_URL unset)")}",
             $"  websocket      {(options.WebSocketEnabled ? "on: Socket.IO at /socket.io/, plain WebSocket at /ws/events" : "off (WEBSOCKET_ENABLED=false)")}",
         };
