@@ -155,6 +155,114 @@ public sealed class RedisAdapterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Requests_with_answers_work_both_ways_with_a_Node_redis_adapter_peer()
+    {
+        // tests/interop/redis-cluster.mjs: our A and B + a Node socket.io server with @socket.io/redis-adapter 8
+        await using var emitterConnection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
+        var emitter = new RedisEmitter(emitterConnection);
+        var emitterHello = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _b.Io.Sockets.OnServerSideEmit("emitter-hello", (args, _) => emitterHello.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString()))));
+        foreach (var (server, name) in new[] { (_a, "A"), (_b, "B") })
+        {
+            server.Io.Sockets.OnServerSideEmit("ask", (args, ack) => ack?.Invoke([name + ":" + args[0]!.GetValue<string>()]));
+            server.Io.Sockets.OnConnection(socket => socket.Data["who"] = "ours:" + socket.Handshake.AuthString("tag"));
+        }
+
+        _a.Io.Sockets.OnConnection(socket =>
+        {
+            socket.On("fetch", async e =>
+            {
+                var found = await socket.Namespace.To(e.Args[0]!.GetValue<string>()).FetchSocketsAsync();
+                e.Ack(new JsonArray([.. found.OrderBy(f => f.Handshake.AuthString("tag"), StringComparer.Ordinal).Select(f => (JsonNode?)new JsonObject
+                {
+                    ["id"] = f.Id,
+                    ["tag"] = f.Handshake.AuthString("tag"),
+                    ["rooms"] = new JsonArray([.. f.Rooms.Order(StringComparer.Ordinal).Select(r => (JsonNode?)r)]),
+                    ["who"] = f.Data.TryGetValue("who", out var who) ? who?.ToString() : null,
+                    ["remote"] = f is RemoteSocket,
+                })]));
+            });
+            socket.On("ask-cluster", async e =>
+            {
+                var answers = await socket.Namespace.ServerSideEmitWithAckAsync("ask", [e.Args[0]], TimeSpan.FromSeconds(5));
+                e.Ack(new JsonArray([.. answers.Select(a => a[0]?.DeepClone()).Order(Comparer<JsonNode?>.Create((x, y) => string.CompareOrdinal(x?.ToString(), y?.ToString())))]));
+            });
+            socket.On("ask-clients", async e =>
+            {
+                var answers = await new BroadcastOperator(socket.Namespace).Timeout(TimeSpan.FromSeconds(5)).EmitWithAckAsync("question", e.Args[0]);
+                e.Ack(new JsonArray([.. answers.Select(a => (JsonNode?)a[0]!.GetValue<string>()).OrderBy(a => a!.GetValue<string>(), StringComparer.Ordinal)]));
+            });
+            socket.On("use-emitter", async e =>
+            {
+                await emitter.EmitAsync("news", "all", new byte[] { 1, 2 });
+                await emitter.To("red").Except("blue").EmitAsync("news", "red");
+                await emitter.To("blue").EmitAsync("news", "blue");
+                await emitter.To("red").SocketsJoinAsync("yellow");
+                await emitter.To("yellow").EmitAsync("news", "yellow");
+                await emitter.To("yellow").SocketsLeaveAsync("yellow");
+                await emitter.To("yellow").EmitAsync("news", "nobody");
+                await emitter.ServerSideEmitAsync("emitter-hello", "e", 1);
+                await emitter.To(e.Args[0]!.GetValue<string>()).DisconnectSocketsAsync();
+                e.Ack(true);
+            });
+        });
+
+        var result = await NodeRunner.RunAsync(TimeSpan.FromSeconds(40), "redis-cluster.mjs", _a.Url, _b.Url, $"redis://127.0.0.1:{_redis.Port}");
+        Assert.True(result.Lines.Any(l => l["done"] is not null), result.Output);
+        Assert.Equal(3, (int)result.Single("servers")["count"]!);
+        var sid = result.Single("sids");
+
+        // the Node side fetched our sockets (rooms, data, auth), and a fetched one of ours joined a room on its node
+        var nodeFetch = result.Single("node-fetch");
+        Assert.Equal(
+            $$"""[{"id":"{{sid["nodeC"]}}","rooms":{{R(sid["nodeC"], "red")}},"data":{"who":"node:nodeC"},"tag":"nodeC"},{"id":"{{sid["oursA"]}}","rooms":{{R(sid["oursA"], "red")}},"data":{"who":"ours:oursA"},"tag":"oursA"},{"id":"{{sid["oursB"]}}","rooms":{{R(sid["oursB"], "blue")}},"data":{"who":"ours:oursB"},"tag":"oursB"}]""",
+            Sorted(nodeFetch["all"]!));
+        Assert.Equal([(string)sid["oursB"]!], nodeFetch["blue"]!.AsArray().Select(s => (string)s!["id"]!));
+        Assert.Equal([(string)sid["oursB"]!], nodeFetch["notRed"]!.AsArray().Select(s => (string)s!["id"]!));
+
+        // our side fetched the Node server's socket (a RemoteSocket with its data and auth) and its own
+        var oursFetch = result.Single("ours-fetch")["sockets"]!.AsArray();
+        Assert.Equal(
+            $$"""[{"id":"{{sid["nodeC"]}}","tag":"nodeC","rooms":{{R(sid["nodeC"], "red")}},"who":"node:nodeC","remote":true},{"id":"{{sid["oursA"]}}","tag":"oursA","rooms":{{R(sid["oursA"], "red")}},"who":"ours:oursA","remote":false}]""",
+            oursFetch.ToJsonString());
+
+        // server-side events with ack, both ways; broadcasts with acks from either side count every node's clients
+        var ask = result.Single("ask");
+        Assert.Equal("""["A:q1","B:q1"]""", ask["node"]!.ToJsonString());
+        Assert.Equal("""["B:q2","N:q2"]""", ask["ours"]!.ToJsonString());
+        var acks = result.Single("acks");
+        Assert.Equal("""["nodeC:1","oursA:1","oursB:1"]""", acks["node"]!.ToJsonString());
+        Assert.Equal("""["oursB:2"]""", acks["nodeBlue"]!.ToJsonString());
+        Assert.Equal("""["nodeC:3","oursA:3","oursB:3"]""", acks["ours"]!.ToJsonString());
+        Assert.Equal("""["blue","green","red"]""", result.Single("rooms")["all"]!.ToJsonString());
+
+        // the .NET emitter reached the Node server's client and ours, and its requests were applied everywhere
+        var received = result.Single("received");
+        Assert.Equal("""["all|bin:1,2","red","yellow"]""", received["nodeC"]!.ToJsonString());
+        Assert.Equal("""["all|bin:1,2","red","yellow"]""", received["oursA"]!.ToJsonString());
+        Assert.Equal("""["to-green","all|bin:1,2","blue"]""", received["oursB"]!.ToJsonString());
+        var emitted = result.Single("emitter");
+        Assert.Equal("io server disconnect", (string?)emitted["nodeC"]);
+        Assert.Equal("""[["e",1]]""", emitted["serverSide"]!.ToJsonString());
+        Assert.Equal("\"e\",1", await emitterHello.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>Room names as a JSON array in ordinal order.</summary>
+    private static string R(JsonNode? sid, string room) =>
+        new JsonArray([.. new[] { (string)sid!, room }.Order(StringComparer.Ordinal).Select(r => (JsonNode?)r)]).ToJsonString();
+
+    private static string Sorted(JsonNode sockets)
+    {
+        foreach (var socket in sockets.AsArray())
+        {
+            var rooms = socket!["rooms"]!.AsArray().Select(r => (string)r!).Order(StringComparer.Ordinal).ToArray();
+            socket["rooms"] = new JsonArray([.. rooms.Select(r => (JsonNode?)r)]);
+        }
+
+        return sockets.ToJsonString();
+    }
+
+    [Fact]
     public void Codec_writes_the_packet_object_and_reads_it_back()
     {
         var packet = SocketPacketEncoder.Event("/admin", "e", ["a", 2, new byte[] { 9 }]);
