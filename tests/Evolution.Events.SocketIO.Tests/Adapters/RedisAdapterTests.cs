@@ -263,6 +263,83 @@ public sealed class RedisAdapterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Node_redis_emitter_reaches_our_sockets_and_applies_its_requests()
+    {
+        // tests/interop/redis-emitter.mjs: @socket.io/redis-emitter 5 publishing into our A and B
+        var hello = new[] { _a, _b }.Select(server =>
+        {
+            var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            server.Io.Sockets.OnServerSideEmit("from-emitter", (args, ack) => done.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString())) + (ack is null ? "" : "+ack")));
+            return done.Task;
+        }).ToArray();
+
+        var result = await NodeRunner.RunAsync("redis-emitter.mjs", _a.Url, _b.Url, $"redis://127.0.0.1:{_redis.Port}");
+        Assert.True(result.Lines.Any(l => l["done"] is not null), result.Output);
+        var received = result.Single("received");
+        Assert.Equal("""["all|bin:1,2","red","red-or-blue-not-blue"]""", received["a1"]!.ToJsonString());
+        Assert.Equal("""["all|bin:1,2","not-red","green"]""", received["b1"]!.ToJsonString());
+        Assert.Equal("""["admin"]""", received["adminB"]!.ToJsonString());
+        Assert.Equal("io server disconnect", (string?)result.Single("disconnected")["a1"]);
+        foreach (var task in hello)
+        {
+            Assert.Equal("1,\"x\"", await task.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+    }
+
+    [Fact]
+    public async Task Our_emitter_reaches_every_node_and_applies_its_requests()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
+        var emitter = new RedisEmitter(connection);
+        await using var a1 = await Connect(_a, "red");
+        await using var b1 = await Connect(_b, "blue");
+        await using var b2 = await Connect(_b, "red");
+
+        await emitter.EmitAsync("all", 1, new JsonObject { ["k"] = "v" });
+        foreach (var c in new[] { a1, b1, b2 })
+        {
+            Assert.Equal("""["all",1,{"k":"v"}]""", (await c.NextEventAsync()).ToJsonString());
+        }
+
+        await emitter.To("red").Except(b2Sid()).EmitAsync("red-but-b2");
+        Assert.Equal("""["red-but-b2"]""", (await a1.NextEventAsync()).ToJsonString());
+        await emitter.To(["red", "blue"]).Except("red").EmitAsync("blue");
+        Assert.Equal("""["blue"]""", (await b1.NextEventAsync()).ToJsonString());
+        await emitter.Volatile.To("blue").EmitAsync("volatile");
+        Assert.Equal("""["volatile"]""", (await b1.NextEventAsync()).ToJsonString());
+
+        // join/leave/disconnect requests are applied by every node; server-side events reach every node
+        await emitter.To("red").SocketsJoinAsync("green", "yellow");
+        await emitter.To("green").EmitAsync("green");
+        Assert.Equal("""["green"]""", (await a1.NextEventAsync()).ToJsonString());
+        Assert.Equal("""["green"]""", (await b2.NextEventAsync()).ToJsonString());
+        await emitter.To("green").SocketsLeaveAsync("green");
+        await emitter.To("yellow").Except("green").EmitAsync("yellow-not-green");
+        Assert.Equal("""["yellow-not-green"]""", (await a1.NextEventAsync()).ToJsonString());
+        Assert.Equal("""["yellow-not-green"]""", (await b2.NextEventAsync()).ToJsonString());
+
+        var onA = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Io.Sockets.OnServerSideEmit("ping", (args, _) => onA.TrySetResult(args[0]!.ToJsonString()));
+        await emitter.ServerSideEmitAsync("ping", new { n = 1 });
+        Assert.Equal("""{"n":1}""", await onA.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        await emitter.To("blue").DisconnectSocketsAsync();
+        Assert.Equal("1", await b1.NextAsync());
+
+        // another namespace; nothing else arrived anywhere
+        await emitter.Of("admin").EmitAsync("not-here");
+        foreach (var c in new[] { a1, b2 })
+        {
+            Assert.True(await c.IsQuietAsync(Quiet));
+        }
+
+        Assert.Equal("/admin", emitter.Of("admin").Namespace);
+        await Assert.ThrowsAsync<ArgumentException>(() => emitter.EmitAsync("disconnect"));
+
+        string b2Sid() => _b.Io.Sockets.SocketsById.Values.Single(s => s.Rooms.Contains("red")).Id;
+    }
+
+    [Fact]
     public void Codec_writes_the_packet_object_and_reads_it_back()
     {
         var packet = SocketPacketEncoder.Event("/admin", "e", ["a", 2, new byte[] { 9 }]);
