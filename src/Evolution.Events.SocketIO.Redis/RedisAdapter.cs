@@ -40,6 +40,16 @@ public sealed record RedisAdapterOptions
     /// then only counts this node's clients).
     /// </summary>
     public int MaxPendingRequests { get; init; } = 1024;
+
+    /// <summary>
+    /// Use Redis 7 sharded pub/sub (<c>SPUBLISH</c>/<c>SSUBSCRIBE</c>) as <c>createShardedAdapter</c> does: the
+    /// factory makes a <see cref="ShardedRedisAdapter"/> (default false: <see cref="RedisAdapter"/>, classic pub/sub).
+    /// The two variants do not talk to each other. <see cref="Key"/> is then the <c>channelPrefix</c>.
+    /// </summary>
+    public bool Sharded { get; init; }
+
+    /// <summary>The sharded variant's <c>subscriptionMode</c> (default <see cref="RedisSubscriptionMode.Dynamic"/>, as Node's).</summary>
+    public RedisSubscriptionMode SubscriptionMode { get; init; } = RedisSubscriptionMode.Dynamic;
 }
 
 /// <summary>
@@ -229,7 +239,7 @@ public class RedisAdapter : InMemoryAdapter
 
             foreach (var node in sockets)
             {
-                if (node is JsonObject socket && RemoteSocketFrom(socket) is { } remote && seen.Add(remote.Id))
+                if (node is JsonObject socket && RemoteSocketFrom(Namespace, socket) is { } remote && seen.Add(remote.Id))
                 {
                     all.Add(remote);
                 }
@@ -581,7 +591,7 @@ public class RedisAdapter : InMemoryAdapter
     private bool HasRoom(string room) => Namespace.SocketsById.ContainsKey(room) || Rooms.Contains(room);
 
     /// <summary>A socket as <c>REMOTE_FETCH</c> describes it: <c>{id, handshake, rooms, data}</c> (socket.io's handshake fields).</summary>
-    private static JsonObject Describe(Socket socket)
+    internal static JsonObject Describe(Socket socket)
     {
         var handshake = socket.Handshake;
         var data = new JsonObject();
@@ -618,7 +628,7 @@ public class RedisAdapter : InMemoryAdapter
     }
 
     /// <summary>A socket of another node from its <c>REMOTE_FETCH</c> description; null when it has no id.</summary>
-    private RemoteSocket? RemoteSocketFrom(JsonObject socket)
+    internal static RemoteSocket? RemoteSocketFrom(Namespace nsp, JsonObject socket)
     {
         if (Scalar(socket["id"]) is not { } id)
         {
@@ -648,10 +658,10 @@ public class RedisAdapter : InMemoryAdapter
         }
 
         var rooms = Strings(socket["rooms"]);
-        return new RemoteSocket(Namespace, id, new Handshake(request, request, auth), rooms.Length == 0 ? [id] : rooms, data);
+        return new RemoteSocket(nsp, id, new Handshake(request, request, auth), rooms.Length == 0 ? [id] : rooms, data);
     }
 
-    private static JsonObject Map(IReadOnlyDictionary<string, string> values)
+    internal static JsonObject Map(IReadOnlyDictionary<string, string> values)
     {
         var map = new JsonObject();
         foreach (var (key, value) in values)
@@ -662,7 +672,7 @@ public class RedisAdapter : InMemoryAdapter
         return map;
     }
 
-    private static Dictionary<string, string> Dictionary(JsonNode? node, StringComparer comparer)
+    internal static Dictionary<string, string> Dictionary(JsonNode? node, StringComparer comparer)
     {
         var values = new Dictionary<string, string>(comparer);
         if (node is JsonObject map)
@@ -677,13 +687,13 @@ public class RedisAdapter : InMemoryAdapter
         return values;
     }
 
-    private static JsonObject Opts(BroadcastOptions options) => new()
+    internal static JsonObject Opts(BroadcastOptions options) => new()
     {
         ["rooms"] = new JsonArray([.. options.Rooms.Select(r => (JsonNode?)r)]),
         ["except"] = new JsonArray([.. options.Except.Select(r => (JsonNode?)r)]),
     };
 
-    private static JsonArray EventData(string eventName, IReadOnlyList<object?> args)
+    internal static JsonArray EventData(string eventName, IReadOnlyList<object?> args)
     {
         var data = new JsonArray { eventName };
         foreach (var arg in args)
@@ -694,29 +704,29 @@ public class RedisAdapter : InMemoryAdapter
         return data;
     }
 
-    private static JsonNode? ToNode(object? value) => value as JsonNode is { } node ? node.DeepClone() : JsonSerializer.SerializeToNode(value);
+    internal static JsonNode? ToNode(object? value) => value as JsonNode is { } node ? node.DeepClone() : JsonSerializer.SerializeToNode(value);
 
-    private static JsonNode?[] AnswerArgs(JsonObject response) =>
+    internal static JsonNode?[] AnswerArgs(JsonObject response) =>
         response["args"] is JsonArray args ? [.. args.Select(a => a?.DeepClone())] : [response["data"]?.DeepClone()];
 
-    private static double? Number(JsonNode? node) =>
+    internal static double? Number(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.Number && double.TryParse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : null;
 
-    private static int? Int(JsonNode? node) => Number(node) is { } d && d is >= int.MinValue and <= int.MaxValue ? (int)d : null;
+    internal static int? Int(JsonNode? node) => Number(node) is { } d && d is >= int.MinValue and <= int.MaxValue ? (int)d : null;
 
-    private static byte[] Json(JsonObject message) => Encoding.UTF8.GetBytes(message.ToJsonString());
+    internal static byte[] Json(JsonObject message) => Encoding.UTF8.GetBytes(message.ToJsonString());
 
-    private static string? Scalar(JsonNode? node) =>
+    internal static string? Scalar(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
-    private static BroadcastOptions Selection(JsonObject opts) =>
+    internal static BroadcastOptions Selection(JsonObject opts) =>
         new(Strings(opts["rooms"]).ToHashSet(StringComparer.Ordinal), Strings(opts["except"]).ToHashSet(StringComparer.Ordinal));
 
-    private static string[] Strings(JsonNode? node) =>
+    internal static string[] Strings(JsonNode? node) =>
         node is JsonArray array ? [.. array.Select(n => Scalar(n) ?? n?.ToJsonString() ?? "")] : [];
 
     /// <summary>A glob pattern matching <paramref name="text"/> literally.</summary>
-    private static string Glob(string text)
+    internal static string Glob(string text)
     {
         var builder = new StringBuilder(text.Length);
         foreach (var c in text)
@@ -732,7 +742,7 @@ public class RedisAdapter : InMemoryAdapter
         return builder.ToString();
     }
 
-    private static string NewId(int bytes) => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(bytes));
+    internal static string NewId(int bytes) => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(bytes));
 
     /// <summary>Answers to one request of this node, complete when <c>expected</c> came.</summary>
     private sealed class PendingRequest(int expected)
@@ -807,5 +817,7 @@ public sealed class RedisAdapterFactory : IAdapterFactory
     }
 
     /// <inheritdoc />
-    public IAdapter Create(Namespace nsp) => new RedisAdapter(nsp, _redis, _options, _loggerFactory?.CreateLogger<RedisAdapter>());
+    public IAdapter Create(Namespace nsp) => _options.Sharded
+        ? new ShardedRedisAdapter(nsp, _redis, _options, _loggerFactory?.CreateLogger<ShardedRedisAdapter>())
+        : new RedisAdapter(nsp, _redis, _options, _loggerFactory?.CreateLogger<RedisAdapter>());
 }

@@ -113,6 +113,17 @@ internal static class RedisWireCodec
         return SocketPacketEncoder.FromParts(type, nsp, id, json.WrittenSpan, attachments);
     }
 
+    /// <summary>socket.io's packet object <c>{type, data, nsp, id?}</c> of an encoded packet of ours (binary as byte arrays).</summary>
+    public static JsonObject PacketToNode(EncodedPacket packet, bool withId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(packet.Text.Bytes.Length + 32);
+        var writer = new MessagePackWriter(buffer);
+        WritePacket(ref writer, packet, withId);
+        writer.Flush();
+        var reader = new MessagePackReader(buffer.WrittenMemory);
+        return (JsonObject)ReadNode(ref reader, 0)!;
+    }
+
     /// <summary>A byte array value of a message read by <see cref="ReadMessage"/>.</summary>
     public static bool IsBinary(JsonNode? node, out byte[] bytes)
     {

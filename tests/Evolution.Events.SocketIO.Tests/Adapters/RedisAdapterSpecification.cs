@@ -38,12 +38,31 @@ public abstract class RedisAdapterSpecificationBase : AdapterSpecification, IAsy
 
     private sealed class Factory(IConnectionMultiplexer redis, RedisAdapterOptions options, AdapterLifecycleLog log) : IAdapterFactory
     {
-        public IAdapter Create(Namespace nsp) => new RecordingAdapter(nsp, redis, options, log);
+        public IAdapter Create(Namespace nsp) => options.Sharded
+            ? new RecordingShardedAdapter(nsp, redis, options, log)
+            : new RecordingAdapter(nsp, redis, options, log);
     }
 
     /// <summary>The Redis adapter, reporting its lifecycle calls.</summary>
     private sealed class RecordingAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, AdapterLifecycleLog log)
         : RedisAdapter(nsp, redis, options)
+    {
+        public override ValueTask InitAsync()
+        {
+            log.Add("init", Namespace.Name);
+            return base.InitAsync();
+        }
+
+        public override ValueTask CloseAsync()
+        {
+            log.Add("close", Namespace.Name);
+            return base.CloseAsync();
+        }
+    }
+
+    /// <summary>The sharded Redis adapter, reporting its lifecycle calls.</summary>
+    private sealed class RecordingShardedAdapter(Namespace nsp, IConnectionMultiplexer redis, RedisAdapterOptions options, AdapterLifecycleLog log)
+        : ShardedRedisAdapter(nsp, redis, options)
     {
         public override ValueTask InitAsync()
         {
@@ -71,4 +90,16 @@ public sealed class RedisAdapterThreeNodeSpecification : RedisAdapterSpecificati
     protected override int NodeCount => 3;
 
     protected override RedisAdapterOptions Options => new() { PublishOnSpecificResponseChannel = true };
+}
+
+/// <summary>
+/// The specification on two nodes of the sharded variant (SPUBLISH/SSUBSCRIBE), static subscription mode: one
+/// channel per namespace keeps every node's messages in order (a dynamic mode subscribes a room's channel when the
+/// room appears, so a broadcast published right after a remote join may precede the subscription, as with Node's).
+/// </summary>
+public sealed class ShardedRedisAdapterSpecification : RedisAdapterSpecificationBase
+{
+    protected override int NodeCount => 2;
+
+    protected override RedisAdapterOptions Options => new() { Sharded = true, SubscriptionMode = RedisSubscriptionMode.Static };
 }
