@@ -1,5 +1,6 @@
 // Two of our servers (argv[2] = A, argv[3] = B) and one Node socket.io server with @socket.io/redis-adapter 8.x
-// on one Redis (argv[4]); argv[5] = "sharded" uses createShardedAdapter instead (unused when absent). One client on
+// on one Redis (argv[4]); argv[5] = static | dynamic | dynamic-private uses createShardedAdapter with that
+// subscriptionMode instead (then no allRooms and no emitter: neither exists for the sharded adapter). One client on
 // each node: nodeC (Node), oursA, oursB. Requests that await answers, in both directions:
 //   fetchSockets          Node -> ours (our sockets with rooms, data, auth) and ours -> Node (A's "fetch" handler)
 //   serverSideEmitWithAck Node -> ours ("ask" answered by A and B) and ours -> Node+B (A's "ask-cluster" handler)
@@ -8,18 +9,30 @@
 //   RedisEmitter (.NET)   A's "use-emitter" handler publishes with our emitter; the Node server's client receives
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import { io, out, args, url, run, connected, ack, delay } from "./lib.mjs";
 
-const [urlB, redisUrl] = args;
+const [urlB, redisUrl, mode] = args;
+const sharded = Boolean(mode);
 
 run(async () => {
   const pub = createClient({ url: redisUrl });
   const sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
   const http = createServer();
-  const server = new Server(http, { adapter: createAdapter(pub, sub, { requestsTimeout: 5000 }) });
+  const adapter = sharded ? createShardedAdapter(pub, sub, { subscriptionMode: mode }) : createAdapter(pub, sub, { requestsTimeout: 5000 });
+  const server = new Server(http, { adapter });
+  // a dynamic mode subscribes a room's channel when the room appears: wait for the subscriptions before publishing
+  const subscribers = async (room, count) => {
+    if (!sharded) return;
+    for (let i = 0; i < 200; i++) {
+      const [, n] = await pub.sendCommand(["PUBSUB", "SHARDNUMSUB", `socket.io#/#${room}#`]);
+      if (mode === "static" || Number(n) >= count) return;
+      await delay(25);
+    }
+    throw new Error(`channel of ${room} not subscribed by ${count}`);
+  };
   server.on("connection", (socket) => {
     socket.data.who = "node:" + socket.handshake.auth?.tag;
     socket.on("join", (room, cb) => { socket.join(room); cb([...socket.rooms].sort()); });
@@ -44,6 +57,8 @@ run(async () => {
   }
   await Promise.all(Object.values(clients).map((c) => connected(c.socket)));
   for (const c of Object.values(clients)) await ack(c.socket, "join", c.room);
+  await subscribers("red", 2);
+  await subscribers("blue", 1);
   const sid = Object.fromEntries(Object.entries(clients).map(([n, c]) => [n, c.socket.id]));
   out({ event: "sids", ...sid });
 
@@ -57,6 +72,7 @@ run(async () => {
   // a remote socket fetched from the Node side acts on our node: join + emit
   const remoteB = (await server.in("blue").fetchSockets())[0];
   remoteB.join("green");
+  await subscribers("green", 1);
   await delay(200);
   server.to("green").emit("news", "to-green");
 
@@ -74,6 +90,15 @@ run(async () => {
   const nodeBlueAcks = await server.to("blue").timeout(5000).emitWithAck("question", 2);
   const [oursAcks] = await ack(clients.oursA.socket, "ask-clients", 3);
   out({ event: "acks", node: nodeAcks.sort(), nodeBlue: nodeBlueAcks, ours: oursAcks });
+
+  if (sharded) {
+    await delay(700);
+    out({ event: "received", ...received });
+    for (const c of Object.values(clients)) c.socket.disconnect();
+    server.close();
+    await Promise.all([pub.quit(), sub.quit()]);
+    return;
+  }
 
   // allRooms: SOCKETS / ALL_ROOMS answered by our nodes
   out({ event: "rooms", all: [...(await server.of("/").adapter.allRooms())].filter((r) => !Object.values(sid).includes(r)).sort() });

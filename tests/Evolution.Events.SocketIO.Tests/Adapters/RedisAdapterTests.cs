@@ -159,16 +159,34 @@ public sealed class RedisAdapterTests : IAsyncLifetime
     {
         // tests/interop/redis-cluster.mjs: our A and B + a Node socket.io server with @socket.io/redis-adapter 8
         await using var emitterConnection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
-        var emitter = new RedisEmitter(emitterConnection);
+        await RunClusterScenarioAsync(_a, _b, null, new RedisEmitter(emitterConnection));
+    }
+
+    [Theory]
+    [InlineData(RedisSubscriptionMode.Static, "static")]
+    [InlineData(RedisSubscriptionMode.Dynamic, "dynamic")]
+    [InlineData(RedisSubscriptionMode.DynamicPrivate, "dynamic-private")]
+    public async Task Sharded_adapter_interoperates_with_Node_createShardedAdapter(RedisSubscriptionMode mode, string nodeMode)
+    {
+        // the same scenario with SPUBLISH/SSUBSCRIBE: our two sharded nodes + Node's createShardedAdapter (that mode)
+        var options = new RedisAdapterOptions { Sharded = true, SubscriptionMode = mode };
+        await using var a = await TestServer.StartAsync(adapterFactory: new RedisAdapterFactory(_connA, options));
+        await using var b = await TestServer.StartAsync(adapterFactory: new RedisAdapterFactory(_connB, options));
+        Assert.IsType<ShardedRedisAdapter>(a.Io.Sockets.Adapter);
+        await RunClusterScenarioAsync(a, b, nodeMode, null);
+    }
+
+    private async Task RunClusterScenarioAsync(TestServer a, TestServer b, string? shardedMode, RedisEmitter? emitter)
+    {
         var emitterHello = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _b.Io.Sockets.OnServerSideEmit("emitter-hello", (args, _) => emitterHello.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString()))));
-        foreach (var (server, name) in new[] { (_a, "A"), (_b, "B") })
+        b.Io.Sockets.OnServerSideEmit("emitter-hello", (args, _) => emitterHello.TrySetResult(string.Join(",", args.Select(a => a!.ToJsonString()))));
+        foreach (var (server, name) in new[] { (a, "A"), (b, "B") })
         {
             server.Io.Sockets.OnServerSideEmit("ask", (args, ack) => ack?.Invoke([name + ":" + args[0]!.GetValue<string>()]));
             server.Io.Sockets.OnConnection(socket => socket.Data["who"] = "ours:" + socket.Handshake.AuthString("tag"));
         }
 
-        _a.Io.Sockets.OnConnection(socket =>
+        a.Io.Sockets.OnConnection(socket =>
         {
             socket.On("fetch", async e =>
             {
@@ -194,7 +212,7 @@ public sealed class RedisAdapterTests : IAsyncLifetime
             });
             socket.On("use-emitter", async e =>
             {
-                await emitter.EmitAsync("news", "all", new byte[] { 1, 2 });
+                await emitter!.EmitAsync("news", "all", new byte[] { 1, 2 });
                 await emitter.To("red").Except("blue").EmitAsync("news", "red");
                 await emitter.To("blue").EmitAsync("news", "blue");
                 await emitter.To("red").SocketsJoinAsync("yellow");
@@ -207,7 +225,10 @@ public sealed class RedisAdapterTests : IAsyncLifetime
             });
         });
 
-        var result = await NodeRunner.RunAsync(TimeSpan.FromSeconds(40), "redis-cluster.mjs", _a.Url, _b.Url, $"redis://127.0.0.1:{_redis.Port}");
+        string[] args = shardedMode is null
+            ? [b.Url, $"redis://127.0.0.1:{_redis.Port}"]
+            : [b.Url, $"redis://127.0.0.1:{_redis.Port}", shardedMode];
+        var result = await NodeRunner.RunAsync(TimeSpan.FromSeconds(40), "redis-cluster.mjs", a.Url, args);
         Assert.True(result.Lines.Any(l => l["done"] is not null), result.Output);
         Assert.Equal(3, (int)result.Single("servers")["count"]!);
         var sid = result.Single("sids");
@@ -234,10 +255,16 @@ public sealed class RedisAdapterTests : IAsyncLifetime
         Assert.Equal("""["nodeC:1","oursA:1","oursB:1"]""", acks["node"]!.ToJsonString());
         Assert.Equal("""["oursB:2"]""", acks["nodeBlue"]!.ToJsonString());
         Assert.Equal("""["nodeC:3","oursA:3","oursB:3"]""", acks["ours"]!.ToJsonString());
+        var received = result.Single("received");
+        if (shardedMode is not null)
+        {
+            Assert.Equal("""{"event":"received","nodeC":[],"oursA":[],"oursB":["to-green"]}""", received.ToJsonString());
+            return;
+        }
+
         Assert.Equal("""["blue","green","red"]""", result.Single("rooms")["all"]!.ToJsonString());
 
         // the .NET emitter reached the Node server's client and ours, and its requests were applied everywhere
-        var received = result.Single("received");
         Assert.Equal("""["all|bin:1,2","red","yellow"]""", received["nodeC"]!.ToJsonString());
         Assert.Equal("""["all|bin:1,2","red","yellow"]""", received["oursA"]!.ToJsonString());
         Assert.Equal("""["to-green","all|bin:1,2","blue"]""", received["oursB"]!.ToJsonString());
