@@ -103,6 +103,9 @@ public class RedisAdapter : InMemoryAdapter
     /// <summary>This node's id on the wire (6 characters, as uid2(6)).</summary>
     public string Uid { get; }
 
+    /// <summary>This node's requests awaiting answers now (at most <see cref="RedisAdapterOptions.MaxPendingRequests"/>).</summary>
+    public int PendingRequests => _requests.Count + _ackRequests.Count;
+
     /// <summary>
     /// Subscribes every channel of this namespace with one pattern (<c>{key}*#/nsp#*</c>: broadcasts, requests,
     /// responses, in arrival order), then the request channel itself (what <see cref="ServerCountAsync"/> counts).

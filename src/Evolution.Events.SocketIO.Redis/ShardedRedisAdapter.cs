@@ -64,6 +64,9 @@ public class ShardedRedisAdapter : InMemoryAdapter
     /// <summary>This node's id on the wire.</summary>
     public string Uid { get; }
 
+    /// <summary>This node's requests awaiting answers now (at most <see cref="RedisAdapterOptions.MaxPendingRequests"/>).</summary>
+    public int PendingRequests => _requests.Count + _ackRequests.Count;
+
     /// <summary>Subscribes the namespace's channel, this node's response channel and, in a dynamic mode, its rooms' channels.</summary>
     public override async ValueTask InitAsync()
     {

@@ -366,6 +366,77 @@ public sealed class RedisAdapterTests : IAsyncLifetime
         string b2Sid() => _b.Io.Sockets.SocketsById.Values.Single(s => s.Rooms.Contains("red")).Id;
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_silent_node_makes_requests_time_out_pending_requests_are_bounded_and_malformed_messages_are_ignored(bool sharded)
+    {
+        // own connections and key: a node is a connection to Redis (the fixture's A and B have theirs)
+        var options = new RedisAdapterOptions { Key = "iso", Sharded = sharded, SubscriptionMode = RedisSubscriptionMode.Static, RequestsTimeout = TimeSpan.FromSeconds(3), MaxPendingRequests = 2 };
+        await using var connA = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
+        await using var connB = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
+        await using var a = await TestServer.StartAsync(adapterFactory: new RedisAdapterFactory(connA, options));
+        await using var b = await TestServer.StartAsync(adapterFactory: new RedisAdapterFactory(connB, options));
+        var requests = sharded ? RedisChannel.Sharded("iso#/#") : RedisChannel.Literal("iso-request#/#");
+        await WaitUntilAsync(async () => await a.Io.Sockets.Adapter.ServerCountAsync() == 2);
+        await using var b1 = await Connect(b, "red");
+
+        // garbage on every channel of the namespace: each message is logged and ignored
+        var publisher = connA.GetSubscriber();
+        byte[][] junk =
+        [
+            [0xc1], [0x93, 0xa1], "{not json"u8.ToArray(), "{\"type\":\"x\"}"u8.ToArray(), "{\"type\":5,\"requestId\":7,\"opts\":5}"u8.ToArray(),
+            "{\"type\":7,\"requestId\":\"r\",\"packet\":{\"type\":2,\"data\":5},\"opts\":{}}"u8.ToArray(),
+            "{\"uid\":\"x\",\"nsp\":\"/\",\"type\":3,\"data\":{\"packet\":{\"type\":9,\"data\":[]},\"opts\":{}}}"u8.ToArray(),
+            [0x82, 0xa4, (byte)'t', (byte)'y', (byte)'p', (byte)'e', 0x07, 0xa6, (byte)'p', (byte)'a', (byte)'c', (byte)'k', (byte)'e', (byte)'t', 0xc0],
+            new byte[70_000],
+        ];
+        string[] channels = sharded ? ["iso#/#", "iso#/#red#"] : ["iso-request#/#", "iso-response#/#", "iso#/#", "iso#/#red#"];
+        foreach (var channel in channels)
+        {
+            foreach (var message in junk)
+            {
+                await publisher.PublishAsync(sharded ? RedisChannel.Sharded(channel) : RedisChannel.Literal(channel), message);
+            }
+        }
+
+        a.Io.Sockets.To("red").Emit("still", "works");
+        Assert.Equal("""["still","works"]""", (await b1.NextEventAsync()).ToJsonString());
+        Assert.Equal(1, Assert.Single(await a.Io.Sockets.To("red").FetchSocketsAsync()) is RemoteSocket ? 1 : 0);
+
+        // a node that counts (subscribed) but never answers: every request ends at its timeout, never hangs
+        await using var silent = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redis.Port}");
+        await silent.GetSubscriber().SubscribeAsync(requests, static (_, _) => { });
+        await WaitUntilAsync(async () => await a.Io.Sockets.Adapter.ServerCountAsync() == 3);
+
+        var fetch = a.Io.Sockets.FetchSocketsAsync().AsTask();
+        var fetch2 = a.Io.Sockets.FetchSocketsAsync().AsTask();
+        await WaitUntilAsync(() => Task.FromResult(Pending(a) == 2));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => a.Io.Sockets.FetchSocketsAsync().AsTask()); // bounded: 2 pending
+        await Assert.ThrowsAsync<TimeoutException>(() => fetch.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Assert.ThrowsAsync<TimeoutException>(() => fetch2.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, Pending(a)); // cleaned up
+
+        b.Io.Sockets.OnServerSideEmit("q", (_, ack) => ack?.Invoke(["b"]));
+        var answers = await Assert.ThrowsAsync<BroadcastAckTimeoutException>(
+            () => a.Io.Sockets.ServerSideEmitWithAckAsync("q", [], TimeSpan.FromMilliseconds(600)).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("b", (string?)Assert.Single(answers.Responses)[0]); // the partial answers (freed: requests work again)
+
+        var acks = a.Io.Sockets.To("red").Timeout(TimeSpan.FromMilliseconds(600)).EmitWithAckAsync("question");
+        var request = await b1.NextAsync();
+        await b1.SendAsync("3" + request[1..request.IndexOf('[')] + "[\"yes\"]");
+        var timedOut = await Assert.ThrowsAsync<BroadcastAckTimeoutException>(() => acks.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("yes", (string?)Assert.Single(timedOut.Responses)[0]);
+        await WaitUntilAsync(() => Task.FromResult(Pending(a) == 0)); // the ack request is forgotten after its timeout
+
+        static int Pending(TestServer server) => server.Io.Sockets.Adapter switch
+        {
+            RedisAdapter plain => plain.PendingRequests,
+            ShardedRedisAdapter shardedAdapter => shardedAdapter.PendingRequests,
+            _ => -1,
+        };
+    }
+
     [Fact]
     public void Codec_writes_the_packet_object_and_reads_it_back()
     {
