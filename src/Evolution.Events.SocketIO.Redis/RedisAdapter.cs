@@ -82,6 +82,7 @@ public class RedisAdapter : InMemoryAdapter
     private readonly string _specificResponseChannel;
     private readonly ConcurrentDictionary<string, PendingRequest> _requests = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, AckRequest> _ackRequests = new(StringComparer.Ordinal);
+    private readonly Action<RedisChannel, RedisValue> _countOnly;
     private ChannelMessageQueue? _messages;
     private bool _countSubscribed;
     private volatile bool _closed;
@@ -98,6 +99,7 @@ public class RedisAdapter : InMemoryAdapter
         _requestChannel = _options.Key + "-request#" + nsp.Name + "#";
         _responseChannel = _options.Key + "-response#" + nsp.Name + "#";
         _specificResponseChannel = _responseChannel + Uid + "#";
+        _countOnly = CountOnly; // a delegate of this adapter's own, so closing removes this one only
     }
 
     /// <summary>This node's id on the wire (6 characters, as uid2(6)).</summary>
@@ -117,7 +119,7 @@ public class RedisAdapter : InMemoryAdapter
         _messages.OnMessage(OnMessage);
 
         // counted by PUBSUB NUMSUB only: its messages also match the pattern, where they are handled
-        await subscriber.SubscribeAsync(RedisChannel.Literal(_requestChannel), static (_, _) => { });
+        await subscriber.SubscribeAsync(RedisChannel.Literal(_requestChannel), _countOnly);
         _countSubscribed = true;
     }
 
@@ -141,7 +143,8 @@ public class RedisAdapter : InMemoryAdapter
 
         if (_countSubscribed)
         {
-            await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_requestChannel));
+            // this adapter's handler only: another namespace object on the same connection keeps its subscription
+            await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_requestChannel), _countOnly);
         }
     }
 
@@ -390,6 +393,11 @@ public class RedisAdapter : InMemoryAdapter
             // a malformed message from the cluster costs this message only
             _logger.LogWarning(ex, "Redis adapter {Nsp}: ignored a malformed message on {Channel}", Namespace.Name, (string?)message.Channel);
         }
+    }
+
+    private void CountOnly(RedisChannel channel, RedisValue message)
+    {
+        // the request channel's own subscription is there to be counted: its messages are read through the pattern
     }
 
     private void OnBroadcast(string channel, ReadOnlyMemory<byte> bytes)

@@ -67,11 +67,12 @@ public class ShardedRedisAdapter : InMemoryAdapter
     /// <summary>This node's requests awaiting answers now (at most <see cref="RedisAdapterOptions.MaxPendingRequests"/>).</summary>
     public int PendingRequests => _requests.Count + _ackRequests.Count;
 
-    /// <summary>Subscribes the namespace's channel, this node's response channel and, in a dynamic mode, its rooms' channels.</summary>
+    /// <summary>Subscribes this node's response channel, the namespace's channel and, in a dynamic mode, its rooms' channels.</summary>
     public override async ValueTask InitAsync()
     {
-        await SubscribeAsync(_channel);
+        // the response channel first: once the namespace's channel counts this node, its answers reach it
         await SubscribeAsync(_responseChannel);
+        await SubscribeAsync(_channel);
         _started = true;
         if (_options.SubscriptionMode != RedisSubscriptionMode.Static)
         {

@@ -282,7 +282,7 @@ public abstract class AdapterSpecification
         }
 
         var started = DateTime.UtcNow;
-        var half = node.Nsp.ServerSideEmitWithAckAsync("half", [], TimeSpan.FromMilliseconds(800));
+        var half = node.Nsp.ServerSideEmitWithAckAsync("half", [], TimeSpan.FromSeconds(3));
         if (NodeCount <= 2)
         {
             Assert.Equal(NodeCount - 1, (await half.WaitAsync(Wait)).Count);
