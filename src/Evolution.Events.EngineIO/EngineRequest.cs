@@ -14,14 +14,15 @@ public sealed class EngineRequest
         IReadOnlyDictionary<string, string> headers,
         IPAddress? remoteAddress,
         string url,
-        bool secure)
+        bool secure,
+        DateTimeOffset? time = null)
     {
         Query = query;
         Headers = headers;
         RemoteAddress = remoteAddress;
         Url = url;
         Secure = secure;
-        Time = DateTimeOffset.UtcNow;
+        Time = time ?? DateTimeOffset.UtcNow;
     }
 
     public IReadOnlyDictionary<string, string> Query { get; }
@@ -36,6 +37,18 @@ public sealed class EngineRequest
     public bool Secure { get; }
 
     public DateTimeOffset Time { get; }
+
+    /// <summary>
+    /// A request as another node of a cluster described it (the handshake of a socket held there, e.g. fetched
+    /// by a scale-out adapter): nothing is read from an HTTP context.
+    /// </summary>
+    public static EngineRequest Describe(
+        IReadOnlyDictionary<string, string> query,
+        IReadOnlyDictionary<string, string> headers,
+        IPAddress? remoteAddress,
+        string url,
+        bool secure,
+        DateTimeOffset time) => new(query, headers, remoteAddress, url, secure, time);
 
     /// <summary>Copies the request with every header (no bound).</summary>
     public static EngineRequest From(HttpContext context) => From(context, int.MaxValue);

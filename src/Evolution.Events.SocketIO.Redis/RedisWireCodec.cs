@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Protocol;
 using MessagePack;
@@ -24,13 +25,277 @@ internal static class RedisWireCodec
     /// <summary>Writes <c>[uid, packet, opts]</c> for an encoded packet of ours.</summary>
     public static byte[] EncodeBroadcast(string uid, EncodedPacket packet, BroadcastOptions options)
     {
-        var text = packet.Text.Bytes;
-        var (type, nsp, id, jsonStart) = SplitText(text.Span);
-        var json = jsonStart < text.Length ? text[jsonStart..] : "[]"u8.ToArray();
-        var buffer = new ArrayBufferWriter<byte>(json.Length + 64);
+        var buffer = new ArrayBufferWriter<byte>(packet.Text.Bytes.Length + 64);
         var writer = new MessagePackWriter(buffer);
         writer.WriteArrayHeader(3);
         writer.Write(uid);
+        WritePacket(ref writer, packet, withId: true);
+        WriteOptions(ref writer, options, null);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Writes the <c>BROADCAST</c> request of a broadcast with acks: msgpack of
+    /// <c>{uid, requestId, type: 7, packet, opts}</c> (the packet without its id: each node numbers its own acks).
+    /// </summary>
+    public static byte[] EncodeBroadcastRequest(string uid, string requestId, EncodedPacket packet, BroadcastOptions options, TimeSpan timeout)
+    {
+        var buffer = new ArrayBufferWriter<byte>(packet.Text.Bytes.Length + 96);
+        var writer = new MessagePackWriter(buffer);
+        writer.WriteMapHeader(5);
+        writer.Write("uid");
+        writer.Write(uid);
+        writer.Write("requestId");
+        writer.Write(requestId);
+        writer.Write("type");
+        writer.Write((int)RequestType.Broadcast);
+        writer.Write("packet");
+        WritePacket(ref writer, packet, withId: false);
+        writer.Write("opts");
+        WriteOptions(ref writer, options, (long)Math.Ceiling(timeout.TotalMilliseconds));
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Writes a JSON object as msgpack (a byte array value, from <see cref="ReadMessage"/>, as bin).</summary>
+    public static byte[] EncodeNode(JsonObject message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        var writer = new MessagePackWriter(buffer);
+        WriteNode(ref writer, message, 0);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Reads a request or a response as <c>@socket.io/redis-adapter</c> does: JSON when it starts with <c>{</c>,
+    /// else msgpack (binary values become byte-array <see cref="JsonValue"/>s). Throws on a malformed message.
+    /// </summary>
+    public static JsonObject ReadMessage(ReadOnlyMemory<byte> message)
+    {
+        if (message.Length > 0 && message.Span[0] == (byte)'{')
+        {
+            return JsonNode.Parse(message.Span, documentOptions: new JsonDocumentOptions { MaxDepth = MaxDepth }) as JsonObject
+                ?? throw new FormatException("expected an object");
+        }
+
+        var reader = new MessagePackReader(message);
+        return ReadNode(ref reader, 0) as JsonObject ?? throw new FormatException("expected a map");
+    }
+
+    /// <summary>
+    /// A packet object <c>{type, data, nsp}</c> received in a request (binary values as byte arrays), encoded for
+    /// this node's sockets with the ack id <paramref name="id"/>.
+    /// </summary>
+    public static EncodedPacket PacketFromNode(JsonObject packet, string nsp, long? id)
+    {
+        if (packet["data"] is not JsonArray data)
+        {
+            throw new FormatException("packet: expected a data array");
+        }
+
+        var type = packet["type"] is JsonValue t && t.TryGetValue<int>(out var n) ? (SocketPacketType)n : SocketPacketType.Event;
+        type = type switch
+        {
+            SocketPacketType.BinaryEvent => SocketPacketType.Event,
+            SocketPacketType.BinaryAck => SocketPacketType.Ack,
+            SocketPacketType.Event or SocketPacketType.Ack => type,
+            _ => throw new FormatException($"packet type {(int)type} is not broadcast"),
+        };
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        var json = new ArrayBufferWriter<byte>(128);
+        using (var writer = new Utf8JsonWriter(json))
+        {
+            WriteWithPlaceholders(writer, data, attachments, 0);
+        }
+
+        return SocketPacketEncoder.FromParts(type, nsp, id, json.WrittenSpan, attachments);
+    }
+
+    /// <summary>socket.io's packet object <c>{type, data, nsp, id?}</c> of an encoded packet of ours (binary as byte arrays).</summary>
+    public static JsonObject PacketToNode(EncodedPacket packet, bool withId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(packet.Text.Bytes.Length + 32);
+        var writer = new MessagePackWriter(buffer);
+        WritePacket(ref writer, packet, withId);
+        writer.Flush();
+        var reader = new MessagePackReader(buffer.WrittenMemory);
+        return (JsonObject)ReadNode(ref reader, 0)!;
+    }
+
+    /// <summary>A byte array value of a message read by <see cref="ReadMessage"/>.</summary>
+    public static bool IsBinary(JsonNode? node, out byte[] bytes)
+    {
+        if (node is JsonValue value && value.TryGetValue<byte[]>(out var b))
+        {
+            bytes = b;
+            return true;
+        }
+
+        bytes = [];
+        return false;
+    }
+
+    private static void WriteWithPlaceholders(Utf8JsonWriter writer, JsonNode? node, List<ReadOnlyMemory<byte>> attachments, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new FormatException("packet data nested too deeply");
+        }
+
+        switch (node)
+        {
+            case null:
+                writer.WriteNullValue();
+                break;
+            case JsonArray array:
+                writer.WriteStartArray();
+                foreach (var item in array)
+                {
+                    WriteWithPlaceholders(writer, item, attachments, depth + 1);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case JsonObject obj:
+                writer.WriteStartObject();
+                foreach (var (name, value) in obj)
+                {
+                    writer.WritePropertyName(name);
+                    WriteWithPlaceholders(writer, value, attachments, depth + 1);
+                }
+
+                writer.WriteEndObject();
+                break;
+            default:
+                if (IsBinary(node, out var bytes))
+                {
+                    writer.WriteStartObject();
+                    writer.WriteBoolean("_placeholder", true);
+                    writer.WriteNumber("num", attachments.Count);
+                    writer.WriteEndObject();
+                    attachments.Add(bytes);
+                }
+                else
+                {
+                    node.WriteTo(writer);
+                }
+
+                break;
+        }
+    }
+
+    private static JsonNode? ReadNode(ref MessagePackReader reader, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new FormatException("message nested too deeply");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Nil:
+                reader.ReadNil();
+                return null;
+            case MessagePackType.Boolean:
+                return JsonValue.Create(reader.ReadBoolean());
+            case MessagePackType.Integer:
+                if (reader.NextCode == MessagePackCode.UInt64)
+                {
+                    return JsonValue.Create(reader.ReadUInt64());
+                }
+
+                var l = reader.ReadInt64();
+                return l is >= int.MinValue and <= int.MaxValue ? JsonValue.Create((int)l) : JsonValue.Create(l);
+            case MessagePackType.Float:
+                var d = reader.ReadDouble();
+                return double.IsFinite(d) ? JsonValue.Create(d) : null;
+            case MessagePackType.String:
+                return JsonValue.Create(reader.ReadString());
+            case MessagePackType.Binary:
+                return JsonValue.Create(reader.ReadBytes() is { } seq ? seq.ToArray() : []);
+            case MessagePackType.Array:
+                var n = reader.ReadArrayHeader();
+                var array = new JsonArray();
+                for (var i = 0; i < n; i++)
+                {
+                    array.Add(ReadNode(ref reader, depth + 1));
+                }
+
+                return array;
+            case MessagePackType.Map:
+                var m = reader.ReadMapHeader();
+                var obj = new JsonObject();
+                for (var i = 0; i < m; i++)
+                {
+                    var name = ReadScalarAsString(ref reader);
+                    obj[name] = ReadNode(ref reader, depth + 1);
+                }
+
+                return obj;
+            default:
+                reader.Skip(); // an extension (notepack's undefined and Date)
+                return null;
+        }
+    }
+
+    private static void WriteNode(ref MessagePackWriter writer, JsonNode? node, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new FormatException("message nested too deeply");
+        }
+
+        switch (node)
+        {
+            case null:
+                writer.WriteNil();
+                break;
+            case JsonArray array:
+                writer.WriteArrayHeader(array.Count);
+                foreach (var item in array)
+                {
+                    WriteNode(ref writer, item, depth + 1);
+                }
+
+                break;
+            case JsonObject obj:
+                writer.WriteMapHeader(obj.Count);
+                foreach (var (name, value) in obj)
+                {
+                    writer.Write(name);
+                    WriteNode(ref writer, value, depth + 1);
+                }
+
+                break;
+            default:
+                if (IsBinary(node, out var bytes))
+                {
+                    writer.Write(bytes);
+                    break;
+                }
+
+                using (var doc = JsonDocument.Parse(node.ToJsonString()))
+                {
+                    WriteJson(ref writer, doc.RootElement, [], depth);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Writes socket.io's packet object <c>{type, data, nsp, id?}</c> of an encoded packet of ours.</summary>
+    private static void WritePacket(ref MessagePackWriter writer, EncodedPacket packet, bool withId)
+    {
+        var text = packet.Text.Bytes;
+        var (type, nsp, id, jsonStart) = SplitText(text.Span);
+        var json = jsonStart < text.Length ? text[jsonStart..] : "[]"u8.ToArray();
+        if (!withId)
+        {
+            id = null;
+        }
+
         writer.WriteMapHeader(id is null ? 3 : 4);
         writer.Write("type");
         writer.Write((int)type);
@@ -47,31 +312,37 @@ internal static class RedisWireCodec
             writer.Write("id");
             writer.Write(ackId);
         }
+    }
 
+    /// <summary>Writes <c>{rooms, except, flags}</c> (flags: volatile, local, and the ack timeout in ms when given).</summary>
+    private static void WriteOptions(ref MessagePackWriter writer, BroadcastOptions options, long? timeoutMs)
+    {
         writer.WriteMapHeader(3);
         writer.Write("rooms");
         WriteStrings(ref writer, options.Rooms);
         writer.Write("except");
         WriteStrings(ref writer, options.Except);
         writer.Write("flags");
-        var flags = 0;
-        flags += (options.Flags & BroadcastFlags.Volatile) != 0 ? 1 : 0;
-        flags += (options.Flags & BroadcastFlags.Local) != 0 ? 1 : 0;
-        writer.WriteMapHeader(flags);
-        if ((options.Flags & BroadcastFlags.Volatile) != 0)
+        var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
+        var isLocal = (options.Flags & BroadcastFlags.Local) != 0;
+        writer.WriteMapHeader((isVolatile ? 1 : 0) + (isLocal ? 1 : 0) + (timeoutMs is null ? 0 : 1));
+        if (isVolatile)
         {
             writer.Write("volatile");
             writer.Write(true);
         }
 
-        if ((options.Flags & BroadcastFlags.Local) != 0)
+        if (isLocal)
         {
             writer.Write("local");
             writer.Write(true);
         }
 
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
+        if (timeoutMs is { } ms)
+        {
+            writer.Write("timeout");
+            writer.Write(ms);
+        }
     }
 
     /// <summary>Reads <c>[uid, packet, opts]</c>; the packet is encoded here, once. Throws on a malformed message.</summary>

@@ -37,7 +37,14 @@ public class InMemoryAdapter : IAdapter
 
                 mine ??= _sids.GetOrAdd(socketId, static _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal));
                 mine[room] = 0;
-                _rooms.GetOrAdd(room, static _ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal))[socketId] = 0;
+                if (!_rooms.TryGetValue(room, out var members))
+                {
+                    members = new ConcurrentDictionary<string, byte>(StringComparer.Ordinal);
+                    _rooms[room] = members;
+                    OnRoomCreated(room);
+                }
+
+                members[socketId] = 0;
             }
         }
     }
@@ -212,6 +219,19 @@ public class InMemoryAdapter : IAdapter
     /// <summary>Nothing to release for one node (the recovery store belongs to the server).</summary>
     public virtual ValueTask CloseAsync() => ValueTask.CompletedTask;
 
+    /// <summary>
+    /// A named room got its first member on this node (socket.io-adapter's <c>create-room</c>; not a socket's own
+    /// room). Called under the adapter's membership lock: do no I/O here, only start it. The default does nothing.
+    /// </summary>
+    protected virtual void OnRoomCreated(string room)
+    {
+    }
+
+    /// <summary>A named room lost its last member on this node (<c>delete-room</c>); as <see cref="OnRoomCreated"/>.</summary>
+    protected virtual void OnRoomDeleted(string room)
+    {
+    }
+
     /// <summary>This node's connected sockets that <paramref name="options"/> selects (rooms, except), each once.</summary>
     protected List<Socket> LocalSockets(BroadcastOptions options)
     {
@@ -336,9 +356,10 @@ public class InMemoryAdapter : IAdapter
 
     private void RemoveFromRoom(string socketId, string room)
     {
-        if (_rooms.TryGetValue(room, out var members) && members.TryRemove(socketId, out _) && members.IsEmpty)
+        if (_rooms.TryGetValue(room, out var members) && members.TryRemove(socketId, out _) && members.IsEmpty
+            && _rooms.TryRemove(new KeyValuePair<string, ConcurrentDictionary<string, byte>>(room, members)))
         {
-            _rooms.TryRemove(new KeyValuePair<string, ConcurrentDictionary<string, byte>>(room, members));
+            OnRoomDeleted(room);
         }
     }
 }

@@ -16,15 +16,20 @@ public sealed class AdapterLifecycleLog
 
 /// <summary>
 /// What every <see cref="IAdapter"/> must do, on real servers with real clients (raw WebSocket clients that show
-/// the packets). A subclass supplies the adapter factory (it reports init/close into the given log); a cluster
-/// adapter later also starts several nodes. Cross-node cases run only where <see cref="NodeCount"/> &gt; 1.
+/// the packets). A subclass supplies the adapter factory (called once per node; the first node's adapters report
+/// init/close into the given log) and <see cref="NodeCount"/>: a cluster adapter runs every case on that many
+/// nodes, clients spread over them round-robin (the first client on the first node), operations issued on the
+/// first node, so rooms, except, fetch, join/leave/disconnect, server-side events and acks are asserted cluster-wide.
 /// </summary>
 public abstract class AdapterSpecification
 {
     private const string Nsp = "/spec";
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    /// <summary>The adapter factory under test; its adapters record <c>init</c>/<c>close</c> into <paramref name="log"/>.</summary>
+    /// <summary>
+    /// The adapter factory of one node under test (called once per node, each time a new one); its adapters record
+    /// <c>init</c>/<c>close</c> into <paramref name="log"/>.
+    /// </summary>
     protected abstract IAdapterFactory CreateFactory(AdapterLifecycleLog log);
 
     /// <summary>How many nodes <see cref="StartAsync"/> makes one cluster of (1 for a single-node adapter).</summary>
@@ -35,11 +40,22 @@ public abstract class AdapterSpecification
     {
     }
 
-    /// <summary>Waits until the nodes of a new cluster know each other (default: nothing to wait for).</summary>
-    protected virtual Task ClusterReadyAsync(Node node) => Task.CompletedTask;
+    /// <summary>Waits until the nodes of a new cluster know each other (default: every node counts <see cref="NodeCount"/> servers).</summary>
+    protected virtual async Task ClusterReadyAsync(Cluster cluster)
+    {
+        foreach (var nsp in cluster.Namespaces)
+        {
+            var deadline = DateTime.UtcNow + Wait;
+            while (await nsp.Adapter.ServerCountAsync() != NodeCount)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the {NodeCount} nodes did not count each other within 10 s");
+                await Task.Delay(20);
+            }
+        }
+    }
 
-    /// <summary>Whether the session of <paramref name="pid"/> is kept (default: the server's own recovery store counts one).</summary>
-    protected virtual Task<bool> SessionKeptAsync(Node node, string pid) => Task.FromResult(node.Server.Io.Recovery.Sessions == 1);
+    /// <summary>Whether the session of <paramref name="pid"/> is kept (default: the first node's own recovery store counts one).</summary>
+    protected virtual Task<bool> SessionKeptAsync(Cluster cluster, string pid) => Task.FromResult(cluster.Server.Io.Recovery.Sessions == 1);
 
     [Fact]
     public async Task Broadcast_goes_to_all_to_rooms_and_never_to_the_excepted_rooms_or_sockets()
@@ -57,11 +73,11 @@ public abstract class AdapterSpecification
         node.Nsp.To(["red", "blue"]).Emit("ev", "red-or-blue");
         node.Nsp.To(c.Sid).Emit("ev", "own-room-c");
         node.Nsp.To("red").Except(["red"]).Emit("ev", "nobody");
-        new BroadcastOperator(node.Nsp).Local.Emit("ev", "local");
+        new BroadcastOperator(node.Nsp).Local.Emit("ev", "local"); // the first node's sockets only
 
         Assert.Equal(["all", "red", "not-blue", "red-or-blue", "local"], await EventsUntilMarkAsync(node, a));
-        Assert.Equal(["all", "red", "red-but-a", "not-blue", "red-or-blue", "local"], await EventsUntilMarkAsync(node, b));
-        Assert.Equal(["all", "red-or-blue", "own-room-c", "local"], await EventsUntilMarkAsync(node, c));
+        Assert.Equal(Local(node, b, ["all", "red", "red-but-a", "not-blue", "red-or-blue"], "local"), await EventsUntilMarkAsync(node, b));
+        Assert.Equal(Local(node, c, ["all", "red-or-blue", "own-room-c"], "local"), await EventsUntilMarkAsync(node, c));
 
         // volatile: reaches a socket whose queue is empty (each client drained everything above)
         node.Nsp.To("red").Volatile.Emit("ev", "volatile");
@@ -105,20 +121,21 @@ public abstract class AdapterSpecification
         var fetched = Assert.Single(await node.Nsp.To("green").FetchSocketsAsync());
         Assert.Equal(b.Sid, fetched.Id);
         Assert.Equal(new HashSet<string> { "green", "red", b.Sid }, fetched.Rooms.ToHashSet());
-        Assert.Equal("bob", fetched.Data["user"]);
+        Assert.Equal("bob", fetched.Data["user"]?.ToString());
         Assert.Equal("b", fetched.Handshake.AuthString("tag"));
+        Assert.Equal(NodeCount > 1, fetched is RemoteSocket); // b is on the second node of a cluster
 
         // a fetched socket acts on the real one: emit, join, leave, disconnect
         fetched.Emit("ev", "fetched");
         fetched.Join("yellow");
-        Assert.Contains("yellow", node.Socket(b).Rooms);
+        await WaitUntilAsync(() => node.Socket(b).Rooms.Contains("yellow"));
         fetched.Leave("red");
-        Assert.DoesNotContain("red", node.Socket(b).Rooms);
+        await WaitUntilAsync(() => !node.Socket(b).Rooms.Contains("red"));
         Assert.Equal(["fetched"], await EventsUntilMarkAsync(node, b));
         fetched.Disconnect();
         Assert.Equal("1" + Nsp + ",", await b.Client.NextAsync(Wait));
 
-        // the synchronous local variant
+        // the synchronous local variant: the first node's sockets only
         Assert.Equal(Ids(a), node.Nsp.To("red").FetchSockets().Select(s => s.Id).ToHashSet());
     }
 
@@ -144,6 +161,7 @@ public abstract class AdapterSpecification
         Assert.Equal([], await EventsUntilMarkAsync(node, b));
         Assert.Equal(["green"], await EventsUntilMarkAsync(node, c));
         Assert.Equal([c.Sid], node.Socket(c).Rooms);
+        Assert.Equal([b.Sid], node.Socket(b).Rooms);
     }
 
     [Fact]
@@ -156,7 +174,7 @@ public abstract class AdapterSpecification
 
         node.Nsp.To("red").DisconnectSockets();
         Assert.Equal("1" + Nsp + ",", await a.Client.NextAsync(Wait));
-        Assert.False(node.Nsp.SocketsById.ContainsKey(a.Sid));
+        Assert.False(node.NspOf(a).SocketsById.ContainsKey(a.Sid));
 
         new BroadcastOperator(node.Nsp).Except(c.Sid).DisconnectSockets(close: true);
         Assert.Equal("1" + Nsp + ",", await b.Client.NextAsync(Wait));
@@ -164,7 +182,7 @@ public abstract class AdapterSpecification
 
         // a keeps its connection (it may join again), c is untouched
         Assert.Equal([], await EventsUntilMarkAsync(node, c));
-        Assert.Equal([c.Sid], node.Nsp.SocketsById.Keys);
+        await WaitUntilAsync(() => node.AllSocketIds().SetEquals([c.Sid]));
         var (again, _) = await a.Client.ConnectAsync(Nsp);
         Assert.True(again);
 
@@ -192,6 +210,16 @@ public abstract class AdapterSpecification
         Assert.Equal(["a", "b"], all.Select(r => (string)r[0]!).Order());
         Assert.All(all, r => Assert.Equal(1, (int)r[1]!));
         Assert.Equal([], await EventsUntilMarkAsync(node, c));
+
+        // every client of every node answers: the count of expected answers is cluster-wide
+        var everyone = node.Nsp.Timeout(Wait).EmitWithAckAsync("question", 7);
+        foreach (var client in new[] { a, b, c })
+        {
+            var (id, _) = await NextAckRequestAsync(client);
+            await client.Client.SendAsync($"3{Nsp},{id}[\"{client.Tag}\"]");
+        }
+
+        Assert.Equal(["a", "b", "c"], (await everyone.WaitAsync(Wait)).Select(r => (string)r[0]!).Order());
 
         // nobody selected: complete at once with no answers
         Assert.Empty(await node.Nsp.To("nobody").Timeout(Wait).EmitWithAckAsync("question").WaitAsync(Wait));
@@ -230,31 +258,75 @@ public abstract class AdapterSpecification
     public async Task ServerSideEmit_reaches_the_other_nodes_only()
     {
         await using var node = await StartAsync();
-        var received = new ConcurrentQueue<string>();
-        node.Nsp.OnServerSideEmit("hello", (args, ack) =>
+        var received = node.Namespaces.Select(_ => new ConcurrentQueue<string>()).ToArray();
+        for (var i = 0; i < node.Namespaces.Count; i++)
         {
-            received.Enqueue((string)args[0]!);
-            ack?.Invoke(["hi from " + node.Nsp.Name]);
-        });
-        foreach (var peer in node.Peers)
-        {
-            peer.Nsp.OnServerSideEmit("hello", (args, ack) => ack?.Invoke(["hi from a peer"]));
+            var (mine, index) = (received[i], i);
+            node.Namespaces[i].OnServerSideEmit("hello", (args, ack) =>
+            {
+                mine.Enqueue((string)args[0]!);
+                ack?.Invoke([$"hi from {index}", index]);
+            });
         }
 
         node.Nsp.ServerSideEmit("hello", "one");
-        var answers = await node.Nsp.ServerSideEmitWithAckAsync("hello", ["two"], TimeSpan.FromSeconds(2)).WaitAsync(Wait);
+        var answers = await node.Nsp.ServerSideEmitWithAckAsync("hello", ["two"], TimeSpan.FromSeconds(10)).WaitAsync(Wait);
         Assert.Equal(NodeCount - 1, answers.Count);
+        Assert.Equal(Enumerable.Range(1, NodeCount - 1).Select(i => $"hi from {i}"), answers.Select(r => (string)r[0]!).Order());
+        Assert.All(answers, r => Assert.Equal((string)r[0]!, $"hi from {(int)r[1]!}"));
         Assert.Equal(NodeCount, await node.Nsp.Adapter.ServerCountAsync());
-        Assert.Empty(received); // never this node's own handlers
+        for (var i = 1; i < NodeCount; i++)
+        {
+            Assert.Equal(["one", "two"], received[i]); // in the order sent
+        }
+
+        Assert.Empty(received[0]); // never this node's own handlers
 
         // an event that came from another node reaches the handlers, ack included
         object?[]? answer = null;
         Assert.True(node.Nsp.DispatchServerSideEvent("hello", [JsonValue.Create("remote")], a => answer = a));
-        Assert.Equal(["remote"], received);
-        Assert.Equal("hi from " + Nsp, Assert.Single(answer!));
+        Assert.Equal(["remote"], received[0]);
+        Assert.Equal("hi from 0", answer![0]);
         Assert.False(node.Nsp.DispatchServerSideEvent("unknown", [], null));
         Assert.Throws<ArgumentException>(() => node.Nsp.ServerSideEmit("disconnect"));
         Assert.Throws<ArgumentException>(() => { _ = node.Nsp.ServerSideEmitWithAckAsync("connect", [], TimeSpan.FromSeconds(1)); });
+    }
+
+    [Fact]
+    public async Task ServerSideEmit_with_ack_that_a_node_does_not_answer_times_out_with_the_answers_received()
+    {
+        await using var node = await StartAsync();
+
+        // only the second node answers "half"; a third node (if any) has no handler and never answers
+        if (NodeCount > 1)
+        {
+            node.Namespaces[1].OnServerSideEmit("half", (_, ack) => ack?.Invoke(["from 1"]));
+        }
+
+        var started = DateTime.UtcNow;
+        var half = node.Nsp.ServerSideEmitWithAckAsync("half", [], TimeSpan.FromSeconds(3));
+        if (NodeCount <= 2)
+        {
+            Assert.Equal(NodeCount - 1, (await half.WaitAsync(Wait)).Count);
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<BroadcastAckTimeoutException>(() => half.WaitAsync(Wait));
+            Assert.Equal("from 1", (string?)Assert.Single(error.Responses)[0]);
+        }
+
+        // nobody answers "nobody": a cluster times out (never hangs), a single node completes at once
+        var none = node.Nsp.ServerSideEmitWithAckAsync("nobody", [], TimeSpan.FromMilliseconds(800));
+        if (NodeCount == 1)
+        {
+            Assert.Empty(await none.WaitAsync(Wait));
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<BroadcastAckTimeoutException>(() => none.WaitAsync(Wait));
+            Assert.Empty(error.Responses);
+            Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(750), "not before the timeout");
+        }
     }
 
     [Fact]
@@ -323,42 +395,58 @@ public abstract class AdapterSpecification
         Assert.Contains("red", node.Socket(a).Rooms);
     }
 
-    /// <summary>Starts one node (a real server on loopback) with the adapter under test and the namespace <c>/spec</c>.</summary>
-    /// <remarks>With <see cref="NodeCount"/> &gt; 1, the other nodes of the cluster are in <see cref="Node.Peers"/> (their lifecycle is not logged).</remarks>
-    protected async Task<Node> StartAsync(AdapterLifecycleLog? log = null, bool recovery = false)
+    /// <summary>
+    /// Starts <see cref="NodeCount"/> nodes (real servers on loopback) with the adapter under test and the namespace
+    /// <c>/spec</c>, and waits until every node counts them all (<see cref="IAdapter.ServerCountAsync"/>).
+    /// </summary>
+    protected async Task<Cluster> StartAsync(AdapterLifecycleLog? log = null, bool recovery = false)
     {
         OnNewCluster();
-        var server = await TestServer.StartAsync(
-            o => o.ConnectionStateRecovery = recovery ? new ConnectionStateRecoveryOptions() : null,
-            adapterFactory: CreateFactory(log ?? new AdapterLifecycleLog()));
-        var node = new Node(server, server.Io.Of(Nsp));
-        for (var i = 1; i < NodeCount; i++)
+        var servers = new List<TestServer>();
+        for (var i = 0; i < NodeCount; i++)
         {
-            var peer = await TestServer.StartAsync(
+            servers.Add(await TestServer.StartAsync(
                 o => o.ConnectionStateRecovery = recovery ? new ConnectionStateRecoveryOptions() : null,
-                adapterFactory: CreateFactory(new AdapterLifecycleLog()));
-            node.Peers.Add(new Node(peer, peer.Io.Of(Nsp)));
+                adapterFactory: CreateFactory(i == 0 ? log ?? new AdapterLifecycleLog() : new AdapterLifecycleLog())));
         }
 
-        await ClusterReadyAsync(node);
-        return node;
+        var cluster = new Cluster(servers, [.. servers.Select(s => s.Io.Of(Nsp))]);
+        await ClusterReadyAsync(cluster);
+        return cluster;
     }
 
     private static HashSet<string> Ids(params Peer[] clients) => clients.Select(c => c.Sid).ToHashSet();
 
     private static HashSet<string> Ids(IEnumerable<IClusterSocket> sockets) => sockets.Select(s => s.Id).ToHashSet();
 
-    /// <summary>Emits "mark" to everyone, then reads this client's events up to it: the string arguments of the "ev" events before it.</summary>
-    private static async Task<List<string>> EventsUntilMarkAsync(Node node, Peer client)
+    /// <summary><paramref name="events"/>, plus <paramref name="local"/> when the client is on the first node.</summary>
+    private static string[] Local(Cluster node, Peer client, string[] events, string local) =>
+        client.Node == 0 ? [.. events, local] : events;
+
+    /// <summary>
+    /// Emits "mark" to the client from every node (each node's earlier broadcasts reach the client before its
+    /// mark), then reads this client's events until every mark came: the string arguments of the "ev" events.
+    /// </summary>
+    private static async Task<List<string>> EventsUntilMarkAsync(Cluster node, Peer client)
     {
-        node.Nsp.To(client.Sid).Emit("mark");
+        foreach (var nsp in node.Namespaces)
+        {
+            nsp.To(client.Sid).Emit("mark");
+        }
+
         var seen = new List<string>();
+        var marks = 0;
         while (true)
         {
             var args = await client.Client.NextEventAsync(Nsp, Wait);
             if ((string?)args[0] == "mark")
             {
-                return seen;
+                if (++marks == node.Namespaces.Count)
+                {
+                    return seen;
+                }
+
+                continue;
             }
 
             Assert.Equal("ev", (string?)args[0]);
@@ -388,30 +476,41 @@ public abstract class AdapterSpecification
         }
     }
 
-    /// <summary>A connected raw client of <c>/spec</c>.</summary>
-    protected sealed record Peer(WsSocketIOClient Client, string Tag, string Sid, string? Pid);
+    /// <summary>A connected raw client of <c>/spec</c>, on the node numbered <see cref="Node"/>.</summary>
+    protected sealed record Peer(WsSocketIOClient Client, string Tag, string Sid, string? Pid, int Node);
 
-    /// <summary>One node of the cluster under test.</summary>
-    protected sealed class Node(TestServer server, Namespace nsp) : IAsyncDisposable
+    /// <summary>The nodes of the cluster under test (one for a single-node adapter); operations go through the first.</summary>
+    protected sealed class Cluster(IReadOnlyList<TestServer> servers, IReadOnlyList<Namespace> namespaces) : IAsyncDisposable
     {
         private readonly List<WsSocketIOClient> _clients = [];
 
-        public TestServer Server { get; } = server;
+        /// <summary>The first node.</summary>
+        public TestServer Server => servers[0];
 
-        public Namespace Nsp { get; } = nsp;
+        /// <summary><c>/spec</c> on the first node.</summary>
+        public Namespace Nsp => namespaces[0];
 
-        /// <summary>The other nodes of the cluster (disposed with this one).</summary>
-        public List<Node> Peers { get; } = [];
+        /// <summary><c>/spec</c> on every node, the first one first.</summary>
+        public IReadOnlyList<Namespace> Namespaces => namespaces;
 
-        public Socket Socket(Peer client) => Nsp.SocketsById[client.Sid];
+        /// <summary><c>/spec</c> on the client's node.</summary>
+        public Namespace NspOf(Peer client) => namespaces[client.Node];
 
+        /// <summary>The client's socket, on its node.</summary>
+        public Socket Socket(Peer client) => namespaces[client.Node].SocketsById[client.Sid];
+
+        /// <summary>The ids of the sockets of <c>/spec</c> on every node.</summary>
+        public HashSet<string> AllSocketIds() => namespaces.SelectMany(n => n.SocketsById.Keys).ToHashSet();
+
+        /// <summary>Connects a client to <c>/spec</c> on the next node (round-robin), with <c>{tag}</c> as auth.</summary>
         public async Task<Peer> ConnectAsync(string tag)
         {
-            var client = await WsSocketIOClient.OpenAsync(Server.BaseUri);
+            var index = _clients.Count % servers.Count;
+            var client = await WsSocketIOClient.OpenAsync(servers[index].BaseUri);
             _clients.Add(client);
             var (ok, payload) = await client.ConnectAsync(Nsp.Name, new JsonObject { ["tag"] = tag });
             Assert.True(ok, payload.ToJsonString());
-            return new Peer(client, tag, (string)payload["sid"]!, (string?)payload["pid"]);
+            return new Peer(client, tag, (string)payload["sid"]!, (string?)payload["pid"], index);
         }
 
         public async ValueTask DisposeAsync()
@@ -421,10 +520,9 @@ public abstract class AdapterSpecification
                 await client.DisposeAsync();
             }
 
-            await Server.DisposeAsync();
-            foreach (var peer in Peers)
+            foreach (var server in servers)
             {
-                await peer.DisposeAsync();
+                await server.DisposeAsync();
             }
         }
     }

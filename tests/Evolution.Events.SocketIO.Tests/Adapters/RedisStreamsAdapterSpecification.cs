@@ -61,10 +61,10 @@ public sealed class RedisStreamsAdapterSpecification(StreamsRedisFixture fixture
         return new RedisStreamsAdapterFactory(connection, _options, create: (nsp, cluster) => new RecordingAdapter(nsp, cluster, log));
     }
 
-    protected override async Task ClusterReadyAsync(Node node)
+    protected override async Task ClusterReadyAsync(Cluster cluster)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        foreach (var nsp in new[] { node.Nsp }.Concat(node.Peers.Select(p => p.Nsp)))
+        foreach (var nsp in cluster.Namespaces)
         {
             while (await nsp.Adapter.ServerCountAsync() < NodeCount)
             {
@@ -74,8 +74,8 @@ public sealed class RedisStreamsAdapterSpecification(StreamsRedisFixture fixture
         }
     }
 
-    protected override async Task<bool> SessionKeptAsync(Node node, string pid) =>
-        await fixture.Connection.GetDatabase().KeyExistsAsync(((RedisStreamsAdapter)node.Nsp.Adapter).Options.SessionKeyPrefix + pid);
+    protected override async Task<bool> SessionKeptAsync(Cluster cluster, string pid) =>
+        await fixture.Connection.GetDatabase().KeyExistsAsync(((RedisStreamsAdapter)cluster.Nsp.Adapter).Options.SessionKeyPrefix + pid);
 
     /// <summary>The streams adapter, reporting its lifecycle calls.</summary>
     private sealed class RecordingAdapter(Namespace nsp, RedisStreamsAdapterFactory cluster, AdapterLifecycleLog log) : RedisStreamsAdapter(nsp, cluster)
