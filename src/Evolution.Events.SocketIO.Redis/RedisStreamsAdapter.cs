@@ -353,10 +353,10 @@ public class RedisStreamsAdapter : InMemoryAdapter
             }
             catch (TimeoutException)
             {
-                throw new BroadcastAckTimeoutException(request.Snapshot().Select(r => new[] { r }).ToArray());
+                throw new BroadcastAckTimeoutException(request.Snapshot().Select(AckArguments).ToArray());
             }
 
-            return [.. request.Snapshot().Select(r => new[] { r })];
+            return [.. request.Snapshot().Select(AckArguments)];
         }
         finally
         {
@@ -652,7 +652,13 @@ public class RedisStreamsAdapter : InMemoryAdapter
                     options,
                     timeout ?? _options.RequestTimeout,
                     count => Respond(requester, ClusterMessageType.BroadcastClientCount, new JsonObject { ["requestId"] = requestId, ["clientCount"] = count }),
-                    args => Respond(requester, ClusterMessageType.BroadcastAck, new JsonObject { ["requestId"] = requestId, ["packet"] = args.Length == 0 ? null : args[0]?.DeepClone() }));
+                    // the cluster adapter reads the ack's first argument ("packet"); "args" keeps all of them for our nodes
+                    args => Respond(requester, ClusterMessageType.BroadcastAck, new JsonObject
+                    {
+                        ["requestId"] = requestId,
+                        ["packet"] = args.Length == 0 ? null : args[0]?.DeepClone(),
+                        ["args"] = new JsonArray([.. args.Select(a => a?.DeepClone())]),
+                    }));
                 break;
             case ClusterMessageType.ServerSideEmit when data["packet"] is JsonArray { Count: > 0 } eventArray:
                 Action<object?[]>? ack = null;
@@ -664,11 +670,12 @@ public class RedisStreamsAdapter : InMemoryAdapter
                     {
                         if (Interlocked.Exchange(ref called, 1) == 0)
                         {
-                            // only one argument is expected (as socket.io's)
+                            // socket.io reads one argument ("packet"); "args" keeps all of them for our nodes
                             Respond(from, ClusterMessageType.ServerSideEmitResponse, new JsonObject
                             {
                                 ["requestId"] = requestId,
-                                ["packet"] = args.Length == 0 ? null : args[0] as JsonNode ?? JsonSerializer.SerializeToNode(args[0]),
+                                ["packet"] = args.Length == 0 ? null : args[0] is JsonNode first ? first.DeepClone() : JsonSerializer.SerializeToNode(args[0]),
+                                ["args"] = new JsonArray([.. args.Select(a => a is JsonNode n ? n.DeepClone() : JsonSerializer.SerializeToNode(a))]),
                             });
                         }
                     };
@@ -691,7 +698,7 @@ public class RedisStreamsAdapter : InMemoryAdapter
             case ClusterMessageType.BroadcastAck when requestId is not null:
                 if (_ackRequests.TryGetValue(requestId, out var acked))
                 {
-                    acked.Ack([data["packet"]?.DeepClone()]);
+                    acked.Ack(data["args"] is JsonArray all ? [.. all.Select(a => a?.DeepClone())] : [data["packet"]?.DeepClone()]);
                 }
 
                 break;
@@ -705,7 +712,8 @@ public class RedisStreamsAdapter : InMemoryAdapter
             case ClusterMessageType.ServerSideEmitResponse when requestId is not null:
                 if (_requests.TryGetValue(requestId, out var emit))
                 {
-                    emit.Answer([data["packet"]?.DeepClone()]);
+                    // one answer per node: the array of its ack's arguments (a Node peer sends only the first one)
+                    emit.Answer([data["args"] is JsonArray all ? all.DeepClone() : new JsonArray(data["packet"]?.DeepClone())]);
                 }
 
                 break;
@@ -881,6 +889,10 @@ public class RedisStreamsAdapter : InMemoryAdapter
 
         return array;
     }
+
+    /// <summary>A node's answer to a server-side emit: the array of its ack's arguments.</summary>
+    private static JsonNode?[] AckArguments(JsonNode? answer) =>
+        answer is JsonArray args ? [.. args.Select(a => a?.DeepClone())] : [answer];
 
     /// <summary>A request waiting for one answer per other node.</summary>
     private sealed class PendingRequest(int expected)
