@@ -25,9 +25,15 @@ public static class GatewayApp
     /// appsettings.json; the key <c>urls</c> replaces the default listen address <c>http://+:SERVER_PORT</c>.
     /// Throws <see cref="GatewayConfigurationException"/> for an invalid value.
     /// </summary>
-    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null)
+    /// <param name="args">Command-line arguments (configuration keys, e.g. <c>--urls</c>).</param>
+    /// <param name="overrides">Settings that win over everything else.</param>
+    /// <param name="hermetic">True: <paramref name="overrides"/> are the only settings (no environment variables, no
+    /// appsettings.json), so a test's gateway never picks up the ambient environment of the machine running it.</param>
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null, bool hermetic = false)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        if (hermetic)
+            builder.Configuration.Sources.Clear();
         if (overrides is not null)
             builder.Configuration.AddInMemoryCollection(overrides);
         var options = GatewayOptionsBinder.Bind(builder.Configuration);

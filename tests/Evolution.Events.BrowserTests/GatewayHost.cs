@@ -44,7 +44,7 @@ public sealed class GatewayHost : IAsyncDisposable
             config[name] = value;
         }
 
-        var app = GatewayApp.Build([], config);
+        var app = GatewayApp.Build([], config, hermetic: true);
         await app.StartAsync();
         return new GatewayHost(app, dir);
     }

@@ -47,6 +47,9 @@ internal sealed class GatewayProcess : IAsyncDisposable
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
             info.ArgumentList.Add(arg);
+        // hermetic: none of the gateway's settings from the environment running the tests reach the process
+        foreach (var name in info.Environment.Keys.Where(IsGatewaySetting).ToList())
+            info.Environment.Remove(name);
         info.Environment["SERVER_PORT"] = port.ToString();
         info.Environment["DATABASE_PATH"] = Path.Combine(dir, "gateway.db");
         info.Environment["AUTHENTICATION_API_KEY"] = TestGateway.Key;
@@ -146,6 +149,14 @@ internal sealed class GatewayProcess : IAsyncDisposable
         {
         }
     }
+
+    /// <summary>A variable the gateway reads (its settings' prefixes, and ASP.NET Core's own).</summary>
+    private static bool IsGatewaySetting(string name) =>
+        new[]
+        {
+            "AUTHENTICATION_", "WEBSOCKET_", "SERVER_", "INBOUND_", "REDIS_", "RABBITMQ_", "METRICS_", "LOG_", "WEBHOOK_",
+            "TRUSTED_", "DATABASE_", "CORS_", "NODE_", "ASPNETCORE_", "SocketIO__",
+        }.Any(prefix => name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
 
     private static int FreePort()
     {

@@ -44,7 +44,7 @@ public sealed class TestGateway : IAsyncDisposable
         };
         foreach (var (k, v) in overrides ?? [])
             settings[k] = v;
-        var app = GatewayApp.Build([], settings);
+        var app = GatewayApp.Build([], settings, hermetic: true);
         await app.StartAsync();
         return new TestGateway(app, dir);
     }
