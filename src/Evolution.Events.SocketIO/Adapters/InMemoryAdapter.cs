@@ -106,6 +106,13 @@ public class InMemoryAdapter : IAdapter
     public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
 
+    /// <summary>
+    /// Whether a socket of this namespace that received the broadcasts up to <paramref name="offset"/> lost nothing
+    /// since on this node: every later broadcast is still kept in the server's recovery store (false while recovery
+    /// is off). For a scale-out adapter that keeps sessions elsewhere and the missed packets here.
+    /// </summary>
+    protected bool IsRecoverableFrom(string offset) => Namespace.Server.RecoveryStore?.Covers(Namespace.Name, offset) == true;
+
     /// <summary>One node: the cluster is this server.</summary>
     public virtual ValueTask<int> ServerCountAsync() => ValueTask.FromResult(1);
 
@@ -230,7 +237,7 @@ public class InMemoryAdapter : IAdapter
     }
 
     /// <summary>Writes an (already offset) packet to this node's matching sockets.</summary>
-    protected void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
+    protected internal void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
     {
         var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);
