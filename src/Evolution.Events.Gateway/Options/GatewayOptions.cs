@@ -137,6 +137,9 @@ public sealed class GatewayOptions
     /// <summary>REDIS_STREAM_MAXLEN: the approximate bound (batches) of the event stream (streams mode).</summary>
     public int RedisStreamMaxLength { get; init; } = 100_000;
 
+    /// <summary>NODE_ID: this node's name in the cluster view (default <c>{host name}:{SERVER_PORT}</c>).</summary>
+    public string? NodeId { get; init; }
+
     /// <summary>NODE_HEARTBEAT_MS: how often a node advertises itself in Redis (it disappears after 3 missed beats).</summary>
     public TimeSpan NodeHeartbeat { get; init; } = TimeSpan.FromSeconds(2);
 
