@@ -1,17 +1,19 @@
 // A TCP proxy on 127.0.0.1 in front of `target` (a URL) that a scenario can cut: cut() destroys every
 // connection through it and refuses new ones until heal(). Used to drop a socket.io-client's connection
-// the way a network does (the client sees a transport close and reconnects by itself).
+// the way a network does (the client sees a transport close and reconnects by itself). retarget(url)
+// sends new connections elsewhere (a load balancer moving a client to another node).
 import net from "node:net";
 
 export async function startCutProxy(target) {
   let accepting = true;
+  let current = target;
   const live = new Set();
   const server = net.createServer((downstream) => {
     if (!accepting) {
       downstream.destroy();
       return;
     }
-    const upstream = net.connect(Number(target.port), target.hostname);
+    const upstream = net.connect(Number(current.port), current.hostname);
     live.add(downstream);
     live.add(upstream);
     const close = () => {
@@ -35,6 +37,9 @@ export async function startCutProxy(target) {
     },
     heal() {
       accepting = true;
+    },
+    retarget(url) {
+      current = new URL(url);
     },
     close() {
       server.close();

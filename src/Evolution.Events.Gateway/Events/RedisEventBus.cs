@@ -73,6 +73,8 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
     private ChannelMessageQueue? _queue;
     private ConnectionMultiplexer? _reader;
     private volatile bool _reading;
+    private string _from = "0-0";
+    private int _readerReconnects;
     private Task? _pump;
     private long _sequence;
     private long _lastCounter;
@@ -106,6 +108,12 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
 
     /// <summary>The stream every node appends to and reads (streams mode).</summary>
     public string StreamKey => _streamKey.ToString();
+
+    /// <summary>The Redis client name of this node's stream reader connection (streams mode).</summary>
+    public string ReaderClientName => "evolution-events-stream-reader-" + _nodeId.ToString("N")[..8];
+
+    /// <summary>Times the stream reader lost Redis and caught up after it came back (streams mode).</summary>
+    public int ReaderReconnects => Volatile.Read(ref _readerReconnects);
 
     /// <summary>Streams or pub/sub (REDIS_ADAPTER).</summary>
     public RedisAdapterMode Mode => _mode;
@@ -223,13 +231,14 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
         }
 
         var config = _store.BuildConfiguration();
-        config.ClientName = "evolution-events-stream-reader";
+        config.ClientName = ReaderClientName;
         config.AsyncTimeout = config.SyncTimeout = 5000;
         _reader = await ConnectionMultiplexer.ConnectAsync(config);
         var newest = await redis.GetDatabase().StreamRangeAsync(_streamKey, "-", "+", 1, Order.Descending);
         var from = newest.Length > 0 ? newest[0].Id.ToString() : "0-0";
         _reading = true;
-        _pump = ReadStreamAsync(_reader, from);
+        _from = from;
+        _pump = ReadStreamAsync(_reader);
         _logger.LogInformation("Event bus on Redis stream {Stream}, reading after {Id}", StreamKey, from);
     }
 
@@ -276,7 +285,7 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
         }
     }
 
-    private async Task ReadStreamAsync(ConnectionMultiplexer reader, string from)
+    private async Task ReadStreamAsync(ConnectionMultiplexer reader)
     {
         var db = reader.GetDatabase();
         var lost = false;
@@ -287,55 +296,39 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
                 RedisResult result;
                 try
                 {
-                    result = await db.ExecuteAsync("XREAD", "COUNT", 512, "BLOCK", 1000, "STREAMS", _streamKey, from);
+                    result = await db.ExecuteAsync("XREAD", "COUNT", 512, "BLOCK", 1000, "STREAMS", _streamKey, _from);
                     if (lost)
                     {
                         lost = false;
-                        _logger.LogInformation("Redis event stream reachable again: catching up after {Id}", from);
+                        Interlocked.Increment(ref _readerReconnects);
+                        _logger.LogInformation("Redis event stream reachable again: catching up after {Id}", _from);
                     }
                 }
-                catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
+                    // RedisConnectionException, RedisTimeoutException (not a RedisException), …: retry from where it was
                     if (_stopping.IsCancellationRequested)
                         return;
                     if (!lost)
                     {
                         lost = true;
                         _logger.LogWarning("Redis event stream unreachable ({Reason}); this node will catch up after {Id} when it is back",
-                            ex.GetType().Name, from);
+                            ex.GetType().Name, _from);
                     }
                     await Task.Delay(500, _stopping.Token);
                     continue;
                 }
                 if (result.IsNull || result.Resp2Type != ResultType.Array)
                     continue;
-                foreach (var stream in (RedisResult[])result!)
+                try
                 {
-                    var parts = (RedisResult[])stream!;
-                    if (parts.Length < 2)
-                        continue;
-                    foreach (var entry in (RedisResult[])parts[1]!)
-                    {
-                        var pair = (RedisResult[])entry!;
-                        from = (string)pair[0]!;
-                        RedisValue counterValue = RedisValue.Null, frame = RedisValue.Null;
-                        var fields = (RedisResult[])pair[1]!;
-                        for (var i = 0; i + 1 < fields.Length; i += 2)
-                        {
-                            var name = (string?)fields[i];
-                            if (name == "o")
-                                counterValue = (RedisValue)fields[i + 1];
-                            else if (name == "b")
-                                frame = (RedisValue)fields[i + 1];
-                        }
-                        if (!counterValue.TryParse(out long counter) || frame.IsNull)
-                        {
-                            _logger.LogWarning("Ignored a malformed entry {Id} on the Redis event stream", from);
-                            continue;
-                        }
-                        if (!await ReceiveAsync(counter, frame))
-                            return;
-                    }
+                    await ReceiveEntriesAsync(result);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // a reply of an unexpected shape costs that reply only
+                    _logger.LogError(ex, "Redis event stream: could not read the entries after {Id}", _from);
+                    await Task.Delay(500, _stopping.Token);
                 }
             }
         }
@@ -345,6 +338,41 @@ public sealed class RedisEventBus : IEventBus, IHostedService, IAsyncDisposable
         finally
         {
             _reading = false;
+        }
+    }
+
+    /// <summary>Feeds the entries of one XREAD reply to the local bus, moving <see cref="_from"/> past each.</summary>
+    private async Task ReceiveEntriesAsync(RedisResult result)
+    {
+        // RESP2: [[key, entries]]; RESP3 (a map): [key, entries]
+        var outer = (RedisResult[])result!;
+        var lists = outer.Length > 0 && outer[0].Resp2Type == ResultType.Array
+            ? outer.Select(s => ((RedisResult[])s!)[1])
+            : outer.Where((_, i) => i % 2 == 1);
+        foreach (var list in lists)
+        {
+            foreach (var entry in (RedisResult[])list!)
+            {
+                var pair = (RedisResult[])entry!;
+                var id = _from = (string)pair[0]!;
+                RedisValue counterValue = RedisValue.Null, frame = RedisValue.Null;
+                var fields = pair[1].Resp2Type == ResultType.Array ? (RedisResult[])pair[1]! : [];
+                for (var i = 0; i + 1 < fields.Length; i += 2)
+                {
+                    var name = (string?)fields[i];
+                    if (name == "o")
+                        counterValue = (RedisValue)fields[i + 1];
+                    else if (name == "b")
+                        frame = (RedisValue)fields[i + 1];
+                }
+                if (!counterValue.TryParse(out long counter) || frame.IsNull)
+                {
+                    _logger.LogWarning("Ignored a malformed entry {Id} on the Redis event stream", id);
+                    continue;
+                }
+                if (!await ReceiveAsync(counter, frame))
+                    throw new OperationCanceledException(_stopping.Token);
+            }
         }
     }
 
