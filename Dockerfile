@@ -21,6 +21,7 @@ COPY src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj src/Evolution.
 RUN dotnet restore src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj
 COPY src/ src/
 COPY --from=assets /assets/node_modules/socket.io-client/dist/socket.io.min.js src/Evolution.Events.Gateway/wwwroot/socket.io.min.js
+COPY --from=assets /assets/node_modules/socket.io-client/dist/ src/Evolution.Events.Gateway/client/
 RUN dotnet publish src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj -c Release --no-restore -o /app/publish /p:UseAppHost=false
 
 # 3. Runtime: ASP.NET Core only, as the image's non-root user.

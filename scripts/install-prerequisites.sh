@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the tests' prerequisites: Debian packages (chromium for the browser tests, docker-compose for
-# the compose check, redis-server for scale-out) when root, and the npm packages of each folder that
+# the compose check, redis-server for scale-out, rabbitmq-server for the RabbitMQ ingestion) when root, and the npm packages of each folder that
 # has a package-lock.json. Under CI=true anything missing afterwards is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# the tests start private nodes with /usr/lib/rabbitmq/bin/rabbitmq-server (tests/Evolution.Events.Testing/RabbitMQServer.cs)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
@@ -25,6 +27,7 @@ missing=()
 for tool in node npm chromium docker-compose redis-server; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing prerequisites: ${missing[*]}" >&2
   [ "${CI:-}" = "true" ] && exit 1

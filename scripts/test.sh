@@ -48,6 +48,20 @@ for project in $projects; do
     missing=$((missing + 1))
   fi
 done
+# Each test project must run at least the number of tests tests/minimum-test-counts.txt gives it, so a
+# test class that silently stops being discovered (a lost attribute, a filter) fails the run.
+below=0
+while read -r project minimum; do
+  case "$project" in ''|'#'*) continue ;; esac
+  dll=$(echo "$project.dll" | tr '[:upper:]' '[:lower:]')
+  trx=$(grep -il "storage=\"[^\"]*/$dll\"" "$results"/*.trx 2>/dev/null | head -1 || true)
+  ran=0; [ -n "$trx" ] && ran=$(counter "$trx" passed)
+  if [ "$ran" -lt "$minimum" ]; then
+    echo "dotnet-tests: $project passed $ran tests, fewer than its minimum $minimum (tests/minimum-test-counts.txt)" >&2
+    below=$((below + 1))
+  fi
+done < tests/minimum-test-counts.txt
+if [ "$below" -gt 0 ]; then status=1; missing=$((missing + below)); fi
 echo "dotnet-tests: not executed (skipped) $skipped, aborted $aborted, projects without results $missing, dotnet test exit $status"
 if [ "$missing" -gt 0 ] || [ "$aborted" -gt 0 ]; then
   status=1

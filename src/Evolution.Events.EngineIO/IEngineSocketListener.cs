@@ -1,8 +1,11 @@
 namespace Evolution.Events.EngineIO;
 
 /// <summary>
-/// Receives what one session's client sends. Calls for one session never overlap and come in the
-/// order the client sent; an implementation must not block (it runs on the transport's read loop).
+/// Receives what one session's client sends. <see cref="OnMessage"/> and <see cref="OnBinary"/> calls for one
+/// session never overlap each other and come in the order the client sent; an implementation must not block
+/// (they run on the transport's read loop). <see cref="OnClose"/> is different: it runs on whichever thread
+/// closed the session (the heartbeat timer, a server-side close, a failed write, the read loop), so it can
+/// overlap a running <see cref="OnMessage"/> call; an implementation must tolerate that.
 /// </summary>
 public interface IEngineSocketListener
 {

@@ -47,7 +47,9 @@ public static class GatewayApp
         app.UseGatewayRefusalMetrics();
         app.UseInstanceStoreErrors();
         app.UseGatewayForwardedHeaders(options);
-        app.UseCors();
+        // CORS_ORIGIN has one enforcer per surface: ASP.NET Core's CORS for the REST API, the Engine.IO server's own
+        // (socket.io's `cors` option, set in AddGatewaySocketIO) for polling; never both on one response
+        app.UseWhen(context => !context.Request.Path.StartsWithSegments(GatewaySocketIO.Path), rest => rest.UseCors());
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });
         app.UseMiddleware<PlainWebSocketEndpoint>();
         app.UseGatewayDashboard(); // after the plain WebSocket: upgrades at / stay with it

@@ -45,6 +45,7 @@ public static class GatewayServices
         services.AddHostedService(sp => sp.GetRequiredService<FanoutService>());
         services.AddHttpClient(InboundRelay.HttpClientName, c => c.Timeout = options.InboundWebhookTimeout + TimeSpan.FromSeconds(1));
         services.AddSingleton<InboundRelay>();
+        services.AddRabbitMQIngestion(options); // RABBITMQ_URI only; started after the bus and the fan-out
         services.AddValidatorsFromAssemblyContaining<WebhookBatchValidator>(ServiceLifetime.Singleton);
         services.AddCors(cors => cors.AddDefaultPolicy(policy =>
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Ingestion;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
 
@@ -32,6 +33,9 @@ public sealed class GatewayShutdown(
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        // RabbitMQ (RABBITMQ_URI): stop consuming, finish and acknowledge the message in hand, before the bus refuses
+        if (services.GetService<RabbitMQIngestion>() is { } rabbitMQ)
+            await rabbitMQ.StopConsumingAsync(cancellationToken);
         bus.Complete();
         if (fanout.ExecuteTask is { } loop)
         {

@@ -271,7 +271,7 @@ internal static class RedisWireCodec
         _ => throw new FormatException("room: expected a string or a number"),
     };
 
-    private static void WriteJson(ref MessagePackWriter writer, JsonElement element, IReadOnlyList<Evolution.Events.EngineIO.Protocol.OutboundPacket> attachments, int depth)
+    internal static void WriteJson(ref MessagePackWriter writer, JsonElement element, IReadOnlyList<Evolution.Events.EngineIO.Protocol.OutboundPacket> attachments, int depth)
     {
         if (depth > MaxDepth)
         {
@@ -336,7 +336,7 @@ internal static class RedisWireCodec
         }
     }
 
-    private static void WriteMsgpackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, List<ReadOnlyMemory<byte>> attachments, int depth)
+    internal static void WriteMsgpackAsJson(ref MessagePackReader reader, Utf8JsonWriter writer, List<ReadOnlyMemory<byte>> attachments, int depth)
     {
         if (depth > MaxDepth)
         {

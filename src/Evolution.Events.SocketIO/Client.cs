@@ -81,9 +81,9 @@ internal sealed class Client : IEngineSocketListener
         {
             if (!HasJoined(packet.Namespace))
             {
-                // the packet would be ignored (as socket.io does): its attachments are dropped as they
-                // arrive, never kept, so a connection that has joined nothing cannot pin any
-                _attachmentsToSkip = packet.Attachments;
+                // a packet for a namespace this client has not joined closes the connection, as in socket.io,
+                // before any attachment is read: a connection that has joined nothing cannot pin any
+                CloseNotJoined(packet);
                 return;
             }
 
@@ -189,18 +189,47 @@ internal sealed class Client : IEngineSocketListener
             _sockets.TryGetValue(packet.Namespace, out socket);
         }
 
-        // a packet for a namespace this client has not joined is ignored, as socket.io does
-        socket?.OnPacket(packet);
+        if (socket is null)
+        {
+            CloseNotJoined(packet);
+            return;
+        }
+
+        socket.OnPacket(packet);
+    }
+
+    /// <summary>
+    /// socket.io's client.ts answers a packet other than CONNECT for a namespace the connection has not joined by
+    /// closing the whole connection ("invalid state"); so does this server, instead of guessing what was meant.
+    /// </summary>
+    private void CloseNotJoined(SocketPacket packet)
+    {
+        _server.LogProtocolError(Connection.Id, $"{packet.Type} packet for namespace '{EngineIO.LogText.Bound(packet.Namespace)}', not joined");
+        Connection.Close();
     }
 
     private void Connect(string name, JsonObject auth)
     {
+        bool joined;
         lock (_sockets)
         {
-            if (_sockets.ContainsKey(name) || !_connecting.Add(name))
+            joined = _sockets.ContainsKey(name);
+            if (joined || !_connecting.Add(name))
             {
-                return;
+                // a second CONNECT while the first one's middlewares run is dropped: the first one answers
+                if (!joined)
+                {
+                    return;
+                }
             }
+        }
+
+        if (joined)
+        {
+            // a CONNECT for a namespace already joined is an invalid state in socket.io too: it closes the connection
+            _server.LogProtocolError(Connection.Id, $"CONNECT for namespace '{EngineIO.LogText.Bound(name)}', already joined");
+            Connection.Close();
+            return;
         }
 
         var nsp = _server.ResolveNamespace(name);

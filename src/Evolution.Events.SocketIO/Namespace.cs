@@ -298,9 +298,9 @@ public class Namespace
     /// </summary>
     private void Connect(Socket socket)
     {
-        if (Server.RecoveryStore is { } store && socket.Pid is not null)
+        if (Server.RecoveryStore is not null && socket.Pid is not null)
         {
-            socket.JoinOffset = store.Join(Name, socket.MarkConnected);
+            socket.JoinOffset = Adapter.ConnectAtJoinPoint(socket.MarkConnected);
         }
         else
         {
@@ -405,9 +405,7 @@ public class Namespace
             missed = null;
         }
 
-        var recovered = Server.RecoveryStore is { } store
-            ? CompleteAtJoinPoint(store, socket, missed)
-            : socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId());
+        var recovered = CompleteAtJoinPoint(socket, missed);
         Server.OnRecoveryAttempt(Name, recovered ? Adapters.RecoveryOutcome.Recovered : Adapters.RecoveryOutcome.TooLate);
     }
 
@@ -415,10 +413,10 @@ public class Namespace
     /// Completes a recovery under the namespace's broadcast lock: a socket that recovered keeps its previous
     /// join point; one that fell back to a fresh session joins at the newest offset (it gets every later broadcast).
     /// </summary>
-    private bool CompleteAtJoinPoint(Adapters.RecoveryStore store, Socket socket, IReadOnlyList<Protocol.EncodedPacket>? missed)
+    private bool CompleteAtJoinPoint(Socket socket, IReadOnlyList<Protocol.EncodedPacket>? missed)
     {
         var recovered = false;
-        var joinedAt = store.Join(Name, () => recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId()));
+        var joinedAt = Adapter.ConnectAtJoinPoint(() => recovered = socket.CompleteRecovery(missed, EngineIO.EngineIOServer.NewId()));
         if (!recovered || socket.JoinOffset is null)
         {
             socket.JoinOffset = joinedAt;

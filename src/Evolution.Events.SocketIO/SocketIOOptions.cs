@@ -33,6 +33,12 @@ public sealed class SocketIOOptions
     /// </summary>
     public int MaxPendingConnections { get; set; } = 10_000;
 
+    /// <summary>
+    /// The socket.io-client browser bundle to serve under the Socket.IO path (socket.io's <c>serveClient</c>):
+    /// <c>/socket.io/socket.io.js</c> and the other standard files. Null (the default): not served.
+    /// </summary>
+    public Hosting.ClientBundle? ClientBundle { get; set; }
+
     internal SocketPacketLimits PacketLimits => _limits ??= new SocketPacketLimits(MaxAttachments);
 
     private SocketPacketLimits? _limits;

@@ -55,6 +55,10 @@ public sealed class ChromiumFixture : IAsyncLifetime
         return page;
     }
 
+    /// <summary>An uncaught exception in a page (Playwright's <c>pageerror</c>) fails the test: the page broke.</summary>
+    public static void AssertNoPageErrors(List<string> log) =>
+        Assert.DoesNotContain(log, line => line.StartsWith("[pageerror]", StringComparison.Ordinal));
+
     /// <summary>Where screenshots go: <c>tests/Evolution.Events.BrowserTests/TestResults/</c> (or BROWSER_TEST_ARTIFACTS).</summary>
     public static string ArtifactPath(string fileName)
     {

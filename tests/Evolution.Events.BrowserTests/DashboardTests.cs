@@ -62,6 +62,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
             var metrics = await gateway.MetricsAsync();
             Assert.True(Sample(metrics, "evolution_events_delivered_total", "transport=\"socketio\",event=\"qrcode.updated\"") >= 2, metrics);
             Assert.Equal(1, Sample(metrics, "evolution_socketio_sockets", "namespace=\"/shop\""));
+            ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {
@@ -90,6 +91,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
             await gateway.IngestAsync("connection.update", "sales", new JsonObject { ["state"] = "close", ["statusReason"] = 428 });
             await page.WaitForSelectorAsync("#state[data-state=close]");
             Assert.True(await page.IsHiddenAsync("#stats-card"));
+            ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {

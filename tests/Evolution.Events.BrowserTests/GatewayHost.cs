@@ -28,17 +28,23 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<GatewayHost> StartAsync()
+    public static async Task<GatewayHost> StartAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "gw-browser-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
-        var app = GatewayApp.Build([], new Dictionary<string, string?>
+        var config = new Dictionary<string, string?>
         {
             ["urls"] = "http://127.0.0.1:0",
             ["DATABASE_PATH"] = Path.Combine(dir, "gateway.db"),
             ["AUTHENTICATION_API_KEY"] = Key,
             ["LOG_LEVEL"] = "Warning",
-        });
+        };
+        foreach (var (name, value) in settings ?? new Dictionary<string, string?>())
+        {
+            config[name] = value;
+        }
+
+        var app = GatewayApp.Build([], config);
         await app.StartAsync();
         return new GatewayHost(app, dir);
     }

@@ -89,6 +89,7 @@ public sealed class RecoveryPageTests(ChromiumFixture chromium, ITestOutputHelpe
             Assert.Equal(Enumerable.Range(1, total), seen); // no gap, no duplicate, in order
             Assert.Equal(1, io.Recovery.Recovered);
             Assert.Empty(pageErrors);
+            ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {

@@ -47,6 +47,7 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
 
             var metrics = await gateway.MetricsAsync();
             Assert.Equal(1, DashboardTests.Sample(metrics, "evolution_socketio_connections", "transport=\"websocket\""));
+            ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {
@@ -86,35 +87,13 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
             await later.GotoAsync(site.Url.ToString());
             await later.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Successfully connected...'");
             Assert.Equal("none", await later.EvaluateAsync<string>("document.querySelector('#qrcode img').style.display"));
+            ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {
             foreach (var line in console)
                 output.WriteLine(line);
             await page.Context.CloseAsync();
-        }
-    }
-
-    /// <summary>A second web server on 127.0.0.1:0 that serves one HTML page (loopback, so Chromium's local-network rules allow its script to load from the gateway).</summary>
-    private sealed class PageServer(WebApplication app) : IAsyncDisposable
-    {
-        public Uri Url { get; } = new(GatewayApp.BoundAddress(app), "/qrcode.php");
-
-        public static async Task<PageServer> StartAsync(string html)
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Logging.ClearProviders();
-            var app = builder.Build();
-            app.MapGet("/qrcode.php", () => Results.Content(html, "text/html; charset=utf-8"));
-            await app.StartAsync();
-            return new PageServer(app);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await app.StopAsync();
-            await app.DisposeAsync();
         }
     }
 

@@ -1,19 +1,18 @@
 // A TCP proxy on 127.0.0.1 in front of `target` (a URL) that a scenario can cut: cut() destroys every
 // connection through it and refuses new ones until heal(). Used to drop a socket.io-client's connection
-// the way a network does (the client sees a transport close and reconnects by itself). retarget(url)
-// sends new connections elsewhere (a load balancer moving a client to another node).
+// the way a network does (the client sees a transport close and reconnects by itself). retarget(url) sends
+// the next connections to another server (a client that moves between the nodes of a cluster).
 import net from "node:net";
 
 export async function startCutProxy(target) {
   let accepting = true;
-  let current = target;
   const live = new Set();
   const server = net.createServer((downstream) => {
     if (!accepting) {
       downstream.destroy();
       return;
     }
-    const upstream = net.connect(Number(current.port), current.hostname);
+    const upstream = net.connect(Number(target.port), target.hostname);
     live.add(downstream);
     live.add(upstream);
     const close = () => {
@@ -39,7 +38,7 @@ export async function startCutProxy(target) {
       accepting = true;
     },
     retarget(url) {
-      current = new URL(url);
+      target = new URL(url);
     },
     close() {
       server.close();

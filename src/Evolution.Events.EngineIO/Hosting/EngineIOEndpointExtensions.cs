@@ -7,7 +7,8 @@ public static class EngineIOEndpointExtensions
 {
     /// <summary>
     /// Serves a plain Engine.IO server at <paramref name="path"/> (e.g. <c>/engine.io</c>), for every method.
-    /// The app must call <c>UseWebSockets()</c> before, for the WebSocket transport.
+    /// The WebSocket transport answers the upgrade itself (RFC 6455 handshake and framing on the request's
+    /// upgraded stream): <c>UseWebSockets()</c> is not needed for it.
     /// </summary>
     public static IEndpointConventionBuilder MapEngineIO(this IEndpointRouteBuilder endpoints, string path, EngineIOServer server)
     {

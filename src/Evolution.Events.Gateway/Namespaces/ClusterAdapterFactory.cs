@@ -8,18 +8,19 @@ using StackExchange.Redis;
 namespace Evolution.Events.Gateway.Namespaces;
 
 /// <summary>
-/// With REDIS_URI: every namespace gets the library's <see cref="RedisAdapter"/> (channels
-/// <c>REDIS_KEY_PREFIX + "socket.io#/nsp#"</c>, …) on a connection of its own, for cluster operations
-/// (fetchSockets, serverSideEmit, remote join/leave/disconnect) and for connection state recovery sessions, kept in
-/// Redis under <c>REDIS_KEY_PREFIX + "session:{pid}"</c> so that a client recovers on whichever node it reconnects
-/// to. The gateway's events never go through it: they travel on the event bus and each node broadcasts them
+/// With REDIS_URI: every namespace gets the library's Redis adapter on a connection of its own — REDIS_ADAPTER=streams:
+/// <see cref="RedisStreamsAdapter"/> (stream <c>REDIS_KEY_PREFIX + "socket.io"</c>, <see cref="StreamsRecoveryMode.SessionsOnly"/>);
+/// pubsub: <see cref="RedisAdapter"/> (channels <c>REDIS_KEY_PREFIX + "socket.io#/nsp#"</c>, …) — for cluster
+/// operations (fetchSockets, serverSideEmit, remote join/leave/disconnect) and for connection state recovery
+/// sessions, kept in Redis under <c>REDIS_KEY_PREFIX + "session:{pid}"</c> so that a client recovers on whichever
+/// node it reconnects to; offsets and missed packets come from each node's recovery store. The gateway's events never go through it: they travel on the event bus and each node broadcasts them
 /// locally (<see cref="SocketIOSink"/>).
 /// </summary>
 internal sealed class ClusterAdapterFactory : IAdapterFactory, IDisposable
 {
     private static readonly TimeSpan StartupWait = TimeSpan.FromSeconds(15);
     private readonly ConnectionMultiplexer _redis;
-    private readonly RedisAdapterFactory _inner;
+    private readonly IAdapterFactory _inner;
 
     public ClusterAdapterFactory(IInstanceStore store, GatewayOptions options, ILoggerFactory loggers)
     {
@@ -32,11 +33,20 @@ internal sealed class ClusterAdapterFactory : IAdapterFactory, IDisposable
         var deadline = DateTime.UtcNow + StartupWait;
         while (!_redis.IsConnected && DateTime.UtcNow < deadline)
             Thread.Sleep(100);
-        _inner = new RedisAdapterFactory(_redis, new RedisAdapterOptions
-        {
-            Key = options.RedisKeyPrefix + "socket.io",
-            SessionKeyPrefix = options.RedisKeyPrefix + "session:",
-        }, loggers);
+        _inner = options.RedisAdapter == RedisAdapterMode.Streams
+            ? new RedisStreamsAdapterFactory(_redis, new RedisStreamsAdapterOptions
+            {
+                StreamName = options.RedisKeyPrefix + "socket.io",
+                ChannelPrefix = options.RedisKeyPrefix + "socket.io",
+                SessionKeyPrefix = options.RedisKeyPrefix + "session:",
+                // offsets and missed packets are this node's recovery store's, fed with the event bus's offsets
+                Recovery = StreamsRecoveryMode.SessionsOnly,
+            }, loggers)
+            : new RedisAdapterFactory(_redis, new RedisAdapterOptions
+            {
+                Key = options.RedisKeyPrefix + "socket.io",
+                SessionKeyPrefix = options.RedisKeyPrefix + "session:",
+            }, loggers);
     }
 
     /// <summary>This node's adapter connection (for tests).</summary>

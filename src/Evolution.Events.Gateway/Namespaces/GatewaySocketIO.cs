@@ -7,6 +7,7 @@ using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
 using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Hosting;
+using Microsoft.Extensions.FileProviders;
 
 namespace Evolution.Events.Gateway.Namespaces;
 
@@ -31,6 +32,8 @@ public static class GatewaySocketIO
         services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
         {
             o.Engine.MaxPayload = options.MaxPayload;
+            // socket.io's serveClient: the stock browser client at /socket.io/socket.io.js (.min.js, .esm.min.js, maps)
+            o.ClientBundle = new ClientBundle(new EmbeddedFileProvider(typeof(GatewaySocketIO).Assembly, "Evolution.Events.Gateway.client"));
             if (options.RecoverySeconds > 0)
             {
                 // the middlewares (authorization) run again on recovery: a key revoked meanwhile does not recover

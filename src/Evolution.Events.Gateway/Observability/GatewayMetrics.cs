@@ -34,6 +34,10 @@ public sealed class GatewayMetrics
     private readonly Counter _redisOutages;
     private readonly Counter _localOnly;
     private readonly Counter _busMissed;
+    private readonly Gauge _rabbitUp;
+    private readonly Counter _rabbitConsumed;
+    private readonly Counter _rabbitRedelivered;
+    private readonly Counter _rabbitDeadLettered;
 
     public GatewayMetrics()
     {
@@ -41,7 +45,7 @@ public sealed class GatewayMetrics
         DotNetStats.Register(Registry);
         var factory = Metrics.WithCustomRegistry(Registry);
         _ingested = factory.CreateCounter("evolution_events_ingested_total",
-            "Events accepted by ingestion (POST /webhook), per emitted event name.", "event");
+            "Events accepted by ingestion (POST /webhook, or RabbitMQ with RABBITMQ_URI), per emitted event name.", "event");
         _delivered = factory.CreateCounter("evolution_events_delivered_total",
             "Event copies handed to subscribers (one per socket or plain WebSocket), per transport and event name.",
             "transport", "event");
@@ -79,6 +83,20 @@ public sealed class GatewayMetrics
             "Events of the cluster's sequence this node never received from the Redis event bus (pub/sub: published while "
             + "its subscription was down; streams: trimmed from the stream before this node read them) (REDIS_URI set only).",
             new CounterConfiguration { SuppressInitialValue = true });
+        // Published only with RABBITMQ_URI set.
+        _rabbitUp = factory.CreateGauge("evolution_rabbitmq_up",
+            "Whether the gateway is connected to RabbitMQ and consuming its queue: 1 yes, 0 no (RABBITMQ_URI set only).",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        _rabbitConsumed = factory.CreateCounter("evolution_rabbitmq_consumed_total",
+            "Messages received from the RabbitMQ queue (RABBITMQ_URI set only), redeliveries included.",
+            new CounterConfiguration { SuppressInitialValue = true });
+        _rabbitRedelivered = factory.CreateCounter("evolution_rabbitmq_redelivered_total",
+            "Messages the broker delivered again (flagged redelivered: a previous delivery was never acknowledged).",
+            new CounterConfiguration { SuppressInitialValue = true });
+        _rabbitDeadLettered = factory.CreateCounter("evolution_rabbitmq_dead_lettered_total",
+            "Messages rejected and moved to the dead-letter queue <RABBITMQ_QUEUE>.dead, per reason: "
+            + "malformed_json, invalid (unknown event, bad instance name, …), too_large.",
+            new CounterConfiguration { SuppressInitialValue = true, LabelNames = ["reason"] });
         Gauges = new ConnectionGauges(factory);
         Registry.AddBeforeCollectCallback(Gauges.Update);
     }
@@ -156,4 +174,28 @@ public sealed class GatewayMetrics
 
     /// <summary>Counts events delivered locally only because the Redis event bus was unreachable.</summary>
     public void LocalOnly(int events) => _localOnly.Inc(events);
+
+    /// <summary>Sets <c>evolution_rabbitmq_up</c> and publishes the other RabbitMQ series at 0.</summary>
+    public void RabbitMQUp(bool up)
+    {
+        _rabbitUp.Set(up ? 1 : 0);
+        _rabbitConsumed.Publish();
+        _rabbitRedelivered.Publish();
+        foreach (var reason in RabbitMQDeadLetterReasons)
+            _rabbitDeadLettered.WithLabels(reason).Publish();
+    }
+
+    /// <summary>The closed set of dead-letter reasons (label values).</summary>
+    public static readonly IReadOnlyList<string> RabbitMQDeadLetterReasons = ["malformed_json", "invalid", "too_large"];
+
+    /// <summary>Counts one message received from the queue.</summary>
+    public void RabbitMQConsumed(bool redelivered)
+    {
+        _rabbitConsumed.Inc();
+        if (redelivered)
+            _rabbitRedelivered.Inc();
+    }
+
+    /// <summary>Counts one message moved to the dead-letter queue.</summary>
+    public void RabbitMQDeadLettered(string reason) => _rabbitDeadLettered.WithLabels(reason).Inc();
 }

@@ -19,7 +19,8 @@ namespace Evolution.Events.Gateway.Observability;
 /// </summary>
 public static class GatewayObservability
 {
-    private const string ReadyTag = "ready";
+    /// <summary>The tag of the checks <c>/health/ready</c> runs.</summary>
+    internal const string ReadyTag = "ready";
 
     public static IServiceCollection AddGatewayObservability(this IServiceCollection services, GatewayOptions options)
     {

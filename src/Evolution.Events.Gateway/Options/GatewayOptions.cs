@@ -145,6 +145,9 @@ public sealed class GatewayOptions
 
     /// <summary>REDIS_RELOAD_INTERVAL_MS: how often a node re-reads the whole registry from Redis.</summary>
     public TimeSpan RedisReloadInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>RABBITMQ_URI and its companions: when set, the gateway also consumes Evolution API's RabbitMQ events.</summary>
+    public RabbitMQSettings? RabbitMQ { get; init; }
 }
 
 /// <summary>REDIS_ADAPTER: how the nodes share events (docs/scale-out.md).</summary>

@@ -60,6 +60,7 @@ public static class GatewayOptionsBinder
             RedisStreamMaxLength = ReadInt(config, "REDIS_STREAM_MAXLEN", 100_000, 100, 100_000_000),
             NodeId = ReadNodeId(config),
             NodeHeartbeat = TimeSpan.FromMilliseconds(ReadInt(config, "NODE_HEARTBEAT_MS", 2000, 100, 60_000)),
+            RabbitMQ = RabbitMQSettings.Read(config),
         };
     }
 

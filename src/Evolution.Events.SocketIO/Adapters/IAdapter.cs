@@ -121,6 +121,19 @@ public interface IAdapter
     ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid) => ValueTask.FromResult(SessionRestoreResult.Unknown);
 
     /// <summary>
+    /// Connection state recovery: runs <paramref name="connect"/> (the socket starts receiving this namespace's
+    /// broadcasts) serialized with this node's delivery of broadcasts, and returns the socket's join point: the
+    /// offset of the newest broadcast delivered before it (every later one reaches the socket, none up to it did),
+    /// or null when there is none to give. Kept in the session as <see cref="PersistedSession.JoinOffset"/>.
+    /// The default runs <paramref name="connect"/> and knows no join point.
+    /// </summary>
+    string? ConnectAtJoinPoint(Action connect)
+    {
+        connect();
+        return null;
+    }
+
+    /// <summary>
     /// Connection state recovery: the kept broadcasts of this namespace after <paramref name="offset"/> that a
     /// socket in <paramref name="rooms"/> would have received, oldest first; null when some of them are no
     /// longer kept. The default keeps none (null).

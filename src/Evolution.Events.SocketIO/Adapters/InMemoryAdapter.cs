@@ -112,6 +112,17 @@ public class InMemoryAdapter : IAdapter
     /// is off). For a scale-out adapter that keeps sessions elsewhere and the missed packets here.
     /// </summary>
     protected bool IsRecoverableFrom(string offset) => Namespace.Server.RecoveryStore?.Covers(Namespace.Name, offset) == true;
+    /// <summary>With connection state recovery, the newest offset of the server's recovery store, taken under its namespace lock.</summary>
+    public virtual string? ConnectAtJoinPoint(Action connect)
+    {
+        if (Namespace.Server.RecoveryStore is { } store)
+        {
+            return store.Join(Namespace.Name, connect);
+        }
+
+        connect();
+        return null;
+    }
 
     /// <summary>One node: the cluster is this server.</summary>
     public virtual ValueTask<int> ServerCountAsync() => ValueTask.FromResult(1);

@@ -1,5 +1,6 @@
 using Evolution.Events.SocketIO.Adapters;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,12 +33,22 @@ public static class SocketIOHostingExtensions
 
     /// <summary>
     /// Serves Socket.IO at <paramref name="path"/> (default <c>/socket.io</c>) for every method.
-    /// The app must call <c>UseWebSockets()</c> before, for the WebSocket transport.
+    /// The WebSocket transport answers the upgrade itself (RFC 6455 handshake and framing on the request's
+    /// upgraded stream): <c>UseWebSockets()</c> is not needed for it.
     /// </summary>
     public static IEndpointConventionBuilder MapSocketIO(this IEndpointRouteBuilder endpoints, string path = "/socket.io")
     {
         var server = endpoints.ServiceProvider.GetRequiredService<SocketIOServer>();
-        return endpoints.Map(path.TrimEnd('/') + "/{**rest}", server.HandleRequestAsync);
+        var basePath = new PathString(path.TrimEnd('/'));
+        return endpoints.Map(basePath + "/{**rest}", async context =>
+        {
+            if (server.Options.ClientBundle is { } bundle && await bundle.TryServeAsync(context, basePath))
+            {
+                return;
+            }
+
+            await server.HandleRequestAsync(context);
+        });
     }
 
     /// <summary>

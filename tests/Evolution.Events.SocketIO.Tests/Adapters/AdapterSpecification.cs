@@ -30,6 +30,17 @@ public abstract class AdapterSpecification
     /// <summary>How many nodes <see cref="StartAsync"/> makes one cluster of (1 for a single-node adapter).</summary>
     protected virtual int NodeCount => 1;
 
+    /// <summary>Called before the nodes of a new cluster are made (e.g. to give it channels or a stream of its own).</summary>
+    protected virtual void OnNewCluster()
+    {
+    }
+
+    /// <summary>Waits until the nodes of a new cluster know each other (default: nothing to wait for).</summary>
+    protected virtual Task ClusterReadyAsync(Node node) => Task.CompletedTask;
+
+    /// <summary>Whether the session of <paramref name="pid"/> is kept (default: the server's own recovery store counts one).</summary>
+    protected virtual Task<bool> SessionKeptAsync(Node node, string pid) => Task.FromResult(node.Server.Io.Recovery.Sessions == 1);
+
     [Fact]
     public async Task Broadcast_goes_to_all_to_rooms_and_never_to_the_excepted_rooms_or_sockets()
     {
@@ -225,6 +236,10 @@ public abstract class AdapterSpecification
             received.Enqueue((string)args[0]!);
             ack?.Invoke(["hi from " + node.Nsp.Name]);
         });
+        foreach (var peer in node.Peers)
+        {
+            peer.Nsp.OnServerSideEmit("hello", (args, ack) => ack?.Invoke(["hi from a peer"]));
+        }
 
         node.Nsp.ServerSideEmit("hello", "one");
         var answers = await node.Nsp.ServerSideEmitWithAckAsync("hello", ["two"], TimeSpan.FromSeconds(2)).WaitAsync(Wait);
@@ -288,7 +303,14 @@ public abstract class AdapterSpecification
         var pid = a.Pid!;
 
         a.Client.Drop();
-        await WaitUntilAsync(() => !node.Nsp.SocketsById.ContainsKey(a.Sid) && node.Server.Io.Recovery.Sessions == 1);
+        await WaitUntilAsync(() => !node.Nsp.SocketsById.ContainsKey(a.Sid));
+        var deadline = DateTime.UtcNow + Wait;
+        while (!await SessionKeptAsync(node, pid))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "session not kept within 10 s");
+            await Task.Delay(20);
+        }
+
         node.Nsp.To("red").Emit("n", 2);
         node.Nsp.To("blue").Emit("n", -1);
 
@@ -302,12 +324,24 @@ public abstract class AdapterSpecification
     }
 
     /// <summary>Starts one node (a real server on loopback) with the adapter under test and the namespace <c>/spec</c>.</summary>
+    /// <remarks>With <see cref="NodeCount"/> &gt; 1, the other nodes of the cluster are in <see cref="Node.Peers"/> (their lifecycle is not logged).</remarks>
     protected async Task<Node> StartAsync(AdapterLifecycleLog? log = null, bool recovery = false)
     {
+        OnNewCluster();
         var server = await TestServer.StartAsync(
             o => o.ConnectionStateRecovery = recovery ? new ConnectionStateRecoveryOptions() : null,
             adapterFactory: CreateFactory(log ?? new AdapterLifecycleLog()));
-        return new Node(server, server.Io.Of(Nsp));
+        var node = new Node(server, server.Io.Of(Nsp));
+        for (var i = 1; i < NodeCount; i++)
+        {
+            var peer = await TestServer.StartAsync(
+                o => o.ConnectionStateRecovery = recovery ? new ConnectionStateRecoveryOptions() : null,
+                adapterFactory: CreateFactory(new AdapterLifecycleLog()));
+            node.Peers.Add(new Node(peer, peer.Io.Of(Nsp)));
+        }
+
+        await ClusterReadyAsync(node);
+        return node;
     }
 
     private static HashSet<string> Ids(params Peer[] clients) => clients.Select(c => c.Sid).ToHashSet();
@@ -366,6 +400,9 @@ public abstract class AdapterSpecification
 
         public Namespace Nsp { get; } = nsp;
 
+        /// <summary>The other nodes of the cluster (disposed with this one).</summary>
+        public List<Node> Peers { get; } = [];
+
         public Socket Socket(Peer client) => Nsp.SocketsById[client.Sid];
 
         public async Task<Peer> ConnectAsync(string tag)
@@ -385,6 +422,10 @@ public abstract class AdapterSpecification
             }
 
             await Server.DisposeAsync();
+            foreach (var peer in Peers)
+            {
+                await peer.DisposeAsync();
+            }
         }
     }
 }

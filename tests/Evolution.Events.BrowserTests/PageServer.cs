@@ -1,0 +1,46 @@
+using Evolution.Events.Gateway;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Evolution.Events.BrowserTests;
+
+/// <summary>A second web server on 127.0.0.1:0 that serves one HTML page (loopback, so Chromium's local-network rules allow its script to load from the gateway).</summary>
+internal sealed class PageServer(WebApplication app, PageServer.Content content) : IAsyncDisposable
+{
+    public Uri Url { get; } = new(GatewayApp.BoundAddress(app), "/qrcode.php");
+
+    /// <summary>The page's origin (scheme, host, port), as a browser sends it in <c>Origin</c>.</summary>
+    public string Origin => Url.GetLeftPart(UriPartial.Authority);
+
+    /// <summary>The page served; may be set after start (when the page must name a server started later).</summary>
+    public string Html
+    {
+        get => content.Html;
+        set => content.Html = value;
+    }
+
+    public static async Task<PageServer> StartAsync(string html = "")
+    {
+        var content = new Content { Html = html };
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.MapGet("/qrcode.php", () => Results.Content(content.Html, "text/html; charset=utf-8"));
+        await app.StartAsync();
+        return new PageServer(app, content);
+    }
+
+    internal sealed class Content
+    {
+        public volatile string Html = "";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
