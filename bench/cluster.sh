@@ -70,7 +70,7 @@ for n in $NODES; do
     p=$((port + i))
     SERVER_PORT=$p AUTHENTICATION_API_KEY=$KEY DATABASE_PATH=$LOGS/gw-$n-$i.db LOG_LEVEL=Warning \
       WEBSOCKET_MAX_CONNECTIONS=200000 REDIS_URI="redis://127.0.0.1:$redis_port" REDIS_ADAPTER=$MODE NODE_ID="node-$i" \
-      src/Evolution.Events.Gateway/bin/Release/net10.0/Evolution.Events.Gateway >"$LOGS/gw-$n-$i.log" 2>&1 &
+      dotnet src/Evolution.Events.Gateway/bin/Release/net10.0/Evolution.Events.Gateway.dll >"$LOGS/gw-$n-$i.log" 2>&1 &
     PIDS+=($!)
     urls="$urls${urls:+,}http://127.0.0.1:$p"; pids="$pids${pids:+,}$!"
   done
