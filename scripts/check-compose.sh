@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks that docker-compose.yml parses (no Docker engine needed). Installs nothing.
+# Checks that docker-compose.yml parses, for the default set of services and for each profile (no Docker engine
+# needed), and, when nginx is installed, that deploy/nginx.conf is valid. Installs nothing.
 # Under CI=true a missing docker-compose fails; elsewhere it is skipped with a note.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,34 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 
 # The compose file requires the global key; give it a placeholder so that parsing does not stop on it.
-AUTHENTICATION_API_KEY="${AUTHENTICATION_API_KEY:-check-compose-placeholder}" \
-  docker-compose -f docker-compose.yml config -q
-echo "check-compose: docker-compose.yml is valid"
+export AUTHENTICATION_API_KEY="${AUTHENTICATION_API_KEY:-check-compose-placeholder}"
+docker-compose -f docker-compose.yml config -q
+echo "check-compose: docker-compose.yml is valid (default services)"
+for profile in cluster rabbitmq; do
+  services=$(docker-compose -f docker-compose.yml --profile "$profile" config --services | sort | tr '\n' ' ')
+  echo "check-compose: profile $profile is valid: $services"
+  if [ "$profile" = cluster ]; then
+    for s in gateway gateway-2 nginx redis; do
+      case " $services" in
+        *" $s "*) ;;
+        *) echo "check-compose: profile cluster lacks the service $s" >&2; exit 1 ;;
+      esac
+    done
+  fi
+done
+
+if command -v nginx >/dev/null 2>&1; then
+  # the upstream host names exist on the compose network only: check a copy that points at the loopback
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+  sed -e 's/server gateway:8080/server 127.0.0.1:8080/' -e 's/server gateway-2:8080/server 127.0.0.2:8080/' \
+    deploy/nginx.conf > "$dir/nginx.conf"
+  nginx -t -q -c "$dir/nginx.conf" -g "pid $dir/nginx.pid; error_log $dir/error.log;" 2>"$dir/out" || {
+    cat "$dir/out" >&2
+    echo "check-compose: deploy/nginx.conf is not valid" >&2
+    exit 1
+  }
+  echo "check-compose: deploy/nginx.conf is valid"
+else
+  echo "check-compose: nginx is not installed; deploy/nginx.conf not checked"
+fi

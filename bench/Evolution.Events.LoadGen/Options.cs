@@ -6,6 +6,7 @@ namespace Evolution.Events.LoadGen;
 internal sealed class Options
 {
     public string Url { get; set; } = "http://127.0.0.1:8080";
+    public string[] Urls { get; set; } = ["http://127.0.0.1:8080"]; // cluster: clients i -> node i % N, POSTs round-robin
     public string ApiKey { get; set; } = Environment.GetEnvironmentVariable("AUTHENTICATION_API_KEY") ?? "bench-key";
     public string Scenario { get; set; } = "S1";
     public string Label { get; set; } = "";
@@ -20,6 +21,7 @@ internal sealed class Options
     public int Readers { get; set; } = 1;           // epoll reactor threads
     public int Sources { get; set; }                // 127.0.0.x source addresses (0 = one per 20,000 clients)
     public int Pid { get; set; }                    // server process for CPU and memory
+    public int[] Pids { get; set; } = [];           // cluster: every node's process (CPU summed; memory of the first)
     public bool Idle { get; set; }                  // S4: connect, measure memory, hold
     public double Settle { get; set; } = 3;         // S4: seconds after the last connect before sampling memory
     public double Hold { get; set; }                // S4: seconds to keep the clients connected afterwards
@@ -43,7 +45,10 @@ internal sealed class Options
             switch (a)
             {
                 case "--scenario": i++; break;
-                case "--url": o.Url = V(); break;
+                case "--url":
+                    o.Urls = V().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    o.Url = o.Urls[0];
+                    break;
                 case "--apikey": o.ApiKey = V(); break;
                 case "--label": o.Label = V(); break;
                 case "--clients": o.Clients = Int(V()); break;
@@ -56,7 +61,10 @@ internal sealed class Options
                 case "--inflight": o.Inflight = Int(V()); break;
                 case "--readers": o.Readers = Int(V()); break;
                 case "--sources": o.Sources = Int(V()); break;
-                case "--pid": o.Pid = Int(V()); break;
+                case "--pid":
+                    o.Pids = V().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Int).ToArray();
+                    o.Pid = o.Pids.FirstOrDefault();
+                    break;
                 case "--idle": o.Idle = true; break;
                 case "--settle": o.Settle = Dbl(V()); break;
                 case "--hold": o.Hold = Dbl(V()); break;
@@ -70,6 +78,8 @@ internal sealed class Options
                 default: throw new ArgumentException($"unknown option {a}\n{Usage}");
             }
         }
+        if (o.Urls.Select(u => new Uri(u).Host).Distinct().Count() > 1)
+            throw new ArgumentException("--url: every node must be on the same loopback address (different ports)");
         var host = new Uri(o.Url).Host;
         if (!host.StartsWith("127.", StringComparison.Ordinal))
             throw new ArgumentException($"--url must target a loopback address 127.x.x.x (got {host})");
@@ -105,7 +115,10 @@ internal sealed class Options
     public const string Usage = """
         Evolution.Events.LoadGen [S1|S2|S3|S4|S5] [options]
           --url http://127.0.0.1:8080   target (loopback only)      --apikey KEY    global key
-          --pid PID                     server process: CPU (/proc/PID/stat) and memory (/proc/PID/status)
+                                        a cluster: --url u1,u2,.. (one host, several ports): client i connects
+                                        to node i % N, POSTs go round-robin over the nodes
+          --pid PID                     server process: CPU (/proc/PID/stat) and memory (/proc/PID/status);
+                                        a cluster: --pid p1,p2,.. (CPU summed over them, memory of the first)
           --clients N --namespaces K    Socket.IO clients spread over K namespaces /{prefix}-{k}
           --events E --batch B          events posted to /webhook, B per POST (max rate, --inflight POSTs at once)
           --rates 25,50,.. --seconds T  open-loop phases: one event per POST at each rate for T s

@@ -22,6 +22,8 @@ internal sealed class Run(Options o)
         PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
     })
     { BaseAddress = new Uri(o.Url), Timeout = TimeSpan.FromSeconds(60) };
+    private HttpClient[] _nodes = [];
+    private long _posts;
     private readonly List<string> _notes = [];
     private long _postErrors;
     private string? _firstPostError;
@@ -46,6 +48,13 @@ internal sealed class Run(Options o)
         var uri = new Uri(o.Url);
         var namespaces = Enumerable.Range(0, o.Namespaces).Select(k => $"{o.NsPrefix}-{k}").ToArray();
         _http.DefaultRequestHeaders.Add("apikey", o.ApiKey);
+        _nodes = [_http, .. o.Urls.Skip(1).Select(u =>
+        {
+            var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 256 })
+            { BaseAddress = new Uri(u), Timeout = TimeSpan.FromSeconds(60) };
+            client.DefaultRequestHeaders.Add("apikey", o.ApiKey);
+            return client;
+        })];
 
         // The schedule: phase 0 is the warm-up, then one phase per rate (or one max-rate phase).
         var nsSeq = new int[o.Namespaces];
@@ -75,6 +84,7 @@ internal sealed class Run(Options o)
         {
             DstAddr = Native.Ipv4NetworkOrder(uri.Host),
             Port = uri.Port,
+            Ports = [.. o.Urls.Select(u => new Uri(u).Port)],
             ApiKey = o.ApiKey,
             Namespaces = namespaces,
             EventsPerNs = nsSeq,
@@ -99,6 +109,19 @@ internal sealed class Run(Options o)
             }
         }
         createSw.Stop();
+        if (_nodes.Length > 1)
+        {
+            // every node must know the instances before its clients connect (registry propagation: milliseconds)
+            foreach (var node in _nodes.Skip(1))
+            {
+                for (var attempt = 0; attempt < 100; attempt++)
+                {
+                    using var res = await node.GetAsync($"/instance/fetchInstances?instanceName={namespaces[^1]}");
+                    if (res.IsSuccessStatusCode && (await res.Content.ReadAsStringAsync()).Contains(namespaces[^1])) break;
+                    await Task.Delay(50);
+                }
+            }
+        }
 
         var pid = ProcStat.Alive(o.Pid) ? o.Pid : 0;
         if (o.Pid != 0 && pid == 0) _notes.Add($"server pid {o.Pid} not found: no server CPU/memory");
@@ -110,7 +133,7 @@ internal sealed class Run(Options o)
         // 2. Connect: clients i -> namespace i % K, reactor i % R, source 127.0.0.(1 + i % S).
         var reactors = Enumerable.Range(0, o.Readers).Select(i => new Reactor(cfg, i)).ToArray();
         for (var i = 0; i < o.Clients; i++)
-            reactors[i % o.Readers].Add(i % o.Namespaces, Native.Ipv4NetworkOrder($"127.0.0.{1 + i % o.Sources}"));
+            reactors[i % o.Readers].Add(i % o.Namespaces, Native.Ipv4NetworkOrder($"127.0.0.{1 + i % o.Sources}"), i % o.Urls.Length);
         foreach (var r in reactors) r.Start();
         foreach (var r in reactors) r.OpenUpTo(int.MaxValue);
         long lastProgress = 0;
@@ -139,7 +162,7 @@ internal sealed class Run(Options o)
                 var ph = phases[p];
                 if (ph.Batches.Count == 0) continue;
                 ph.Expected = ph.Batches.Sum(b => b.Sum(e => (long)Volatile.Read(ref cfg.ReadyPerNs[e.Ns])));
-                var cpu0 = pid != 0 ? ProcStat.Cpu(pid) : default;
+                var cpu0 = pid != 0 ? ClusterCpu(pid) : default;
                 var self0 = ProcStat.SelfCpu();
                 ph.T0 = Stopwatch.GetTimestamp();
                 ph.StartS = _clock.Elapsed.TotalSeconds;
@@ -147,7 +170,7 @@ internal sealed class Run(Options o)
                 else await PostOpenLoopAsync(ph);
                 ph.PostsDoneS = _clock.Elapsed.TotalSeconds;
                 WaitDelivered(reactors, p, ph.Expected);
-                var cpu1 = pid != 0 ? ProcStat.Cpu(pid) : default;
+                var cpu1 = pid != 0 ? ClusterCpu(pid) : default;
                 var self1 = ProcStat.SelfCpu();
                 ph.CpuUser = cpu1.User - cpu0.User;
                 ph.CpuSys = cpu1.Sys - cpu0.Sys;
@@ -304,6 +327,21 @@ internal sealed class Run(Options o)
     }
 
     private static double Rate(long n, double s) => s > 0 ? n / s : double.NaN;
+    /// <summary>CPU of the server: every node's process summed (a cluster), else the one process.</summary>
+    private (double User, double Sys) ClusterCpu(int pid)
+    {
+        if (o.Pids.Length <= 1)
+            return ProcStat.Cpu(pid);
+        double user = 0, sys = 0;
+        foreach (var p in o.Pids.Where(ProcStat.Alive))
+        {
+            var (u, s) = ProcStat.Cpu(p);
+            user += u;
+            sys += s;
+        }
+        return (user, sys);
+    }
+
     private static double PerMsg(double cpuS, long n) => n > 0 ? cpuS * 1e6 / n : double.NaN;
     private static string Ms(long micros) => (micros / 1000.0).ToString("F2", CultureInfo.InvariantCulture);
     private static StringContent Json(string s) => new(s, Encoding.UTF8, "application/json");
@@ -348,7 +386,8 @@ internal sealed class Run(Options o)
     {
         try
         {
-            using var res = await _http.PostAsync("/webhook", Payload(batch, Stopwatch.GetTimestamp()));
+            var node = _nodes[(int)((ulong)Interlocked.Increment(ref _posts) % (ulong)_nodes.Length)];
+            using var res = await node.PostAsync("/webhook", Payload(batch, Stopwatch.GetTimestamp()));
             if (!res.IsSuccessStatusCode)
             {
                 if (Interlocked.Increment(ref _postErrors) == 1)

@@ -12,6 +12,7 @@ internal sealed class Conn
     public int Fd = -1;
     public int Index;
     public int Ns;
+    public int Node;          // index into ReactorConfig.Ports
     public uint SrcAddr;
     public ConnState State;
     public byte Attempts;
@@ -29,6 +30,7 @@ internal sealed class ReactorConfig
 {
     public required uint DstAddr { get; init; }
     public required int Port { get; init; }
+    public int[] Ports { get; init; } = [];  // a cluster's nodes (same address); empty: Port only
     public required string ApiKey { get; init; }
     public required string[] Namespaces { get; init; }
     public required int[] EventsPerNs { get; init; }
@@ -102,8 +104,8 @@ internal sealed unsafe class Reactor
 
     public int Assigned => _conns.Count;
 
-    public void Add(int ns, uint srcAddr) =>
-        _conns.Add(new Conn { Index = _conns.Count, Ns = ns, SrcAddr = srcAddr, Seen = new ulong[(_cfg.EventsPerNs[ns] + 63) / 64 + 1] });
+    public void Add(int ns, uint srcAddr, int node = 0) =>
+        _conns.Add(new Conn { Index = _conns.Count, Ns = ns, Node = node, SrcAddr = srcAddr, Seen = new ulong[(_cfg.EventsPerNs[ns] + 63) / 64 + 1] });
 
     public void Start() => _thread.Start();
 
@@ -180,7 +182,8 @@ internal sealed unsafe class Reactor
         Native.setsockopt(fd, Native.IPPROTO_TCP, Native.TCP_NODELAY, &one, 4);
         var src = new Native.SockAddrIn { Family = Native.AF_INET, Addr = c.SrcAddr };
         if (Native.bind(fd, &src, 16) != 0) { Fail(c, $"bind() to a 127.0.0.x source failed: errno {Native.Errno}", counted: false); return; }
-        var dst = new Native.SockAddrIn { Family = Native.AF_INET, Addr = _cfg.DstAddr, Port = Native.PortNetworkOrder(_cfg.Port) };
+        var port = _cfg.Ports.Length > 0 ? _cfg.Ports[c.Node] : _cfg.Port;
+        var dst = new Native.SockAddrIn { Family = Native.AF_INET, Addr = _cfg.DstAddr, Port = Native.PortNetworkOrder(port) };
         if (Native.connect(fd, &dst, 16) != 0 && Native.Errno != Native.EINPROGRESS)
         {
             Fail(c, $"connect() failed: errno {Native.Errno}", counted: false);

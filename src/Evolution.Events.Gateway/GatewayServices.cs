@@ -39,6 +39,8 @@ public static class GatewayServices
         services.AddSingleton<ConnectionGate>();
         services.AddSingleton<PlainWebSocketHub>();
         services.AddSingleton<IEventSink>(sp => sp.GetRequiredService<PlainWebSocketHub>());
+        services.AddSingleton<ClusterNodes>();
+        services.AddHostedService(sp => sp.GetRequiredService<ClusterNodes>());
         services.AddSingleton<FanoutService>();
         services.AddHostedService(sp => sp.GetRequiredService<FanoutService>());
         services.AddHttpClient(InboundRelay.HttpClientName, c => c.Timeout = options.InboundWebhookTimeout + TimeSpan.FromSeconds(1));

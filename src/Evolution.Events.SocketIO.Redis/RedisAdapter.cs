@@ -50,6 +50,15 @@ public sealed record RedisAdapterOptions
 
     /// <summary>The sharded variant's <c>subscriptionMode</c> (default <see cref="RedisSubscriptionMode.Dynamic"/>, as Node's).</summary>
     public RedisSubscriptionMode SubscriptionMode { get; init; } = RedisSubscriptionMode.Dynamic;
+
+    /// <summary>
+    /// Connection state recovery across nodes: when set, a persisted session is also written to Redis under
+    /// <c>{SessionKeyPrefix}{pid}</c> (JSON, expiring after the recovery window) and claimed from there (<c>GETDEL</c>)
+    /// by whichever node the client reconnects to, which recovers it when its own recovery store still holds every
+    /// broadcast after the client's offset (the nodes must give broadcasts identical offsets, e.g.
+    /// <see cref="SocketIOServer.EmitLocalAt"/>). Null (the default): sessions stay on the node that kept them.
+    /// </summary>
+    public string? SessionKeyPrefix { get; init; }
 }
 
 /// <summary>
@@ -253,6 +262,68 @@ public class RedisAdapter : InMemoryAdapter
         }
 
         return all;
+    }
+
+    /// <summary>Keeps the session here and, with <see cref="RedisAdapterOptions.SessionKeyPrefix"/>, in Redis for the recovery window.</summary>
+    public override async ValueTask PersistSessionAsync(PersistedSession session)
+    {
+        await base.PersistSessionAsync(session);
+        if (_options.SessionKeyPrefix is not { } prefix || Namespace.Server.Options.ConnectionStateRecovery is not { } recovery)
+        {
+            return;
+        }
+
+        try
+        {
+            await _redis.GetDatabase().StringSetAsync(prefix + session.Pid, SessionCodec.Encode(Namespace.Name, session), recovery.MaxDisconnectionDuration);
+        }
+        catch (Exception ex)
+        {
+            // the session stays recoverable on this node
+            _logger.LogWarning(ex, "Redis adapter {Nsp}: a session could not be persisted in Redis", Namespace.Name);
+        }
+    }
+
+    /// <inheritdoc />
+    public override ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid, string offset) => RestoreAsync(pid, offset);
+
+    /// <inheritdoc />
+    public override ValueTask<SessionRestoreResult> RestoreSessionAsync(string pid) => RestoreAsync(pid, null);
+
+    private async ValueTask<SessionRestoreResult> RestoreAsync(string pid, string? offset)
+    {
+        // claims the local copy (if this node kept it): a pid recovers once
+        var local = offset is null ? await base.RestoreSessionAsync(pid) : await base.RestoreSessionAsync(pid, offset);
+        if (_options.SessionKeyPrefix is not { } prefix)
+        {
+            return local;
+        }
+
+        RedisValue stored;
+        try
+        {
+            stored = await _redis.GetDatabase().StringGetDeleteAsync(prefix + pid);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogWarning(ex, "Redis adapter {Nsp}: a session could not be read from Redis", Namespace.Name);
+            return local;
+        }
+
+        if (local.Outcome != RecoveryOutcome.UnknownSession)
+        {
+            return local;
+        }
+
+        if (stored.IsNull || SessionCodec.Decode((byte[])stored!, Namespace.Name) is not { } session)
+        {
+            return SessionRestoreResult.Unknown;
+        }
+
+        var from = offset ?? session.JoinOffset;
+        return from is not null && IsRecoverableFrom(from)
+            ? new SessionRestoreResult(RecoveryOutcome.Recovered, session)
+            : SessionRestoreResult.TooLate;
     }
 
     /// <summary>Applies to this node's sockets and asks the other nodes to (<c>REMOTE_JOIN</c>), unless local.</summary>
@@ -831,4 +902,60 @@ public sealed class RedisAdapterFactory : IAdapterFactory
     public IAdapter Create(Namespace nsp) => _options.Sharded
         ? new ShardedRedisAdapter(nsp, _redis, _options, _loggerFactory?.CreateLogger<ShardedRedisAdapter>())
         : new RedisAdapter(nsp, _redis, _options, _loggerFactory?.CreateLogger<RedisAdapter>());
+}
+
+/// <summary>A persisted session as JSON: <c>{nsp, sid, pid, rooms, data, joinOffset}</c>.</summary>
+internal static class SessionCodec
+{
+    public static byte[] Encode(string nsp, PersistedSession session)
+    {
+        var data = new JsonObject();
+        foreach (var (key, value) in session.Data ?? new System.Collections.Concurrent.ConcurrentDictionary<string, object?>())
+        {
+            data[key] = value as JsonNode ?? JsonSerializer.SerializeToNode(value);
+        }
+
+        var json = new JsonObject
+        {
+            ["nsp"] = nsp,
+            ["sid"] = session.Sid,
+            ["pid"] = session.Pid,
+            ["rooms"] = new JsonArray([.. session.Rooms.Select(r => (JsonNode?)r)]),
+            ["data"] = data,
+            ["joinOffset"] = session.JoinOffset,
+        };
+        return Encoding.UTF8.GetBytes(json.ToJsonString());
+    }
+
+    /// <summary>The session, or null when malformed or of another namespace.</summary>
+    public static PersistedSession? Decode(byte[] bytes, string nsp)
+    {
+        try
+        {
+            if (JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }) is not JsonObject json
+                || (string?)json["nsp"] != nsp || json["sid"] is not JsonValue sid || json["pid"] is not JsonValue pid
+                || json["rooms"] is not JsonArray rooms)
+            {
+                return null;
+            }
+
+            var data = new System.Collections.Concurrent.ConcurrentDictionary<string, object?>(StringComparer.Ordinal);
+            if (json["data"] is JsonObject values)
+            {
+                foreach (var (key, value) in values)
+                {
+                    data[key] = value?.DeepClone();
+                }
+            }
+
+            return new PersistedSession(sid.GetValue<string>(), pid.GetValue<string>(), [.. rooms.Select(r => r?.GetValue<string>() ?? "")], data)
+            {
+                JoinOffset = json["joinOffset"] is JsonValue join ? join.GetValue<string>() : null,
+            };
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            return null;
+        }
+    }
 }

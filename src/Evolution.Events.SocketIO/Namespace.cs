@@ -102,6 +102,9 @@ public class Namespace
 
     public virtual BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
 
+    /// <summary>Every socket of the namespace on this node only (socket.io's <c>local</c>: nothing is published to other nodes).</summary>
+    public virtual BroadcastOperator Local => new BroadcastOperator(this).Local;
+
     /// <summary>Emits to every socket of the namespace: encoded once, enqueued on each, never waits.</summary>
     public virtual void Emit(string eventName, params object?[] args) => new BroadcastOperator(this).Emit(eventName, args);
 

@@ -87,6 +87,71 @@ public sealed partial class SocketIOServer
 
     public ParentNamespace Of(Regex pattern) => Of(pattern.IsMatch);
 
+    /// <summary>
+    /// Broadcasts an event to this node's sockets of the namespace <paramref name="namespaceName"/> (never published
+    /// to other nodes, as <see cref="BroadcastFlags.Local"/>) with an offset chosen by the caller, for a cluster whose
+    /// nodes each deliver a shared, ordered stream of events to their own sockets: when every node gives the same
+    /// event the same offset, a client recovers on any node (<see cref="ConnectionStateRecoveryOptions"/>).
+    /// <para>
+    /// With connection state recovery on, the packet is kept in this server's recovery store even when the namespace
+    /// has no socket here or does not exist (yet), so a client that recovers here later finds it. Offsets must grow:
+    /// an <paramref name="offset"/> not after the namespace's newest kept one is refused (false, nothing sent). Call
+    /// <see cref="ContinueOffsets"/> for every step of the sequence first, so that a gap (steps this node never saw)
+    /// refuses recoveries from before it instead of losing packets silently. Without recovery the offset is ignored.
+    /// </para>
+    /// <para>
+    /// Offsets given here and offsets this server issues itself (<see cref="Namespace.Emit"/>) share one scale:
+    /// don't mix both in one namespace.
+    /// </para>
+    /// </summary>
+    /// <returns>False when the offset was refused (not increasing); true otherwise.</returns>
+    public bool EmitLocalAt(string namespaceName, long offset, string eventName, params object?[] args)
+    {
+        namespaceName = Normalize(namespaceName);
+        var packet = Protocol.SocketPacketEncoder.Event(namespaceName, eventName, args);
+        var options = BroadcastOptions.All with { Flags = BroadcastFlags.Local };
+        if (RecoveryStore is not { } store)
+        {
+            if (TryGetNamespace(namespaceName, out var nsp))
+            {
+                nsp.Adapter.Broadcast(packet, options);
+            }
+
+            return true;
+        }
+
+        // under the namespace's recovery lock: a socket joins either before (it gets the packet) or after (its
+        // join point is at or past this offset)
+        return store.Broadcast(namespaceName, packet, options, (kept, o) =>
+        {
+            if (!TryGetNamespace(namespaceName, out var nsp))
+            {
+                return;
+            }
+
+            if (nsp.Adapter is InMemoryAdapter memory)
+            {
+                memory.DeliverLocal(kept, o);
+            }
+            else
+            {
+                nsp.Adapter.Broadcast(kept, o);
+            }
+        }, offset);
+    }
+
+    /// <summary>
+    /// Tells connection state recovery that the caller's offset sequence (<see cref="EmitLocalAt"/>) steps from
+    /// <paramref name="previousOffset"/> to <paramref name="offset"/>, whether or not a packet is emitted for it.
+    /// When this node's last step was not <paramref name="previousOffset"/> (it started later or missed steps),
+    /// recovery from an offset before <paramref name="previousOffset"/> is refused from now on: the client gets a
+    /// fresh session instead of silently missing packets. A step already seen is ignored. No-op without recovery.
+    /// </summary>
+    public void ContinueOffsets(long previousOffset, long offset) => RecoveryStore?.Continue(previousOffset, offset);
+
+    /// <summary>The newest recovery offset issued or given on this server (0: none, or recovery off).</summary>
+    public long LastRecoveryOffset => RecoveryStore?.LastOffset ?? 0;
+
     /// <summary>The namespace if it exists now (never makes one).</summary>
     public bool TryGetNamespace(string name, out Namespace nsp) => _namespaces.TryGetValue(Normalize(name), out nsp!);
 

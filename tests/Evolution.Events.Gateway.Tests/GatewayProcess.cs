@@ -111,6 +111,15 @@ internal sealed class GatewayProcess : IAsyncDisposable
         Assert.Fail($"the gateway did not answer within 30 s: {Stderr()}");
     }
 
+    /// <summary>Sends SIGKILL (a crash, an OOM kill): no shutdown code runs.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync();
+    }
+
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Sends SIGTERM (what <c>docker stop</c> sends).</summary>
     public async Task TerminateAsync()
     {

@@ -94,6 +94,10 @@ public class OptionsTests
     [InlineData("REDIS_URI", "redis:///0")]
     [InlineData("REDIS_KEY_PREFIX", "a b")]
     [InlineData("REDIS_RELOAD_INTERVAL_MS", "10")]
+    [InlineData("REDIS_ADAPTER", "kafka")]
+    [InlineData("REDIS_STREAM_MAXLEN", "5")]
+    [InlineData("NODE_ID", "a b")]
+    [InlineData("NODE_HEARTBEAT_MS", "99")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
     {
         var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));
@@ -131,6 +135,11 @@ public class OptionsTests
         Assert.Null(options.Redis);
         Assert.Equal("evolution-events:", options.RedisKeyPrefix);
         Assert.Equal(TimeSpan.FromSeconds(30), options.RedisReloadInterval);
+        Assert.Equal(RedisAdapterMode.Streams, options.RedisAdapter);
+        Assert.Equal(100_000, options.RedisStreamMaxLength);
+        Assert.Null(options.NodeId);
+        Assert.Equal(TimeSpan.FromSeconds(2), options.NodeHeartbeat);
+        Assert.Equal(RedisAdapterMode.PubSub, Bind(("REDIS_ADAPTER", "PubSub")).RedisAdapter);
     }
 
     [Fact]

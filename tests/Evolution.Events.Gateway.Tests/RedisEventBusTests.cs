@@ -16,10 +16,11 @@ namespace Evolution.Events.Gateway.Tests;
 public sealed class RedisEventBusTests(ITestOutputHelper output)
 {
     private const string Channel = "evolution-events:events";
+    private const string Stream = "evolution-events:stream";
     private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(30);
 
-    private static Task<TestGateway> NodeAsync(RedisServer redis) =>
-        TestGateway.StartAsync(new() { ["REDIS_URI"] = redis.Uri(), ["WEBSOCKET_GLOBAL_EVENTS"] = "true" });
+    private static Task<TestGateway> NodeAsync(RedisServer redis, string mode) =>
+        TestGateway.StartAsync(new() { ["REDIS_URI"] = redis.Uri(), ["WEBSOCKET_GLOBAL_EVENTS"] = "true", ["REDIS_ADAPTER"] = mode });
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
@@ -58,12 +59,14 @@ public sealed class RedisEventBusTests(ITestOutputHelper output)
     private static async Task<long> SubscribersAsync(IConnectionMultiplexer mux) =>
         (long)((RedisResult[])(await mux.GetDatabase().ExecuteAsync("PUBSUB", "NUMSUB", Channel))!)[1];
 
-    [Fact]
-    public async Task EventsPostedToEitherNode_ReachEverySubscriberOfBothNodes_OnceAndInOrder()
+    [Theory]
+    [InlineData("pubsub")]
+    [InlineData("streams")]
+    public async Task EventsPostedToEitherNode_ReachEverySubscriberOfBothNodes_OnceAndInOrder(string mode)
     {
         await using var redis = await RedisServer.StartAsync();
-        await using var a = await NodeAsync(redis);
-        await using var b = await NodeAsync(redis);
+        await using var a = await NodeAsync(redis, mode);
+        await using var b = await NodeAsync(redis, mode);
         var token = await a.CreateInstanceAsync("orders");
         await WaitForInstanceAsync(b, "orders");
 
@@ -73,11 +76,21 @@ public sealed class RedisEventBusTests(ITestOutputHelper output)
         using var wsB = await b.ConnectAsync($"/ws/events?token={token}");
         using var wsA = await a.ConnectAsync($"/ws/events?token={token}");
 
-        // Garbage on the channel is ignored (logged), it costs nothing else.
+        // Garbage on the channel (stream) is ignored (logged), it costs nothing else.
         await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis.Port}");
-        Assert.Equal(2, await SubscribersAsync(mux));
-        await mux.GetSubscriber().PublishAsync(RedisChannel.Literal(Channel), new byte[] { 1, 2, 3 });
-        await mux.GetSubscriber().PublishAsync(RedisChannel.Literal(Channel), "EVB1 not a frame"u8.ToArray());
+        if (mode == "pubsub")
+        {
+            Assert.Equal(2, await SubscribersAsync(mux));
+            await mux.GetSubscriber().PublishAsync(RedisChannel.Literal(Channel), new byte[] { 1, 2, 3 });
+            await mux.GetSubscriber().PublishAsync(RedisChannel.Literal(Channel), "EVB1 not a frame"u8.ToArray());
+            await mux.GetSubscriber().PublishAsync(RedisChannel.Literal(Channel), "12 EVB1 not a frame"u8.ToArray());
+        }
+        else
+        {
+            Assert.Equal(0, await SubscribersAsync(mux));
+            await mux.GetDatabase().StreamAddAsync(Stream, "x", new byte[] { 1, 2, 3 });
+            await mux.GetDatabase().StreamAddAsync(Stream, [new("o", 12), new("b", "EVB1 not a frame")]);
+        }
 
         // Interleaved batches: 4 events to A, 4 to B, … 48 events in all.
         const int batches = 12, size = 4;
@@ -117,12 +130,14 @@ public sealed class RedisEventBusTests(ITestOutputHelper output)
         Assert.Equal(0, Sample(metrics, "evolution_events_local_only_total"));
     }
 
-    [Fact]
-    public async Task RedisDown_AnEventPostedToA_ReachesAOnly_IsCounted_ThenClusterDeliveryResumes()
+    [Theory]
+    [InlineData("pubsub")]
+    [InlineData("streams")]
+    public async Task RedisDown_AnEventPostedToA_ReachesAOnly_IsCounted_ThenClusterDeliveryResumes(string mode)
     {
         await using var redis = await RedisServer.StartAsync(new RedisServerOptions { AppendOnly = true });
-        await using var a = await NodeAsync(redis);
-        await using var b = await NodeAsync(redis);
+        await using var a = await NodeAsync(redis, mode);
+        await using var b = await NodeAsync(redis, mode);
         var token = await a.CreateInstanceAsync("delta");
         await WaitForInstanceAsync(b, "delta");
         using var wsA = await a.ConnectAsync($"/ws/events?token={token}");
@@ -150,12 +165,16 @@ public sealed class RedisEventBusTests(ITestOutputHelper output)
 
         await redis.StartAsync();
         await using var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis.Port}");
-        await EventuallyAsync(async () => await SubscribersAsync(mux) == 2, Recovery, "both nodes subscribed again");
-        await EventuallyAsync(async () =>
+        if (mode == "pubsub")
+            await EventuallyAsync(async () => await SubscribersAsync(mux) == 2, Recovery, "both nodes subscribed again");
+        foreach (var node in new[] { a, b })
         {
-            using var ready = await a.SendAsync(HttpMethod.Get, "/health/ready", key: null);
-            return ready.StatusCode == HttpStatusCode.OK;
-        }, Recovery, "A sees Redis up");
+            await EventuallyAsync(async () =>
+            {
+                using var ready = await node.SendAsync(HttpMethod.Get, "/health/ready", key: null);
+                return ready.StatusCode == HttpStatusCode.OK;
+            }, Recovery, "the node sees Redis up");
+        }
 
         // Without restarting anything: B gets what A ingests again; the gap never reached B, nothing came twice on A.
         await a.IngestAsync(Batch("delta", "after", 0, 1));

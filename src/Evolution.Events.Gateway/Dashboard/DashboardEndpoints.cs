@@ -40,8 +40,8 @@ public static class DashboardEndpoints
         return app;
     }
 
-    private static IResult Stats(HttpRequest request, GatewayAuthorizer authorizer, InstanceRegistry registry,
-        GatewayMetrics metrics, PlainWebSocketHub hub, GatewayOptions options, IServiceProvider services)
+    private static async Task<IResult> Stats(HttpRequest request, GatewayAuthorizer authorizer, InstanceRegistry registry,
+        GatewayMetrics metrics, PlainWebSocketHub hub, GatewayOptions options, ClusterNodes cluster, IServiceProvider services)
     {
         var decision = GatewayAuthorizer.RequireGlobal(authorizer.Authenticate(ApiKeyReader.FromQueryOrHeaders(request)));
         if (decision != AccessDecision.Allowed)
@@ -54,6 +54,13 @@ public static class DashboardEndpoints
             io is not null && io.TryGetNamespace("/" + x.Info.Name, out var nsp) ? nsp.SocketCount : 0,
             plain.GetValueOrDefault(x.Info.Name),
             Math.Round(metrics.Rates.PerSecond(x.Info.Name), 2))).ToList();
+        var (nodes, complete) = await cluster.ListAsync();
+        var totals = new ClusterTotals(
+            nodes.Count,
+            complete,
+            nodes.Sum(n => n.SocketIOConnections),
+            nodes.Sum(n => n.PlainWebSockets),
+            Math.Round(nodes.Sum(n => n.EventsPerSecond), 2));
         return Results.Json(new DashboardStats(
             options.WebSocketEnabled,
             io?.Engine.SessionCount ?? 0,
@@ -61,7 +68,10 @@ public static class DashboardEndpoints
             io?.Sockets.SocketCount ?? 0,
             hub.Count,
             Math.Round(metrics.Rates.TotalPerSecond(), 2),
-            instances), ApiError.Json);
+            instances,
+            cluster.Id,
+            nodes,
+            totals), ApiError.Json);
     }
 }
 
@@ -81,7 +91,19 @@ public sealed record InstanceStats(
 /// <param name="MainNamespaceSockets">Sockets on the main namespace <c>/</c>.</param>
 /// <param name="PlainWebSockets">Open plain WebSocket connections.</param>
 /// <param name="EventsPerSecond">Events ingested per second over the last 10 s, all instances.</param>
-/// <param name="Instances">One row per instance.</param>
+/// <param name="Instances">One row per instance (sockets and rates of this node).</param>
+/// <param name="Node">The id of the node that answered (every figure above is this node's).</param>
+/// <param name="Nodes">Every live node of the cluster (this one first); just this node without REDIS_URI.</param>
+/// <param name="Cluster">The sums over <paramref name="Nodes"/>.</param>
 public sealed record DashboardStats(
     bool WebsocketEnabled, int SocketIOConnections, int SocketIOWebSocketConnections, int MainNamespaceSockets,
-    int PlainWebSockets, double EventsPerSecond, IReadOnlyList<InstanceStats> Instances);
+    int PlainWebSockets, double EventsPerSecond, IReadOnlyList<InstanceStats> Instances,
+    string Node, IReadOnlyList<NodeStats> Nodes, ClusterTotals Cluster);
+
+/// <summary>The cluster's totals in <c>GET /dashboard/stats</c>.</summary>
+/// <param name="Nodes">Live nodes.</param>
+/// <param name="Complete">False when Redis could not be read: the view then holds this node only.</param>
+/// <param name="SocketIOConnections">Engine.IO sessions on every node.</param>
+/// <param name="PlainWebSockets">Plain WebSocket connections on every node.</param>
+/// <param name="EventsPerSecond">Events ingested per second by every node together.</param>
+public sealed record ClusterTotals(int Nodes, bool Complete, int SocketIOConnections, int PlainWebSockets, double EventsPerSecond);

@@ -32,6 +32,12 @@ public sealed class GatewayEvent
     /// <summary>The settings (CONSTANT_CASE) name, e.g. <c>MESSAGES_UPSERT</c>.</summary>
     public string SettingName => Name.Setting;
 
+    /// <summary>
+    /// The event's place in the cluster's shared sequence (the Redis event bus: identical on every node), used as the
+    /// Socket.IO recovery offset; 0 when it has none (one node, or delivered locally while Redis was unreachable).
+    /// </summary>
+    public long Offset { get; internal set; }
+
     /// <summary>The envelope as UTF-8 JSON.</summary>
     public ReadOnlyMemory<byte> EnvelopeJson { get; }
 

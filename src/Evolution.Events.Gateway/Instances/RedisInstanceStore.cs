@@ -258,7 +258,7 @@ public sealed class RedisInstanceStore : IInstanceStore, IAsyncDisposable
             await _redis.DisposeAsync();
     }
 
-    private ConfigurationOptions BuildConfiguration()
+    internal ConfigurationOptions BuildConfiguration()
     {
         var config = new ConfigurationOptions
         {

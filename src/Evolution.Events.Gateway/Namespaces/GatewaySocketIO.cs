@@ -5,6 +5,7 @@ using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
+using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Hosting;
 using Microsoft.Extensions.FileProviders;
 
@@ -20,6 +21,12 @@ public static class GatewaySocketIO
         if (!options.WebSocketEnabled)
         {
             return services;
+        }
+
+        if (options.Redis is not null)
+        {
+            services.AddSingleton<ClusterAdapterFactory>();
+            services.AddSingleton<IAdapterFactory>(sp => sp.GetRequiredService<ClusterAdapterFactory>());
         }
 
         services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
@@ -98,7 +105,7 @@ public static class GatewaySocketIO
         {
             if (io.TryGetNamespace("/" + instance.Name, out var nsp))
             {
-                nsp.DisconnectSockets();
+                nsp.Local.DisconnectSockets(); // every node hears of the delete itself
             }
         };
         registry.TokenRotated += instance =>

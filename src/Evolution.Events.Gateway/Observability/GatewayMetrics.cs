@@ -33,6 +33,7 @@ public sealed class GatewayMetrics
     private readonly Gauge _redisUp;
     private readonly Counter _redisOutages;
     private readonly Counter _localOnly;
+    private readonly Counter _busMissed;
     private readonly Gauge _rabbitUp;
     private readonly Counter _rabbitConsumed;
     private readonly Counter _rabbitRedelivered;
@@ -77,6 +78,10 @@ public sealed class GatewayMetrics
         _localOnly = factory.CreateCounter("evolution_events_local_only_total",
             "Events delivered to this node's clients only, because the Redis event bus could not be reached when "
             + "they were ingested: other nodes' clients never get them (REDIS_URI set only).",
+            new CounterConfiguration { SuppressInitialValue = true });
+        _busMissed = factory.CreateCounter("evolution_events_bus_missed_total",
+            "Events of the cluster's sequence this node never received from the Redis event bus (pub/sub: published while "
+            + "its subscription was down; streams: trimmed from the stream before this node read them) (REDIS_URI set only).",
             new CounterConfiguration { SuppressInitialValue = true });
         // Published only with RABBITMQ_URI set.
         _rabbitUp = factory.CreateGauge("evolution_rabbitmq_up",
@@ -158,7 +163,14 @@ public sealed class GatewayMetrics
     public void RedisOutage() => _redisOutages.Inc();
 
     /// <summary>Publishes <c>evolution_events_local_only_total</c> at 0 (a node with the Redis event bus).</summary>
-    public void LocalOnlyPublished() => _localOnly.Publish();
+    public void LocalOnlyPublished()
+    {
+        _localOnly.Publish();
+        _busMissed.Publish();
+    }
+
+    /// <summary>Counts events of the cluster's sequence this node never received.</summary>
+    public void BusMissed(long events) => _busMissed.Inc(events);
 
     /// <summary>Counts events delivered locally only because the Redis event bus was unreachable.</summary>
     public void LocalOnly(int events) => _localOnly.Inc(events);

@@ -139,9 +139,35 @@ public sealed class GatewayOptions
     /// <summary>REDIS_KEY_PREFIX: the prefix of every Redis key and channel the gateway uses.</summary>
     public string RedisKeyPrefix { get; init; } = "evolution-events:";
 
+    /// <summary>
+    /// REDIS_ADAPTER (with REDIS_URI): <see cref="RedisAdapterMode.Streams"/> (default) carries the event bus on a Redis
+    /// stream, <see cref="RedisAdapterMode.PubSub"/> on a pub/sub channel; both use the Socket.IO Redis adapter for
+    /// cluster operations and keep recovery sessions in Redis (docs/scale-out.md).
+    /// </summary>
+    public RedisAdapterMode RedisAdapter { get; init; } = RedisAdapterMode.Streams;
+
+    /// <summary>REDIS_STREAM_MAXLEN: the approximate bound (batches) of the event stream (streams mode).</summary>
+    public int RedisStreamMaxLength { get; init; } = 100_000;
+
+    /// <summary>NODE_ID: this node's name in the cluster view (default <c>{host name}:{SERVER_PORT}</c>).</summary>
+    public string? NodeId { get; init; }
+
+    /// <summary>NODE_HEARTBEAT_MS: how often a node advertises itself in Redis (it disappears after 3 missed beats).</summary>
+    public TimeSpan NodeHeartbeat { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>REDIS_RELOAD_INTERVAL_MS: how often a node re-reads the whole registry from Redis.</summary>
     public TimeSpan RedisReloadInterval { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>RABBITMQ_URI and its companions: when set, the gateway also consumes Evolution API's RabbitMQ events.</summary>
     public RabbitMQSettings? RabbitMQ { get; init; }
+}
+
+/// <summary>REDIS_ADAPTER: how the nodes share events (docs/scale-out.md).</summary>
+public enum RedisAdapterMode
+{
+    /// <summary>The event bus is a Redis stream (XADD, each node XREADs from where it was).</summary>
+    Streams,
+
+    /// <summary>The event bus is a Redis pub/sub channel (at most once; a disconnected node misses what was published meanwhile).</summary>
+    PubSub,
 }

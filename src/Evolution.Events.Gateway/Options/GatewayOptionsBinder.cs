@@ -58,6 +58,10 @@ public static class GatewayOptionsBinder
             RedisKeyPrefix = ReadKeyPrefix(config),
             RedisReloadInterval = TimeSpan.FromMilliseconds(
                 ReadInt(config, "REDIS_RELOAD_INTERVAL_MS", 30_000, 100, 3_600_000)),
+            RedisAdapter = ReadAdapter(config),
+            RedisStreamMaxLength = ReadInt(config, "REDIS_STREAM_MAXLEN", 100_000, 100, 100_000_000),
+            NodeId = ReadNodeId(config),
+            NodeHeartbeat = TimeSpan.FromMilliseconds(ReadInt(config, "NODE_HEARTBEAT_MS", 2000, 100, 60_000)),
             RabbitMQ = RabbitMQSettings.Read(config),
         };
     }
@@ -175,6 +179,21 @@ public static class GatewayOptionsBinder
             return null;
         // The password never reaches the message: the user-info part is masked.
         return RedisSettings.TryParse(raw) ?? throw Invalid("REDIS_URI", RedisSettings.Rule, RedisSettings.Redact(raw));
+    }
+
+    private static RedisAdapterMode ReadAdapter(IConfiguration config) => Read(config, "REDIS_ADAPTER")?.ToLowerInvariant() switch
+    {
+        null or "streams" => RedisAdapterMode.Streams,
+        "pubsub" => RedisAdapterMode.PubSub,
+        var other => throw Invalid("REDIS_ADAPTER", "must be streams or pubsub", other),
+    };
+
+    private static string? ReadNodeId(IConfiguration config)
+    {
+        var raw = Read(config, "NODE_ID");
+        if (raw is null || (raw.Length <= 128 && raw.All(c => c > ' ' && c < '\u007f')))
+            return raw;
+        throw Invalid("NODE_ID", "must be 1-128 printable ASCII characters without spaces", raw);
     }
 
     private static string ReadKeyPrefix(IConfiguration config)

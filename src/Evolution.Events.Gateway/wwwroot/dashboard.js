@@ -204,15 +204,42 @@
     $("stats-plain").textContent = stats.plainWebSockets;
     $("stats-rate").textContent = stats.eventsPerSecond;
     const body = $("stats-table").querySelector("tbody");
-    body.replaceChildren(...stats.instances.map((i) => {
-      const row = document.createElement("tr");
-      for (const text of [i.instance + (i.websocketEnabled ? "" : " (websocket off)"), i.socketIOSockets, i.plainWebSockets, i.eventsPerSecond]) {
-        const td = document.createElement("td");
-        td.textContent = String(text);
-        row.append(td);
-      }
-      return row;
-    }));
+    body.replaceChildren(...stats.instances.map((i) =>
+      tableRow([i.instance + (i.websocketEnabled ? "" : " (websocket off)"), i.socketIOSockets, i.plainWebSockets, i.eventsPerSecond])));
+    renderCluster(stats);
+  }
+
+  function renderCluster(stats) {
+    const nodes = stats.nodes || [];
+    const cluster = stats.cluster;
+    const shown = nodes.length > 1 || (cluster && !cluster.complete);
+    $("stats-cluster").hidden = !shown;
+    $("stats-nodes-table").hidden = !shown;
+    if (!shown) return;
+    $("stats-nodes").textContent = cluster.nodes;
+    $("stats-cluster-sio").textContent = cluster.socketIOConnections;
+    $("stats-cluster-plain").textContent = cluster.plainWebSockets;
+    $("stats-cluster-rate").textContent = cluster.eventsPerSecond;
+    $("stats-cluster-partial").hidden = cluster.complete;
+    $("stats-nodes-table").querySelector("tbody").replaceChildren(...nodes.map((n) => tableRow([
+      n.id + (n.self ? " (this node)" : ""),
+      n.host + " " + n.url,
+      n.socketIOConnections,
+      n.plainWebSockets,
+      n.eventsPerSecond,
+      new Date(n.upSince).toLocaleString(),
+      n.self ? "now" : Math.max(0, Math.round((Date.now() - new Date(n.lastSeen).getTime()) / 1000)) + " s ago",
+    ])));
+  }
+
+  function tableRow(cells) {
+    const row = document.createElement("tr");
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = String(text);
+      row.append(td);
+    }
+    return row;
   }
 
   // ---- wiring ----------------------------------------------------------------------------------------

@@ -113,6 +113,12 @@ public class InMemoryAdapter : IAdapter
     public virtual ValueTask<IReadOnlyList<EncodedPacket>?> MissedPacketsAsync(string offset, IReadOnlyCollection<string> rooms) =>
         ValueTask.FromResult(Namespace.Server.RecoveryStore?.Missed(Namespace.Name, offset, rooms));
 
+    /// <summary>
+    /// Whether a socket of this namespace that received the broadcasts up to <paramref name="offset"/> lost nothing
+    /// since on this node: every later broadcast is still kept in the server's recovery store (false while recovery
+    /// is off). For a scale-out adapter that keeps sessions elsewhere and the missed packets here.
+    /// </summary>
+    protected bool IsRecoverableFrom(string offset) => Namespace.Server.RecoveryStore?.Covers(Namespace.Name, offset) == true;
     /// <summary>With connection state recovery, the newest offset of the server's recovery store, taken under its namespace lock.</summary>
     public virtual string? ConnectAtJoinPoint(Action connect)
     {
@@ -262,7 +268,7 @@ public class InMemoryAdapter : IAdapter
     }
 
     /// <summary>Writes an (already offset) packet to this node's matching sockets.</summary>
-    protected void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
+    protected internal void DeliverLocal(EncodedPacket packet, BroadcastOptions options)
     {
         var isVolatile = (options.Flags & BroadcastFlags.Volatile) != 0;
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);

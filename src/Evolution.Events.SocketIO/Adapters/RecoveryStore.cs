@@ -21,6 +21,9 @@ internal sealed class RecoveryStore : IDisposable
     private readonly Timer _sweeper;
     private readonly long _maxAgeMs;
     private long _lastOffset;
+    private long _gapUpTo;
+    private long _sequenceSeen;
+    private readonly Lock _sequence = new();
     private long _packets;
     private long _bytes;
     private long _sessions;
@@ -60,7 +63,15 @@ internal sealed class RecoveryStore : IDisposable
     /// Gives the event its offset, keeps it and delivers it, all under the namespace's lock: every socket
     /// gets the kept packets in offset order, which exactly-once replay relies on. Delivery only enqueues.
     /// </summary>
-    public void Broadcast(string nsp, EncodedPacket packet, BroadcastOptions options, Action<EncodedPacket, BroadcastOptions> deliver)
+    public void Broadcast(string nsp, EncodedPacket packet, BroadcastOptions options, Action<EncodedPacket, BroadcastOptions> deliver) =>
+        Broadcast(nsp, packet, options, deliver, null);
+
+    /// <summary>
+    /// <see cref="Broadcast(string, EncodedPacket, BroadcastOptions, Action{EncodedPacket, BroadcastOptions})"/> with the
+    /// offset given by the caller (<paramref name="givenOffset"/>), or issued here when null. A given offset must be
+    /// positive and after the newest packet of the namespace's log: else nothing is kept nor delivered (false).
+    /// </summary>
+    public bool Broadcast(string nsp, EncodedPacket packet, BroadcastOptions options, Action<EncodedPacket, BroadcastOptions> deliver, long? givenOffset)
     {
         while (true)
         {
@@ -72,9 +83,35 @@ internal sealed class RecoveryStore : IDisposable
                     continue;
                 }
 
+                if (givenOffset is { } given && (given <= 0 || given <= log.Newest))
+                {
+                    return false;
+                }
+
                 var now = Now;
                 EvictExpired(log, now);
-                var offset = Interlocked.Increment(ref _lastOffset);
+                long offset;
+                if (givenOffset is { } chosen)
+                {
+                    offset = chosen;
+                    var last = Interlocked.Read(ref _lastOffset);
+                    while (last < chosen)
+                    {
+                        var seen = Interlocked.CompareExchange(ref _lastOffset, chosen, last);
+                        if (seen == last)
+                        {
+                            break;
+                        }
+
+                        last = seen;
+                    }
+                }
+                else
+                {
+                    offset = Interlocked.Increment(ref _lastOffset);
+                }
+
+                log.Newest = offset;
                 var kept = packet.WithOffset(offset.ToString(CultureInfo.InvariantCulture));
                 var size = kept.Size;
                 log.Packets.Enqueue(new KeptPacket(offset, kept, options, now, size));
@@ -88,8 +125,50 @@ internal sealed class RecoveryStore : IDisposable
                 }
 
                 deliver(kept, options);
+                return true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A caller's offset sequence moves from <paramref name="previousOffset"/> to <paramref name="offset"/>: when
+    /// this server did not see <paramref name="previousOffset"/> as the last step (it started later, or missed
+    /// steps), no recovery from an offset before <paramref name="previousOffset"/> is accepted any more, since
+    /// packets in between may be missing here. A step already seen is ignored.
+    /// </summary>
+    public void Continue(long previousOffset, long offset)
+    {
+        lock (_sequence)
+        {
+            if (offset <= _sequenceSeen)
+            {
                 return;
             }
+
+            if (previousOffset != _sequenceSeen)
+            {
+                Interlocked.Exchange(ref _gapUpTo, Math.Max(Interlocked.Read(ref _gapUpTo), previousOffset));
+            }
+
+            _sequenceSeen = offset;
+        }
+    }
+
+    /// <summary>The newest offset issued or given so far (0: none).</summary>
+    public long LastOffset => Interlocked.Read(ref _lastOffset);
+
+    /// <summary>Whether every packet of the namespace after <paramref name="offset"/> is still kept here.</summary>
+    public bool Covers(string nsp, string offset)
+    {
+        if (!_logs.TryGetValue(nsp, out var log))
+        {
+            return false;
+        }
+
+        lock (log)
+        {
+            EvictExpired(log, Now);
+            return Covers(log, offset);
         }
     }
 
@@ -232,7 +311,8 @@ internal sealed class RecoveryStore : IDisposable
     private bool Covers(NamespaceLog log, string offset) =>
         long.TryParse(offset, NumberStyles.None, CultureInfo.InvariantCulture, out var after)
         && after <= Interlocked.Read(ref _lastOffset)
-        && after >= log.EvictedUpTo;
+        && after >= log.EvictedUpTo
+        && after >= Interlocked.Read(ref _gapUpTo);
 
     /// <summary>socket.io-adapter's <c>shouldIncludePacket</c>: in one of the rooms (or to all), in none of the exceptions.</summary>
     private static bool Includes(IReadOnlyCollection<string> rooms, BroadcastOptions options)
@@ -332,6 +412,9 @@ internal sealed class RecoveryStore : IDisposable
         public Dictionary<string, KeptSession> Sessions { get; } = new(StringComparer.Ordinal);
 
         public long Bytes { get; set; }
+
+        /// <summary>Offset of the newest packet kept in this log so far (0: none).</summary>
+        public long Newest { get; set; }
 
         /// <summary>Offset of the newest packet dropped from this log (0: none).</summary>
         public long EvictedUpTo { get; set; }

@@ -7,7 +7,8 @@
 //   {"type":"cut"} once every connection through the proxy is destroyed
 // Reads commands from stdin, one JSON object per line:
 //   {"cmd":"cut"}   destroys every connection and refuses new ones
-//   {"cmd":"heal"}  accepts connections again
+//   {"cmd":"heal"}  accepts connections again; with "target":"http://host:port", sends them to that server
+//                   from now on (another node of a cluster)
 //   {"cmd":"exit"}  disconnects and exits 0
 import { startCutProxy } from "../cut-proxy.mjs";
 import { io } from "socket.io-client";
@@ -49,6 +50,7 @@ rl.on("line", (line) => {
     proxy.cut();
     out({ type: "cut" });
   } else if (cmd.cmd === "heal") {
+    if (cmd.target) proxy.retarget(cmd.target);
     proxy.heal();
   } else if (cmd.cmd === "exit") {
     exit();
