@@ -56,7 +56,7 @@ start_server() { # target
       rm -f "$LOGS"/gw.db*
       SERVER_PORT=$PORT AUTHENTICATION_API_KEY=$KEY DATABASE_PATH=$LOGS/gw.db LOG_LEVEL=Warning \
         WEBSOCKET_MAX_CONNECTIONS=200000 \
-        src/Evolution.Events.Gateway/bin/Release/net10.0/Evolution.Events.Gateway >"$LOGS/$t.log" 2>&1 &
+        dotnet src/Evolution.Events.Gateway/bin/Release/net10.0/Evolution.Events.Gateway.dll >"$LOGS/$t.log" 2>&1 &
       ;;
     node)
       SERVER_PORT=$PORT AUTHENTICATION_API_KEY=$KEY node bench/node-peer/server.js >"$LOGS/$t.log" 2>&1 &
