@@ -42,7 +42,7 @@ public static class GatewayApp
         builder.WebHost.UseUrls(ListenUrls(builder.Configuration, options));
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
-        builder.Services.AddGatewaySocketIO(builder.Configuration, options);
+        builder.Services.AddGatewaySocketIO(options);
         // after the Socket.IO services: it must stop first (lifecycle services stop in reverse order)
         builder.Services.AddHostedService<GatewayShutdown>();
         builder.Services.AddGatewayObservability(options);

@@ -164,7 +164,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
         new[]
         {
             "AUTHENTICATION_", "WEBSOCKET_", "SERVER_", "INBOUND_", "REDIS_", "RABBITMQ_", "METRICS_", "LOG_", "WEBHOOK_",
-            "TRUSTED_", "DATABASE_", "CORS_", "NODE_", "ASPNETCORE_", "SocketIO__",
+            "TRUSTED_", "DATABASE_", "CORS_", "NODE_", "ASPNETCORE_",
         }.Any(prefix => name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
 
     private static int FreePort()

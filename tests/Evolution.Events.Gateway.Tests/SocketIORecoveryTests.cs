@@ -267,10 +267,10 @@ public class SocketIORecoveryTests
 
     /// <summary>
     /// On polling, a cut that falls between two polls is only noticed by the heartbeat: a short one
-    /// (through the library's "SocketIO" configuration section) keeps the test quick.
+    /// (WEBSOCKET_PING_INTERVAL_MS / WEBSOCKET_PING_TIMEOUT_MS) keeps the test quick.
     /// </summary>
     private static Dictionary<string, string?> PollingFriendly(string transport) => transport == "polling"
-        ? new() { ["SocketIO:Engine:PingInterval"] = "300", ["SocketIO:Engine:PingTimeout"] = "700" }
+        ? new() { ["WEBSOCKET_PING_INTERVAL_MS"] = "300", ["WEBSOCKET_PING_TIMEOUT_MS"] = "700" }
         : [];
 
     private static NodeClient Start(TestGateway gw, string nsp, string token, string transport)

@@ -16,7 +16,7 @@ public static class GatewaySocketIO
 {
     public const string Path = "/socket.io";
 
-    public static IServiceCollection AddGatewaySocketIO(this IServiceCollection services, IConfiguration configuration, GatewayOptions options)
+    public static IServiceCollection AddGatewaySocketIO(this IServiceCollection services, GatewayOptions options)
     {
         if (!options.WebSocketEnabled)
         {
@@ -29,7 +29,7 @@ public static class GatewaySocketIO
             services.AddSingleton<IAdapterFactory>(sp => sp.GetRequiredService<ClusterAdapterFactory>());
         }
 
-        services.AddSocketIO(configuration.GetSection("SocketIO"), o =>
+        services.AddSocketIO(configure: o =>
         {
             o.Engine.MaxPayload = options.MaxPayload;
             // socket.io's serveClient: the stock browser client at /socket.io/socket.io.js (.min.js, .esm.min.js, maps)
@@ -44,6 +44,13 @@ public static class GatewaySocketIO
                 };
             }
             o.Engine.MaxQueuedBytes = options.SendQueueBytes;
+            o.Engine.MaxQueuedPackets = options.SendQueueLimit;
+            o.Engine.OverflowPolicy = options.OverflowPolicy;
+            o.Engine.PingInterval = (int)options.PingInterval.TotalMilliseconds;
+            o.Engine.PingTimeout = (int)options.PingTimeout.TotalMilliseconds;
+            o.Engine.AllowPolling = options.Transports.Contains("polling");
+            o.Engine.AllowWebSocket = options.Transports.Contains("websocket");
+            o.Engine.AllowUpgrades = o.Engine.AllowPolling && o.Engine.AllowWebSocket;
             // before a namespace is joined a connection costs little and briefly (docs/reliability.md)
             o.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
             o.MaxPendingConnections = options.MaxPendingConnections;

@@ -78,8 +78,26 @@ public sealed class GatewayOptions
     /// </summary>
     public IReadOnlyList<IPNetwork> AllowedHosts { get; init; } = [];
 
-    /// <summary>WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection before it is dropped.</summary>
+    /// <summary>
+    /// WEBSOCKET_SEND_QUEUE: outbound messages buffered per connection (plain WebSocket, and Socket.IO's
+    /// Engine.IO queue) before <see cref="OverflowPolicy"/> applies.
+    /// </summary>
     public int SendQueueLimit { get; init; } = 4096;
+
+    /// <summary>
+    /// WEBSOCKET_OVERFLOW_POLICY: what a full Socket.IO send queue does, <c>disconnect</c> (default: the slow
+    /// client is closed, reason <c>slow consumer</c>) or <c>drop-newest</c> (the message that did not fit is dropped).
+    /// </summary>
+    public Evolution.Events.EngineIO.OverflowPolicy OverflowPolicy { get; init; } = Evolution.Events.EngineIO.OverflowPolicy.Disconnect;
+
+    /// <summary>WEBSOCKET_PING_INTERVAL_MS: Engine.IO's <c>pingInterval</c> (default 25 s).</summary>
+    public TimeSpan PingInterval { get; init; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>WEBSOCKET_PING_TIMEOUT_MS: Engine.IO's <c>pingTimeout</c> (default 20 s).</summary>
+    public TimeSpan PingTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>WEBSOCKET_TRANSPORTS: the Socket.IO transports served (default both: polling and websocket).</summary>
+    public IReadOnlySet<string> Transports { get; init; } = new HashSet<string> { "polling", "websocket" };
 
     /// <summary>
     /// WEBSOCKET_RECOVERY_SECONDS: Socket.IO connection state recovery window (socket.io's

@@ -45,6 +45,10 @@ public static class GatewayOptionsBinder
             TrustedProxies = ReadNetworks(config, "TRUSTED_PROXIES"),
             AllowedHosts = ReadNetworks(config, "WEBSOCKET_ALLOWED_HOSTS"),
             SendQueueLimit = ReadInt(config, "WEBSOCKET_SEND_QUEUE", 4096, 1, 1_000_000),
+            OverflowPolicy = ReadOverflowPolicy(config),
+            PingInterval = TimeSpan.FromMilliseconds(ReadInt(config, "WEBSOCKET_PING_INTERVAL_MS", 25_000, 100, 3_600_000)),
+            PingTimeout = TimeSpan.FromMilliseconds(ReadInt(config, "WEBSOCKET_PING_TIMEOUT_MS", 20_000, 100, 3_600_000)),
+            Transports = ReadTransports(config),
             RecoverySeconds = ReadInt(config, "WEBSOCKET_RECOVERY_SECONDS", 120, 0, 86_400),
             SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
             InlineIo = ReadBool(config, InlineIoVariable, true),
@@ -64,6 +68,32 @@ public static class GatewayOptionsBinder
             NodeHeartbeat = TimeSpan.FromMilliseconds(ReadInt(config, "NODE_HEARTBEAT_MS", 2000, 100, 60_000)),
             RabbitMQ = RabbitMQSettings.Read(config),
         };
+    }
+
+    private static EngineIO.OverflowPolicy ReadOverflowPolicy(IConfiguration config) =>
+        Read(config, "WEBSOCKET_OVERFLOW_POLICY")?.ToLowerInvariant() switch
+        {
+            null or "disconnect" => EngineIO.OverflowPolicy.Disconnect,
+            "drop-newest" => EngineIO.OverflowPolicy.DropNewest,
+            _ => throw Invalid("WEBSOCKET_OVERFLOW_POLICY", "must be disconnect or drop-newest", Read(config, "WEBSOCKET_OVERFLOW_POLICY")),
+        };
+
+    private static HashSet<string> ReadTransports(IConfiguration config)
+    {
+        var raw = Read(config, "WEBSOCKET_TRANSPORTS");
+        if (raw is null)
+        {
+            return ["polling", "websocket"];
+        }
+
+        var transports = raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(t => t.ToLowerInvariant()).ToHashSet();
+        if (transports.Count == 0 || transports.Any(t => t is not ("polling" or "websocket")))
+        {
+            throw Invalid("WEBSOCKET_TRANSPORTS", "must be polling, websocket or both, comma-separated", raw);
+        }
+
+        return transports;
     }
 
     private static string? Read(IConfiguration config, string name)
