@@ -43,8 +43,9 @@ public class ReplayTests
     }
 
     [Fact]
-    public async Task AfterOpenTheQrIsForgottenAndOnlyTheOpenStateIsReplayed()
+    public async Task AfterOpenNothingIsReplayed_NeitherTheQrNorTheOpenState()
     {
+        // seed 001's page reloads itself on open: replaying open to each load would reload it forever
         await using var gw = await TestGateway.StartAsync();
         await gw.CreateInstanceAsync("sales");
         await gw.IngestAsync(Connection("connecting"));
@@ -53,13 +54,8 @@ public class ReplayTests
 
         await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
         using var plain = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}&instance=sales");
-        var state = await client.NextEventAsync();
-        Assert.Equal("connection.update", (string?)state["event"]);
-        Assert.Equal("open", (string?)state["args"]![0]!["data"]!["state"]);
-        var plainState = await TestGateway.ReceiveJsonAsync(plain);
-        Assert.Equal("open", (string?)plainState["data"]!["state"]);
         await gw.IngestAsync(Marker);
-        // the next event is the marker: no QR was replayed after the open state
+        // the first event is the marker: neither the QR nor the open state was replayed
         Assert.Equal("labels.edit", (string?)(await client.NextEventAsync())["event"]);
         Assert.Equal("labels.edit", (string?)(await TestGateway.ReceiveJsonAsync(plain))["event"]);
 

@@ -20,10 +20,12 @@ namespace Evolution.Events.Gateway.Fanout;
 /// before it.</para>
 /// <para><b>Order of the replay: <c>connection.update</c>, then <c>qrcode.updated</c>.</b> That is the
 /// order Evolution sends them in (state <c>connecting</c>, then the QR), and a QR page reacts to the QR last:
-/// it shows the code, whatever the state text said before. The QR is forgotten as soon as a
-/// <c>connection.update</c> with <c>state: "open"</c> arrives, so after the phone connected the replay is
-/// the <c>open</c> state alone, and no stale code is shown. While the state is <c>connecting</c> or
+/// it shows the code, whatever the state text said before. While the state is <c>connecting</c> or
 /// <c>close</c>, the last QR (if any) is still the one to scan and comes last.</para>
+/// <para><b>Nothing is replayed once the instance is <c>open</c>.</b> A <c>connection.update</c> with
+/// <c>state: "open"</c> forgets both events. The QR pages this replay exists for react to <c>open</c> (seed
+/// 001's page reloads itself 3.5 s later): replaying <c>open</c> to every page load would reload them forever.
+/// Evolution API sends <c>open</c> once, on the change; so does this replay, by not repeating it.</para>
 /// <para><b>Bounded.</b> At most two events per instance, kept only for events that passed ingestion and
 /// only while the instance is in the registry (forgotten on <see cref="InstanceRegistry.InstanceDeleted"/>),
 /// so the state is bounded by the registry. The locks are a fixed set of stripes, so a join to a name that
@@ -71,8 +73,10 @@ public sealed class LastStateReplay
         var state = _states.GetOrAdd(e.Instance, static _ => new InstanceState());
         if (isConnection)
         {
-            state.Connection = e;
-            if (IsOpen(e))
+            // open: nothing to replay (see the remarks: a page that reloads on open would loop)
+            var open = IsOpen(e);
+            state.Connection = open ? null : e;
+            if (open)
                 state.QrCode = null;
         }
         else
