@@ -14,6 +14,9 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
     /// <summary>The page's origin (scheme, host, port), as a browser sends it in <c>Origin</c>.</summary>
     public string Origin => Url.GetLeftPart(UriPartial.Authority);
 
+    /// <summary>How many times the page was requested (a reload is one more).</summary>
+    public int Requests => Volatile.Read(ref content.Requests);
+
     /// <summary>The page served; may be set after start (when the page must name a server started later).</summary>
     public string Html
     {
@@ -28,7 +31,11 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var app = builder.Build();
-        app.MapGet("/qrcode.php", () => Results.Content(content.Html, "text/html; charset=utf-8"));
+        app.MapGet("/qrcode.php", () =>
+        {
+            Interlocked.Increment(ref content.Requests);
+            return Results.Content(content.Html, "text/html; charset=utf-8");
+        });
         await app.StartAsync();
         return new PageServer(app, content);
     }
@@ -36,6 +43,7 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
     internal sealed class Content
     {
         public volatile string Html = "";
+        public int Requests;
     }
 
     public async ValueTask DisposeAsync()
