@@ -24,7 +24,9 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
         set => content.Html = value;
     }
 
-    public static async Task<PageServer> StartAsync(string html = "")
+    /// <param name="html">The page at <c>/qrcode.php</c>.</param>
+    /// <param name="files">More files by path (e.g. <c>/app.js</c>), served as JavaScript.</param>
+    public static async Task<PageServer> StartAsync(string html = "", IReadOnlyDictionary<string, string>? files = null)
     {
         var content = new Content { Html = html };
         var builder = WebApplication.CreateSlimBuilder();
@@ -36,6 +38,8 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
             Interlocked.Increment(ref content.Requests);
             return Results.Content(content.Html, "text/html; charset=utf-8");
         });
+        foreach (var (path, text) in files ?? new Dictionary<string, string>())
+            app.MapGet(path, () => Results.Text(text, "application/javascript; charset=utf-8"));
         await app.StartAsync();
         return new PageServer(app, content);
     }

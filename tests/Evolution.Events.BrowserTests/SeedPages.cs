@@ -42,6 +42,56 @@ internal static class SeedPages
         return page;
     }
 
+    /// <summary>
+    /// Seed 001's React component (<c>Seeds/seed-001-QrCode.jsx</c>, byte-for-byte the seed's) bundled by esbuild with
+    /// React 18 and socket.io-client 4.2.0 from npm, rendered as <c>&lt;QrCode base64={window.initialQr} /&gt;</c> into
+    /// <c>#root</c>. The only change is the one the seed asks its reader to make: its placeholders
+    /// <c>api.yoursite.com</c> and <c>instance_name</c> become the gateway's address and the instance.
+    /// Returns the bundle's JavaScript.
+    /// </summary>
+    public static async Task<string> BundleSeed001ReactAsync(string domain, string instance)
+    {
+        var component = Seed("seed-001-QrCode.jsx");
+        Assert.Contains("`wss://api.yoursite.com/instance_name`", component);
+        component = component.Replace("`wss://api.yoursite.com/instance_name`", $"`wss://{domain}/{instance}`", StringComparison.Ordinal);
+        // under the project folder, so esbuild finds node_modules by walking up
+        var dir = Path.Combine(AppContext.BaseDirectory, "seed-react-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, "QrCode.jsx"), component);
+            await File.WriteAllTextAsync(Path.Combine(dir, "entry.jsx"), """
+                import React from "react";
+                import { createRoot } from "react-dom/client";
+                import QrCode from "./QrCode.jsx";
+
+                createRoot(document.getElementById("root")).render(<QrCode base64={window.initialQr} />);
+                """);
+            var esbuild = NodeModule(Path.Combine(".bin", "esbuild"));
+            var info = new System.Diagnostics.ProcessStartInfo(esbuild)
+            {
+                WorkingDirectory = dir,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[] { "entry.jsx", "--bundle", "--platform=browser", "--format=iife", "--outfile=app.js",
+                         "--define:process.env.NODE_ENV=\"production\"", "--log-level=error" })
+                info.ArgumentList.Add(arg);
+            using var process = System.Diagnostics.Process.Start(info)!;
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.StandardOutput.ReadToEndAsync();
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
+                await process.WaitForExitAsync(timeout.Token);
+            Assert.True(process.ExitCode == 0, $"esbuild failed: {await stderr}");
+            return await File.ReadAllTextAsync(Path.Combine(dir, "app.js"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static string Fill(string page, string php, string value)
     {
         var at = page.IndexOf(php, StringComparison.Ordinal);

@@ -60,9 +60,11 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
             await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-qrcode-page.png") });
             await WaitAsync(() => site.Requests > before, "the page did not reload after open");
             await page.WaitForFunctionAsync("() => window.beforeReload === undefined && document.readyState === 'complete'");
-            // the reloaded page is the PHP page again
-            await page.WaitForFunctionAsync($"() => {Status} !== 'Waiting for QRCode...'");
-            output.WriteLine("after the reload: " + await page.EvaluateAsync<string>(Status));
+            // The reloaded page connects again and gets the replayed last state (WEBSOCKET_REPLAY_LAST_STATE, on by
+            // default): "open", so it says "Successfully connected..." and, as written, reloads again 3.5 s later, and
+            // so on while the instance's last state is "open" (measured: 2 more reloads in 10 s). Known, see
+            // docs/testing.md; the test pins the first reload and what it shows, not the loop.
+            await page.WaitForFunctionAsync($"() => {Status} === 'Successfully connected...'");
             ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
