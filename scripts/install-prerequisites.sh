@@ -2,7 +2,8 @@
 # Installs the tests' prerequisites: Debian packages (chromium for the browser tests, docker-compose for
 # the compose check, nginx to validate deploy/nginx.conf, redis-server for scale-out, rabbitmq-server for the
 # RabbitMQ ingestion) when root, and the npm packages of each folder that
-# has a package-lock.json. Under CI=true anything missing afterwards is an error.
+# has a package-lock.json (tests/interop: the Node clients, 4.0-4.8; tests/Evolution.Events.BrowserTests: what
+# the seeds' pages load, React and esbuild). Under CI=true anything missing afterwards is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 
-for dir in tests/interop src/Evolution.Events.Gateway; do
+for dir in tests/interop tests/Evolution.Events.BrowserTests src/Evolution.Events.Gateway; do
   if [ -f "$dir/package-lock.json" ]; then
     echo "== npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

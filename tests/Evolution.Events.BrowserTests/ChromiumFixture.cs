@@ -44,10 +44,17 @@ public sealed class ChromiumFixture : IAsyncLifetime
         _playwright?.Dispose();
     }
 
-    /// <summary>A new page with a 15 s default timeout; the browser console goes to <paramref name="log"/>.</summary>
-    public async Task<IPage> NewPageAsync(List<string> log)
+    /// <summary>
+    /// A new page with a 15 s default timeout; the browser console goes to <paramref name="log"/>.
+    /// <paramref name="ignoreHttpsErrors"/>: the context accepts a test's self-signed certificate (a page that names <c>wss://</c>).
+    /// </summary>
+    public async Task<IPage> NewPageAsync(List<string> log, bool ignoreHttpsErrors = false)
     {
-        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new() { Width = 1360, Height = 900 } });
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            ViewportSize = new() { Width = 1360, Height = 900 },
+            IgnoreHTTPSErrors = ignoreHttpsErrors,
+        });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(15_000);
         page.Console += (_, message) => log.Add($"[{message.Type}] {message.Text}");

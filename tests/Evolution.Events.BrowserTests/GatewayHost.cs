@@ -1,3 +1,6 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Evolution.Events.Gateway;
@@ -13,12 +16,16 @@ public sealed class GatewayHost : IAsyncDisposable
     public const string Key = "browser-test-key";
     private readonly string _dir;
 
-    private GatewayHost(WebApplication app, string dir)
+    private GatewayHost(WebApplication app, string dir, X509Certificate2? certificate)
     {
         App = app;
         _dir = dir;
         BaseUri = GatewayApp.BoundAddress(app);
-        Http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
+        // over TLS the test's own client trusts exactly the test's certificate, nothing else
+        var handler = new HttpClientHandler();
+        if (certificate is not null)
+            handler.ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented?.Thumbprint == certificate.Thumbprint;
+        Http = new HttpClient(handler) { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
         Http.DefaultRequestHeaders.Add("apikey", Key);
     }
 
@@ -28,17 +35,25 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<GatewayHost> StartAsync(IReadOnlyDictionary<string, string?>? settings = null)
+    /// <summary>Starts the gateway; with <paramref name="certificate"/> it listens on <c>https://127.0.0.1:0</c> (Kestrel's default certificate).</summary>
+    public static async Task<GatewayHost> StartAsync(IReadOnlyDictionary<string, string?>? settings = null, X509Certificate2? certificate = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "gw-browser-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         var config = new Dictionary<string, string?>
         {
-            ["urls"] = "http://127.0.0.1:0",
+            ["urls"] = certificate is null ? "http://127.0.0.1:0" : "https://127.0.0.1:0",
             ["DATABASE_PATH"] = Path.Combine(dir, "gateway.db"),
             ["AUTHENTICATION_API_KEY"] = Key,
             ["LOG_LEVEL"] = "Warning",
         };
+        if (certificate is not null)
+        {
+            var pfx = Path.Combine(dir, "gateway.pfx");
+            await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pfx, "test"));
+            config["Kestrel:Certificates:Default:Path"] = pfx;
+            config["Kestrel:Certificates:Default:Password"] = "test";
+        }
         foreach (var (name, value) in settings ?? new Dictionary<string, string?>())
         {
             config[name] = value;
@@ -46,7 +61,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
         var app = GatewayApp.Build([], config, hermetic: true);
         await app.StartAsync();
-        return new GatewayHost(app, dir);
+        return new GatewayHost(app, dir, certificate);
     }
 
     /// <summary>Creates an instance and returns its token.</summary>
@@ -71,6 +86,18 @@ public sealed class GatewayHost : IAsyncDisposable
     }
 
     public async Task<string> MetricsAsync() => await Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+    /// <summary>A self-signed certificate for <c>127.0.0.1</c> (a page that names <c>wss://</c> needs a TLS gateway).</summary>
+    public static X509Certificate2 LoopbackCertificate()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx, "test"), "test", X509KeyStorageFlags.Exportable);
+    }
 
     /// <summary>A real QR code PNG (base64, no data-URL prefix) of <paramref name="text"/>.</summary>
     public static string QrPngBase64(string text)

@@ -14,6 +14,9 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
     /// <summary>The page's origin (scheme, host, port), as a browser sends it in <c>Origin</c>.</summary>
     public string Origin => Url.GetLeftPart(UriPartial.Authority);
 
+    /// <summary>How many times the page was requested (a reload is one more).</summary>
+    public int Requests => Volatile.Read(ref content.Requests);
+
     /// <summary>The page served; may be set after start (when the page must name a server started later).</summary>
     public string Html
     {
@@ -21,14 +24,22 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
         set => content.Html = value;
     }
 
-    public static async Task<PageServer> StartAsync(string html = "")
+    /// <param name="html">The page at <c>/qrcode.php</c>.</param>
+    /// <param name="files">More files by path (e.g. <c>/app.js</c>), served as JavaScript.</param>
+    public static async Task<PageServer> StartAsync(string html = "", IReadOnlyDictionary<string, string>? files = null)
     {
         var content = new Content { Html = html };
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var app = builder.Build();
-        app.MapGet("/qrcode.php", () => Results.Content(content.Html, "text/html; charset=utf-8"));
+        app.MapGet("/qrcode.php", () =>
+        {
+            Interlocked.Increment(ref content.Requests);
+            return Results.Content(content.Html, "text/html; charset=utf-8");
+        });
+        foreach (var (path, text) in files ?? new Dictionary<string, string>())
+            app.MapGet(path, () => Results.Text(text, "application/javascript; charset=utf-8"));
         await app.StartAsync();
         return new PageServer(app, content);
     }
@@ -36,6 +47,7 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
     internal sealed class Content
     {
         public volatile string Html = "";
+        public int Requests;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,52 +1,70 @@
 using System.Text.Json.Nodes;
-using Evolution.Events.Gateway;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
+using Microsoft.Playwright;
 using Xunit.Abstractions;
 
 namespace Evolution.Events.BrowserTests;
 
 /// <summary>
-/// Seed 001's QR-code page (its PHP/jQuery example, here without jQuery and PHP), served from another origin
-/// and using the stock socket.io client from the gateway with <c>transports: ['websocket']</c>. The seed's
-/// page connects with no key; ours puts the instance token in the query (<c>?apikey=</c>), which the contract
-/// accepts. The seed reloads the page 3.5 s after <c>open</c>; the test reads the text before that.
+/// Seed 001's QR-code page (its "PHP" tab) run in Chromium <b>as written</b>. The page is
+/// <c>Seeds/seed-001-qrcode.php</c>, a byte-for-byte copy of the seed's code block; the only change the test makes is
+/// what PHP would do: its three <c>&lt;?= htmlspecialchars(…); ?&gt;</c> values (the gateway's domain, the instance name,
+/// the instance's first QR) are filled in by the test's page server (<see cref="SeedPages.Seed001QrPage"/>). The page's
+/// CDN scripts, jQuery 3.5.1 and socket.io-client 4.2.0, are the npm packages of those versions (package.json here),
+/// answered at the page's own URLs (<see cref="SeedPages.ServeCdnAsync"/>), so not even the CDN host is rewritten.
+/// The page names <c>wss://</c>, so the gateway listens with TLS (a self-signed certificate the browser context
+/// accepts), and the page sends no key: the gateway runs with <c>WEBSOCKET_ALLOWED_HOSTS=127.0.0.1</c>.
 /// </summary>
 [Collection(ChromiumCollection.Name)]
 public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper output)
 {
+    private const string Status = "document.getElementById('statusConnect').textContent";
+
     [Fact]
-    public async Task SeedQrPage_ShowsQr_ThenSuccessfullyConnected()
+    public async Task SeedQrPage_AsWritten_ShowsQrAndStates_ThenReloadsOnOpen()
     {
-        await using var gateway = await GatewayHost.StartAsync();
-        var token = await gateway.CreateInstanceAsync("shop");
+        using var certificate = GatewayHost.LoopbackCertificate();
+        await using var gateway = await StartGatewayAsync(certificate);
+        await gateway.CreateInstanceAsync("shop");
+        var first = GatewayHost.QrPngBase64("2@seed-001-first");
+        await using var site = await PageServer.StartAsync(
+            SeedPages.Seed001QrPage($"127.0.0.1:{gateway.BaseUri.Port}", "shop", first));
         var console = new List<string>();
-        var page = await chromium.NewPageAsync(console);
+        var page = await chromium.NewPageAsync(console, ignoreHttpsErrors: true);
         try
         {
-            // The page comes from a server of its own (the seed's PHP site), another origin than the gateway.
-            await using var site = await PageServer.StartAsync(Html(gateway.BaseUri, token));
+            await SeedPages.ServeCdnAsync(page.Context);
             await page.GotoAsync(site.Url.ToString());
-            await page.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Scan the QRCode...'");
-            Assert.Equal("websocket", await page.EvaluateAsync<string>("window.socket.io.engine.transport.name"));
+            Assert.Equal("3.5.1", await page.EvaluateAsync<string>("jQuery.fn.jquery"));
 
-            var raw = GatewayHost.QrPngBase64("2@seed-001");
-            await gateway.IngestAsync("qrcode.updated", "shop", DashboardTests.QrData(raw));
-            await page.WaitForFunctionAsync(
-                "src => { const img = document.querySelector('#qrcode img'); return img.getAttribute('src') === src && img.style.display !== 'none'; }",
-                "data:image/png;base64," + raw);
-            Assert.Equal("Waiting for connection...", await page.TextContentAsync("#statusConnect"));
-
-            await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "connecting" });
-            await page.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Attempting to connect...'");
-            await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "open" });
-            await page.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Successfully connected...'");
-            await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-qrcode-page.png") });
-
+            // connect: the first QR (from PHP) is shown, "Scan the QRCode..."
+            await page.WaitForFunctionAsync($"() => {Status} === 'Scan the QRCode...'");
+            await AssertQrShownAsync(page, first);
             var metrics = await gateway.MetricsAsync();
             Assert.Equal(1, DashboardTests.Sample(metrics, "evolution_socketio_connections", "transport=\"websocket\""));
+
+            var next = GatewayHost.QrPngBase64("2@seed-001-next");
+            await gateway.IngestAsync("qrcode.updated", "shop", DashboardTests.QrData(next));
+            await page.WaitForFunctionAsync($"() => {Status} === 'Waiting for connection...'");
+            await AssertQrShownAsync(page, next);
+
+            await gateway.IngestAsync("connection.update", "shop", State("close"));
+            await page.WaitForFunctionAsync($"() => {Status} === 'Recreating connection...'");
+            await gateway.IngestAsync("connection.update", "shop", State("connecting"));
+            await page.WaitForFunctionAsync($"() => {Status} === 'Attempting to connect...'");
+
+            // open: "Successfully connected...", and 3.5 s later the page reloads itself (a new GET of the page)
+            var before = site.Requests;
+            await page.EvaluateAsync("() => { window.beforeReload = true; }");
+            await gateway.IngestAsync("connection.update", "shop", State("open"));
+            await page.WaitForFunctionAsync($"() => {Status} === 'Successfully connected...'");
+            await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-qrcode-page.png") });
+            await WaitAsync(() => site.Requests > before, "the page did not reload after open");
+            await page.WaitForFunctionAsync("() => window.beforeReload === undefined && document.readyState === 'complete'");
+            // The reloaded page connects again and gets the replayed last state (WEBSOCKET_REPLAY_LAST_STATE, on by
+            // default): "open", so it says "Successfully connected..." and, as written, reloads again 3.5 s later, and
+            // so on while the instance's last state is "open" (measured: 2 more reloads in 10 s). Known, see
+            // docs/testing.md; the test pins the first reload and what it shows, not the loop.
+            await page.WaitForFunctionAsync($"() => {Status} === 'Successfully connected...'");
             ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
@@ -58,35 +76,30 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
     }
 
     /// <summary>
-    /// WEBSOCKET_REPLAY_LAST_STATE: the page opened after the QR was sent shows it at once (it used to say
-    /// "Scan the QRCode..." with no image until the next QR). The replay is the state, then the QR.
+    /// WEBSOCKET_REPLAY_LAST_STATE: the seed page opened after the QR was sent shows that QR at once (the replay is the
+    /// state, then the QR), not the stale first QR PHP printed.
     /// </summary>
     [Fact]
     public async Task SeedQrPage_OpenedAfterTheQrWasSent_ShowsIt()
     {
-        await using var gateway = await GatewayHost.StartAsync();
-        var token = await gateway.CreateInstanceAsync("shop");
-        var raw = GatewayHost.QrPngBase64("2@seed-001-late");
-        await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "connecting" });
-        await gateway.IngestAsync("qrcode.updated", "shop", DashboardTests.QrData(raw));
+        using var certificate = GatewayHost.LoopbackCertificate();
+        await using var gateway = await StartGatewayAsync(certificate);
+        await gateway.CreateInstanceAsync("shop");
+        var stale = GatewayHost.QrPngBase64("2@seed-001-stale");
+        var late = GatewayHost.QrPngBase64("2@seed-001-late");
+        await gateway.IngestAsync("connection.update", "shop", State("connecting"));
+        await gateway.IngestAsync("qrcode.updated", "shop", DashboardTests.QrData(late));
+        await using var site = await PageServer.StartAsync(
+            SeedPages.Seed001QrPage($"127.0.0.1:{gateway.BaseUri.Port}", "shop", stale));
         var console = new List<string>();
-        var page = await chromium.NewPageAsync(console);
+        var page = await chromium.NewPageAsync(console, ignoreHttpsErrors: true);
         try
         {
-            await using var site = await PageServer.StartAsync(Html(gateway.BaseUri, token));
+            await SeedPages.ServeCdnAsync(page.Context);
             await page.GotoAsync(site.Url.ToString());
-            await page.WaitForFunctionAsync(
-                "src => { const img = document.querySelector('#qrcode img'); return img.getAttribute('src') === src && img.style.display !== 'none'; }",
-                "data:image/png;base64," + raw);
-            Assert.Equal("Waiting for connection...", await page.TextContentAsync("#statusConnect"));
+            await AssertQrShownAsync(page, late);
+            await page.WaitForFunctionAsync($"() => {Status} === 'Waiting for connection...'");
             await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-qrcode-page-opened-late.png") });
-
-            // once the phone connected, a page opened later shows the state and no QR
-            await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "open" });
-            var later = await page.Context.NewPageAsync();
-            await later.GotoAsync(site.Url.ToString());
-            await later.WaitForFunctionAsync("() => document.getElementById('statusConnect').textContent === 'Successfully connected...'");
-            Assert.Equal("none", await later.EvaluateAsync<string>("document.querySelector('#qrcode img').style.display"));
             ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
@@ -97,50 +110,23 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
         }
     }
 
-    private static string Html(Uri gateway, string token) => $$"""
-        <!DOCTYPE html>
-        <html lang="en">
-          <head>
-            <meta charset="UTF-8" />
-            <title>QR Code WebSocket</title>
-            <!-- Include Socket.IO: the stock client, served by the gateway itself -->
-            <script src="{{gateway}}socket.io.min.js"></script>
-          </head>
-          <body>
-            <div id="qrcode"><img src="" alt="QR Code" style="display:none;" /></div>
-            <div id="statusConnect">Waiting for QRCode...</div>
-            <script>
-              document.addEventListener('DOMContentLoaded', () => {
-                const img = document.querySelector('#qrcode img');
-                const status = document.getElementById('statusConnect');
-                // Establishes the WebSocket connection using Socket.IO
-                const socket = io('ws://{{gateway.Authority}}/shop?apikey={{Uri.EscapeDataString(token)}}', {
-                  transports: ['websocket']
-                });
-                window.socket = socket;
+    private static async Task<GatewayHost> StartGatewayAsync(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate) =>
+        await GatewayHost.StartAsync(new Dictionary<string, string?> { ["WEBSOCKET_ALLOWED_HOSTS"] = "127.0.0.1" }, certificate);
 
-                socket.on('connect', () => {
-                  status.textContent = 'Scan the QRCode...';
-                });
+    private static JsonObject State(string state) => new() { ["instance"] = "shop", ["state"] = state };
 
-                // Updates the QR Code when a new one is received
-                socket.on('qrcode.updated', (data) => {
-                  img.setAttribute('src', 'data:image/png;base64,' + data.data.qrcode.base64);
-                  img.style.display = '';
-                  status.textContent = 'Waiting for connection...';
-                });
+    private static async Task AssertQrShownAsync(IPage page, string base64) =>
+        await page.WaitForFunctionAsync(
+            "src => { const img = document.querySelector('#qrcode img'); return img.getAttribute('src') === src && img.style.display !== 'none'; }",
+            "data:image/png;base64," + base64);
 
-                // Updates connection status based on received events
-                socket.on('connection.update', (data) => {
-                  switch (data.data.state) {
-                    case 'close': status.textContent = 'Recreating connection...'; break;
-                    case 'connecting': status.textContent = 'Attempting to connect...'; break;
-                    case 'open': status.textContent = 'Successfully connected...'; break;
-                  }
-                });
-              });
-            </script>
-          </body>
-        </html>
-        """;
+    private static async Task WaitAsync(Func<bool> condition, string message)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, message);
+            await Task.Delay(20);
+        }
+    }
 }

@@ -4,7 +4,7 @@ namespace Evolution.Events.Gateway.Tests;
 
 /// <summary>
 /// The client examples of the seeds (shared/seeds), run in Node as close to verbatim as possible
-/// (tests/interop/gateway/seed*.mjs; each change is marked CHANGED there) against a real gateway.
+/// (tests/interop/gateway/seed*.mjs; every edit is marked "// EDIT: why" there) against a real gateway.
 /// </summary>
 public class SeedExampleTests
 {
@@ -15,7 +15,7 @@ public class SeedExampleTests
     {
         await using var gw = await TestGateway.StartAsync();
         var token = await gw.CreateInstanceAsync("sales");
-        // the seed passes no key; the contract requires one, so the script adds auth: { apikey } (marked CHANGED)
+        // the seed passes no key; the contract requires one, so the script adds auth: { apikey } (marked EDIT)
         await using var node = NodeClient.Start("seed001-nodejs.mjs", gw.BaseUri.ToString(), "sales", token);
         await node.NextAsync(l => Log(l, 0) == "Connected to the WebSocket server successfully");
 
