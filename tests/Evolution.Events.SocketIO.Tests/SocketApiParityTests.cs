@@ -289,6 +289,46 @@ public sealed class SocketApiParityTests : IAsyncLifetime
         Assert.Equal(["point:1", "number:1", "reflected:1", "all:1"], outgoing);
     }
 
+    [Fact]
+    public async Task The_stock_client_sees_timeout_acks_packet_middlewares_and_typed_emits()
+    {
+        var seen = new ConcurrentQueue<string>();
+        _server.Io.Of("/parity").OnConnection(s =>
+        {
+            s.Join("parity-room");
+            s.Use((e, next) => next(e.Name == "forbidden" ? new InvalidOperationException("forbidden event") : null));
+            s.Error += (_, error) => seen.Enqueue("error:" + error.Message);
+            s.Disconnecting += (me, reason) => seen.Enqueue($"disconnecting:{reason}:{me.Rooms.Contains("parity-room")}");
+            s.On("forbidden", e => seen.Enqueue("handler ran for a rejected event"));
+            s.On("allowed", e => e.Ack("ok:" + (int?)e.Args[0]));
+            s.On("start", async e =>
+            {
+                var answer = await s.Timeout(TimeSpan.FromSeconds(5)).EmitWithAckAsync("question", 41);
+                string? expired = null;
+                try
+                {
+                    await s.Timeout(TimeSpan.FromMilliseconds(300)).EmitWithAckAsync("ignored");
+                }
+                catch (TimeoutException ex)
+                {
+                    expired = ex.Message;
+                }
+
+                s.Emit("result", answer[0], expired);
+            });
+            s.Emit("typed", new ParityPoint(1, 2.5, "p"), ParityJsonContext.Default.ParityPoint);
+        });
+
+        var result = await NodeRunner.RunAsync("parity.mjs", _server.Url, "node-parity");
+
+        Json.Equal("[{\"x\":1,\"y\":2.5,\"label\":\"p\"}]", result.Single("typed")["args"]);
+        Json.Equal("[42,\"operation has timed out\"]", result.Single("result")["args"]);
+        Assert.False((bool)result.Single("forbidden")["acked"]!, result.Output);
+        Json.Equal("\"ok:2\"", result.Single("allowed")["args"]); // emitWithAck resolves with the first argument
+        await WaitUntilAsync(() => seen.Count == 2);
+        Assert.Equal(["error:forbidden event", $"disconnecting:{DisconnectReason.ClientNamespaceDisconnect}:True"], seen);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
