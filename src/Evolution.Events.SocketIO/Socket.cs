@@ -259,14 +259,24 @@ public sealed class Socket : IClusterSocket
     }
 
     /// <summary>
-    /// Emits an event with one argument of type <typeparamref name="T"/>, serialized with the library's options
-    /// (<see cref="JsonArguments.SerializerOptions"/>: web defaults, camelCase) through the generic serializer (a value
-    /// type is not boxed). For trimming/AOT, prefer the <see cref="JsonTypeInfo{T}"/> overload. Binary: as that overload.
+    /// Emits an event with one argument of type <typeparamref name="T"/>. A plain value type (a number, a struct, a
+    /// record struct) is serialized straight into the packet through the generic serializer with the library's options
+    /// (<see cref="JsonArguments.SerializerOptions"/>), not boxed; everything else (a reference type, whose argument
+    /// needs no boxing, a <c>Nullable</c>, and the value types the untyped emit treats specially: <see cref="RawJson"/>,
+    /// <see cref="JsonElement"/>, <c>ReadOnlyMemory&lt;byte&gt;</c> and <c>ArraySegment&lt;byte&gt;</c> as binary
+    /// attachments) goes the way of <see cref="Emit(string, object?[])"/>, so a one-argument emit means what it always
+    /// meant. For trimming/AOT, prefer the <see cref="JsonTypeInfo{T}"/> overload.
     /// </summary>
-    [System.Diagnostics.CodeAnalysis.RequiresUnreferencedCode("Uses reflection-based JSON serialization; use the JsonTypeInfo<T> overload for trimming/AOT.")]
-    [System.Diagnostics.CodeAnalysis.RequiresDynamicCode("Uses reflection-based JSON serialization; use the JsonTypeInfo<T> overload for trimming/AOT.")]
-    public bool Emit<T>(string eventName, T arg) =>
-        Emit(eventName, arg, (JsonTypeInfo<T>)JsonArguments.SerializerOptions.GetTypeInfo(typeof(T)));
+    public bool Emit<T>(string eventName, T arg)
+    {
+        if (!typeof(T).IsValueType || typeof(T) == typeof(RawJson) || typeof(T) == typeof(JsonElement)
+            || typeof(T) == typeof(ReadOnlyMemory<byte>) || typeof(T) == typeof(ArraySegment<byte>) || Nullable.GetUnderlyingType(typeof(T)) is not null)
+        {
+            return EmitCore(eventName, [arg], isVolatile: false);
+        }
+
+        return Emit(eventName, arg, (JsonTypeInfo<T>)JsonArguments.SerializerOptions.GetTypeInfo(typeof(T)));
+    }
 
     internal bool EmitCore(string eventName, object?[] args, bool isVolatile)
     {

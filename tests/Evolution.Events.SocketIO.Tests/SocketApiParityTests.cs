@@ -284,9 +284,23 @@ public sealed class SocketApiParityTests : IAsyncLifetime
         Assert.True(socket.Emit("reflected", new ParityPoint(3, 4, null)));
         Assert.Equal("[\"reflected\",{\"x\":3,\"y\":4,\"label\":null}]", (await client.NextEventAsync("/p-typed")).ToJsonString());
 
+        // Emit<T>(event, arg) for a value type: the generic path, same JSON as the untyped emit
+        Assert.True(socket.Emit("struct", new ParityStruct(8, true)));
+        Assert.Equal("[\"struct\",{\"n\":8,\"on\":true}]", (await client.NextEventAsync("/p-typed")).ToJsonString());
+
+        // one-argument emits the untyped path treats specially still mean what they meant: binary, raw JSON
+        Assert.True(socket.Emit("bytes", new byte[] { 1, 2, 3 }));
+        Assert.Equal("51-/p-typed,[\"bytes\",{\"_placeholder\":true,\"num\":0}]", await client.NextAsync());
+        Assert.Equal("<binary 3>", await client.NextAsync());
+        Assert.True(socket.Emit("memory", new ReadOnlyMemory<byte>([4, 5])));
+        Assert.Equal("51-/p-typed,[\"memory\",{\"_placeholder\":true,\"num\":0}]", await client.NextAsync());
+        Assert.Equal("<binary 2>", await client.NextAsync());
+        Assert.True(socket.Emit("raw", Protocol.RawJson.FromString("{\"pre\":[1]}")));
+        Assert.Equal("2/p-typed,[\"raw\",{\"pre\":[1]}]", await client.NextAsync());
+
         new BroadcastOperator(_server.Io.Of("/p-typed")).Emit("all", new ParityPoint(5, 6, "z"), ParityJsonContext.Default.ParityPoint);
         Assert.Equal("[\"all\",{\"x\":5,\"y\":6,\"label\":\"z\"}]", (await client.NextEventAsync("/p-typed")).ToJsonString());
-        Assert.Equal(["point:1", "number:1", "reflected:1", "all:1"], outgoing);
+        Assert.Equal(["point:1", "number:1", "reflected:1", "struct:1", "bytes:1", "memory:1", "raw:1", "all:1"], outgoing);
     }
 
     [Fact]
@@ -341,6 +355,8 @@ public sealed class SocketApiParityTests : IAsyncLifetime
 }
 
 public sealed record ParityPoint(int X, double Y, string? Label);
+
+public readonly record struct ParityStruct(int N, bool On);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ParityPoint))]
