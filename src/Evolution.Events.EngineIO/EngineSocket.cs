@@ -116,16 +116,30 @@ public sealed partial class EngineSocket
         return true;
     }
 
-    /// <summary>Queues a packet only if nothing is waiting to be written (a volatile emit); else drops it.</summary>
+    /// <summary>
+    /// Queues a packet only if nothing is waiting to be written and it fits the queue's limits (a volatile emit);
+    /// else drops it. Never applies the overflow policy: a volatile packet never closes the session.
+    /// </summary>
     public bool SendVolatile(in OutboundPacket packet)
     {
-        if (Volatile.Read(ref _queuedCount) > 0)
+        if (_state != EngineReadyState.Open)
         {
+            return false;
+        }
+
+        // reserved like Send does, but only into an empty queue: no concurrent Send can make it overflow
+        var count = Interlocked.Increment(ref _queuedCount);
+        var bytes = Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
+        if (count > 1 || count > _options.MaxQueuedPackets || bytes > _options.MaxQueuedBytes)
+        {
+            Interlocked.Decrement(ref _queuedCount);
+            Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
             Interlocked.Increment(ref _dropped);
             return false;
         }
 
-        return Send(packet);
+        _queue.Writer.TryWrite(packet);
+        return true;
     }
 
     /// <summary>Closes the session from the server side: what is queued is still written, then the transport closes.</summary>
@@ -249,11 +263,20 @@ public sealed partial class EngineSocket
 
     internal void Close(EngineCloseReason reason, string? description, bool discard, bool fromClient = false)
     {
+        if (BeginClose(discard, fromClient))
+        {
+            EndClose(reason, description, discard, fromClient);
+        }
+    }
+
+    /// <summary>Closing from now on (no packet is queued any more); false when the session was already closing or closed.</summary>
+    private bool BeginClose(bool discard, bool fromClient)
+    {
         lock (_sync)
         {
             if (_state == EngineReadyState.Closed)
             {
-                return;
+                return false;
             }
 
             if (_state == EngineReadyState.Closing)
@@ -263,13 +286,18 @@ public sealed partial class EngineSocket
                     Discard(fromClient);
                 }
 
-                return;
+                return false;
             }
 
             _state = EngineReadyState.Closing;
             _phase = HeartbeatPhase.Closing;
+            return true;
         }
+    }
 
+    /// <summary>The close cascade (listener, hence the application's disconnect handlers), then the end of the queue.</summary>
+    private void EndClose(EngineCloseReason reason, string? description, bool discard, bool fromClient)
+    {
         try
         {
             _server.OnSessionClosing(this, reason, description);
@@ -398,8 +426,22 @@ public sealed partial class EngineSocket
         }
 
         _server.LogSlowConsumer(Id, count - 1, bytes);
-        Close(EngineCloseReason.SlowConsumer, $"outbound queue full ({count - 1} packets, {bytes} bytes)", discard: true);
-        AbortTransports();
+
+        // The session stops taking packets now, on the sender's thread; the close cascade (the listener, hence the
+        // application's disconnect handlers, which may broadcast or block) runs on the thread pool: the sender may
+        // be a broadcast's fan-out loop, which must neither run nor wait for user code (as SignalR and centrifuge do)
+        if (BeginClose(discard: true, fromClient: false))
+        {
+            var description = $"outbound queue full ({count - 1} packets, {bytes} bytes)";
+            ThreadPool.UnsafeQueueUserWorkItem(
+                static state =>
+                {
+                    state.Session.EndClose(EngineCloseReason.SlowConsumer, state.Description, discard: true, fromClient: false);
+                    state.Session.AbortTransports();
+                },
+                (Session: this, Description: description),
+                preferLocal: false);
+        }
     }
 
     private void OnPong()

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Protocol;
 
@@ -57,6 +58,17 @@ public readonly struct BroadcastOperator
 
     public void Emit(string eventName, params object?[] args) =>
         _nsp.Adapter.Broadcast(SocketPacketEncoder.Event(_nsp.Name, eventName, args), Options);
+
+    /// <summary>
+    /// Emits an event with one argument of type <typeparamref name="T"/>, serialized once into the packet with
+    /// <paramref name="typeInfo"/> (System.Text.Json source generation: no reflection, no boxing). A <c>byte[]</c>
+    /// inside <typeparamref name="T"/> is not a binary attachment (see <see cref="Socket.Emit{T}(string, T, JsonTypeInfo{T})"/>).
+    /// </summary>
+    public void Emit<T>(string eventName, T arg, JsonTypeInfo<T> typeInfo)
+    {
+        ArgumentNullException.ThrowIfNull(typeInfo);
+        _nsp.Adapter.Broadcast(TypedEvent.Encode(_nsp.Name, eventName, arg, typeInfo), Options);
+    }
 
     /// <summary>Writes a packet encoded beforehand for this namespace (the namespace is part of the encoded packet).</summary>
     public void Emit(EncodedPacket packet) => _nsp.Adapter.Broadcast(packet, Options);

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Evolution.Events.SocketIO.Adapters;
 using Evolution.Events.SocketIO.Protocol;
 
@@ -16,10 +18,13 @@ public sealed class Socket : IClusterSocket
     private ConcurrentDictionary<long, TaskCompletionSource<JsonNode?[]>>? _pendingAcks;
     private ConcurrentDictionary<string, object?>? _data;
     private SocketEventHandler[] _anyHandlers = [];
+    private OutgoingEventListener[] _anyOutgoing = [];
+    private SocketPacketMiddleware[] _packetMiddlewares = [];
     private int _connected;
 
     // connection state recovery: a recovered socket buffers live broadcasts while its missed packets are read
     private const int Joining = 2;
+    private static readonly SocketPacketLimits OutgoingLimits = new(int.MaxValue, int.MaxValue);
     private const int MaxJoinBuffer = 10_000;
     private List<EncodedPacket>? _joinBuffer;
     private bool _joinBufferOverflow;
@@ -67,7 +72,7 @@ public sealed class Socket : IClusterSocket
     public ConcurrentDictionary<string, object?> Data =>
         _data ?? Interlocked.CompareExchange(ref _data, new ConcurrentDictionary<string, object?>(StringComparer.Ordinal), null) ?? _data;
 
-    public bool Connected => Volatile.Read(ref _connected) == 1;
+    public bool Connected => System.Threading.Volatile.Read(ref _connected) == 1;
 
     /// <summary>The Engine.IO transport now in use (<c>polling</c> or <c>websocket</c>).</summary>
     public string Transport => Client.Connection.Transport;
@@ -79,8 +84,21 @@ public sealed class Socket : IClusterSocket
     /// <summary>The Engine.IO session this socket rides on (shared by the connection's sockets in every namespace).</summary>
     public EngineIO.EngineSocket Connection => Client.Connection;
 
+    /// <summary>
+    /// Raised once when the socket is about to leave its namespace, with the reason, before it leaves its rooms:
+    /// <see cref="Rooms"/> still lists them in the handler (socket.io's <c>disconnecting</c>). <see cref="Connected"/>
+    /// is already false (the socket takes no more emits); broadcasts to its rooms (<c>socket.To(room)</c>) still work.
+    /// </summary>
+    public event Action<Socket, string>? Disconnecting;
+
     /// <summary>Raised once, after the socket left its namespace, with the reason.</summary>
     public event Action<Socket, string>? Disconnected;
+
+    /// <summary>
+    /// Raised when a packet middleware (<see cref="Use"/>) rejects an incoming event, with its error (socket.io's
+    /// server-side <c>error</c> event: nothing is sent to the client). Without a handler the error is logged.
+    /// </summary>
+    public event Action<Socket, Exception>? Error;
 
     public void On(string eventName, SocketEventHandler handler)
     {
@@ -88,7 +106,7 @@ public sealed class Socket : IClusterSocket
         {
             var handlers = new Dictionary<string, SocketEventHandler[]>(_handlers ?? [], StringComparer.Ordinal);
             handlers[eventName] = handlers.TryGetValue(eventName, out var existing) ? [.. existing, handler] : [handler];
-            Volatile.Write(ref _handlers, handlers);
+            System.Threading.Volatile.Write(ref _handlers, handlers);
         }
     }
 
@@ -98,21 +116,185 @@ public sealed class Socket : IClusterSocket
         return ValueTask.CompletedTask;
     });
 
-    /// <summary>Called for every event the client emits, before the named handlers.</summary>
+    /// <summary>
+    /// Adds a listener called for every event the client emits, before the packet middlewares and the named
+    /// handlers, after the listeners already added (socket.io's <c>onAny</c>).
+    /// </summary>
     public void OnAny(SocketEventHandler handler)
     {
+        ArgumentNullException.ThrowIfNull(handler);
         lock (this)
         {
             _anyHandlers = [.. _anyHandlers, handler];
         }
     }
 
+    /// <summary>Adds a listener for every incoming event, called before the listeners already added (socket.io's <c>prependAny</c>).</summary>
+    public void PrependAny(SocketEventHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (this)
+        {
+            _anyHandlers = [handler, .. _anyHandlers];
+        }
+    }
+
+    /// <summary>Removes the first registration of this incoming listener (socket.io's <c>offAny(listener)</c>).</summary>
+    public void OffAny(SocketEventHandler handler)
+    {
+        lock (this)
+        {
+            _anyHandlers = Without(_anyHandlers, handler);
+        }
+    }
+
+    /// <summary>Removes every incoming listener added with <see cref="OnAny"/> / <see cref="PrependAny"/> (socket.io's <c>offAny()</c>).</summary>
+    public void OffAny()
+    {
+        lock (this)
+        {
+            _anyHandlers = [];
+        }
+    }
+
+    /// <summary>The incoming catch-all listeners, in call order (socket.io's <c>listenersAny()</c>).</summary>
+    public IReadOnlyList<SocketEventHandler> ListenersAny() => System.Threading.Volatile.Read(ref _anyHandlers);
+
+    /// <summary>
+    /// Adds a listener called for every event sent to this client (its own emits and the broadcasts that reach it),
+    /// before the packet is queued, after the listeners already added (socket.io's <c>onAnyOutgoing</c>). Arguments
+    /// are the emitted objects for this socket's emits, and <see cref="JsonNode"/>s (binary ones as placeholders)
+    /// for broadcasts, which are encoded once for every socket and decoded again only for sockets with such a listener.
+    /// </summary>
+    public void OnAnyOutgoing(OutgoingEventListener listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        lock (this)
+        {
+            _anyOutgoing = [.. _anyOutgoing, listener];
+        }
+    }
+
+    /// <summary>Adds an outgoing catch-all listener called before those already added (socket.io's <c>prependAnyOutgoing</c>).</summary>
+    public void PrependAnyOutgoing(OutgoingEventListener listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        lock (this)
+        {
+            _anyOutgoing = [listener, .. _anyOutgoing];
+        }
+    }
+
+    /// <summary>Removes the first registration of this outgoing listener (socket.io's <c>offAnyOutgoing(listener)</c>).</summary>
+    public void OffAnyOutgoing(OutgoingEventListener listener)
+    {
+        lock (this)
+        {
+            _anyOutgoing = Without(_anyOutgoing, listener);
+        }
+    }
+
+    /// <summary>Removes every outgoing catch-all listener (socket.io's <c>offAnyOutgoing()</c>).</summary>
+    public void OffAnyOutgoing()
+    {
+        lock (this)
+        {
+            _anyOutgoing = [];
+        }
+    }
+
+    /// <summary>The outgoing catch-all listeners, in call order (socket.io's <c>listenersAnyOutgoing()</c>).</summary>
+    public IReadOnlyList<OutgoingEventListener> ListenersAnyOutgoing() => System.Threading.Volatile.Read(ref _anyOutgoing);
+
+    /// <summary>
+    /// Adds a packet middleware, run in the order added for every incoming event after the <see cref="OnAny"/>
+    /// listeners and before the named handlers (socket.io's <c>socket.use</c>). It calls <c>next(null)</c> to go on,
+    /// <c>next(error)</c> to reject the event (the named handlers do not run; <see cref="Error"/> is raised on the
+    /// server, the client is told nothing), or never calls it to drop the event silently. <c>next</c> may be called
+    /// later, from any thread; only its first call counts. A middleware that throws rejects the event with that exception.
+    /// </summary>
+    public Socket Use(SocketPacketMiddleware middleware)
+    {
+        ArgumentNullException.ThrowIfNull(middleware);
+        lock (this)
+        {
+            _packetMiddlewares = [.. _packetMiddlewares, middleware];
+        }
+
+        return this;
+    }
+
+    /// <summary>Flags for the next emit of this socket: it may be dropped (see <see cref="SocketOperator.Volatile"/>).</summary>
+    public SocketOperator Volatile => new SocketOperator(this).Volatile;
+
+    /// <summary>A timeout for <see cref="SocketOperator.EmitWithAckAsync"/> (socket.io's <c>socket.timeout(ms).emitWithAck(…)</c>).</summary>
+    public SocketOperator Timeout(TimeSpan timeout) => new SocketOperator(this).Timeout(timeout);
+
+    private static T[] Without<T>(T[] items, T item)
+        where T : Delegate
+    {
+        var index = Array.IndexOf(items, item);
+        return index < 0 ? items : [.. items[..index], .. items[(index + 1)..]];
+    }
+
     /// <summary>Emits an event to this client. Returns false when it was not queued (disconnected, or its queue was full).</summary>
-    public bool Emit(string eventName, params object?[] args) =>
-        Connected && Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args));
+    public bool Emit(string eventName, params object?[] args) => EmitCore(eventName, args, isVolatile: false);
+
+    /// <summary>
+    /// Emits an event with one argument of type <typeparamref name="T"/>, serialized straight into the packet with
+    /// <paramref name="typeInfo"/> (System.Text.Json source generation: no reflection, no boxing). A <c>byte[]</c>
+    /// inside <typeparamref name="T"/> is written as whatever <paramref name="typeInfo"/> makes of it (base64 by
+    /// default), not as a binary attachment: use <see cref="Emit(string, object?[])"/> to send binary.
+    /// </summary>
+    public bool Emit<T>(string eventName, T arg, JsonTypeInfo<T> typeInfo)
+    {
+        ArgumentNullException.ThrowIfNull(typeInfo);
+        if (!Connected)
+        {
+            return false;
+        }
+
+        NotifyOutgoing(eventName, arg);
+        return Client.Write(TypedEvent.Encode(Namespace.Name, eventName, arg, typeInfo));
+    }
+
+    /// <summary>
+    /// Emits an event with one argument of type <typeparamref name="T"/>. A plain value type (a number, a struct, a
+    /// record struct) is serialized straight into the packet through the generic serializer with the library's options
+    /// (<see cref="JsonArguments.SerializerOptions"/>), not boxed; everything else (a reference type, whose argument
+    /// needs no boxing, a <c>Nullable</c>, and the value types the untyped emit treats specially: <see cref="RawJson"/>,
+    /// <see cref="JsonElement"/>, <c>ReadOnlyMemory&lt;byte&gt;</c> and <c>ArraySegment&lt;byte&gt;</c> as binary
+    /// attachments) goes the way of <see cref="Emit(string, object?[])"/>, so a one-argument emit means what it always
+    /// meant. For trimming/AOT, prefer the <see cref="JsonTypeInfo{T}"/> overload.
+    /// </summary>
+    public bool Emit<T>(string eventName, T arg)
+    {
+        if (!typeof(T).IsValueType || typeof(T) == typeof(RawJson) || typeof(T) == typeof(JsonElement)
+            || typeof(T) == typeof(ReadOnlyMemory<byte>) || typeof(T) == typeof(ArraySegment<byte>) || Nullable.GetUnderlyingType(typeof(T)) is not null)
+        {
+            return EmitCore(eventName, [arg], isVolatile: false);
+        }
+
+        return Emit(eventName, arg, (JsonTypeInfo<T>)JsonArguments.SerializerOptions.GetTypeInfo(typeof(T)));
+    }
+
+    internal bool EmitCore(string eventName, object?[] args, bool isVolatile)
+    {
+        if (!Connected)
+        {
+            return false;
+        }
+
+        NotifyOutgoing(eventName, args);
+        return Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args), isVolatile);
+    }
 
     /// <summary>Emits and waits for the client's acknowledgement; throws <see cref="TimeoutException"/> past the timeout.</summary>
-    public async Task<JsonNode?[]> EmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<JsonNode?[]> EmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        EmitWithAckCoreAsync(eventName, args, timeout, isVolatile: false, cancellationToken);
+
+    internal async Task<JsonNode?[]> EmitWithAckCoreAsync(
+        string eventName, object?[] args, TimeSpan timeout, bool isVolatile, CancellationToken cancellationToken)
     {
         // ack ids are unique in the namespace (socket.io's nsp._ids): a broadcast with acks shares one id
         var id = Namespace.NextAckId();
@@ -120,17 +302,85 @@ public sealed class Socket : IClusterSocket
         var pendingAcks = _pendingAcks!;
         try
         {
-            if (!Connected || !Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args, id)))
+            if (!Connected)
             {
                 throw new InvalidOperationException($"socket {Id} is not connected");
             }
 
+            NotifyOutgoing(eventName, args);
+            if (!Client.Write(SocketPacketEncoder.Event(Namespace.Name, eventName, args, id), isVolatile) && !isVolatile)
+            {
+                throw new InvalidOperationException($"socket {Id} is not connected");
+            }
+
+            // a dropped volatile emit gets no ack: it times out, as in socket.io
             return await pending.Task.WaitAsync(timeout, cancellationToken);
         }
         finally
         {
             pendingAcks.TryRemove(id, out _);
         }
+    }
+
+    private void NotifyOutgoing(string eventName, object?[] args)
+    {
+        var listeners = System.Threading.Volatile.Read(ref _anyOutgoing);
+        if (listeners.Length > 0)
+        {
+            CallOutgoing(listeners, eventName, args);
+        }
+    }
+
+    private void NotifyOutgoing<T>(string eventName, T arg)
+    {
+        var listeners = System.Threading.Volatile.Read(ref _anyOutgoing);
+        if (listeners.Length > 0)
+        {
+            CallOutgoing(listeners, eventName, [arg]);
+        }
+    }
+
+    private void CallOutgoing(OutgoingEventListener[] listeners, string eventName, IReadOnlyList<object?> args)
+    {
+        foreach (var listener in listeners)
+        {
+            try
+            {
+                listener(eventName, args);
+            }
+            catch (Exception ex)
+            {
+                Namespace.Server.LogHandlerFailure(ex, "any outgoing", Id);
+            }
+        }
+    }
+
+    /// <summary>A broadcast reaching a socket with outgoing listeners: its packet is decoded again for them.</summary>
+    private void NotifyOutgoing(EncodedPacket packet)
+    {
+        var listeners = System.Threading.Volatile.Read(ref _anyOutgoing);
+        if (listeners.Length == 0)
+        {
+            return;
+        }
+
+        // the Engine.IO text packet: '4' (message) then the Socket.IO packet
+        var text = System.Text.Encoding.UTF8.GetString(packet.Text.Bytes.Span[1..]);
+        if (!SocketPacketDecoder.TryDecode(text, OutgoingLimits, out var decoded, out _)
+            || decoded!.Type is not (SocketPacketType.Event or SocketPacketType.BinaryEvent) || decoded.Data is not JsonArray { Count: > 0 } array)
+        {
+            return;
+        }
+
+        var first = array[0]!.AsValue();
+        var name = first.TryGetValue<string>(out var s) ? s : first.ToJsonString();
+        var args = new object?[array.Count - 1];
+        for (var i = 1; i < array.Count; i++)
+        {
+            args[i - 1] = array[i];
+        }
+
+        CallOutgoing(listeners, name, args);
     }
 
     /// <summary>
@@ -189,7 +439,7 @@ public sealed class Socket : IClusterSocket
     }
 
     /// <summary>Recovery: from now until <see cref="CompleteRecovery"/>, broadcasts are buffered, not written.</summary>
-    internal void BeginRecovery() => Volatile.Write(ref _connected, Joining);
+    internal void BeginRecovery() => System.Threading.Volatile.Write(ref _connected, Joining);
 
     /// <summary>
     /// Recovery: writes CONNECT, the missed packets, then the buffered live broadcasts that were not among
@@ -239,12 +489,12 @@ public sealed class Socket : IClusterSocket
     /// <summary>Delivers a broadcast packet (already encoded). Never waits.</summary>
     internal void Deliver(EncodedPacket packet, bool isVolatile)
     {
-        var state = Volatile.Read(ref _connected);
+        var state = System.Threading.Volatile.Read(ref _connected);
         if (state == Joining)
         {
             lock (this)
             {
-                if (Volatile.Read(ref _connected) == Joining)
+                if (System.Threading.Volatile.Read(ref _connected) == Joining)
                 {
                     if (!isVolatile)
                     {
@@ -263,11 +513,12 @@ public sealed class Socket : IClusterSocket
                 }
             }
 
-            state = Volatile.Read(ref _connected);
+            state = System.Threading.Volatile.Read(ref _connected);
         }
 
         if (state == 1)
         {
+            NotifyOutgoing(packet);
             Client.Write(packet, isVolatile);
         }
     }
@@ -300,6 +551,16 @@ public sealed class Socket : IClusterSocket
         if (Interlocked.Exchange(ref _connected, 0) == 0)
         {
             return;
+        }
+
+        // socket.io's "disconnecting": the socket is still in its rooms
+        try
+        {
+            Disconnecting?.Invoke(this, reason);
+        }
+        catch (Exception ex)
+        {
+            Namespace.Server.LogHandlerFailure(ex, "disconnecting", Id);
         }
 
         foreach (var pending in _pendingAcks?.Values ?? [])
@@ -362,17 +623,90 @@ public sealed class Socket : IClusterSocket
         }
 
         var e = new SocketEvent(this, name, args, packet.Id);
-        foreach (var handler in Volatile.Read(ref _anyHandlers))
+        foreach (var handler in System.Threading.Volatile.Read(ref _anyHandlers))
         {
             Invoke(handler, e);
         }
 
-        if (Volatile.Read(ref _handlers) is { } all && all.TryGetValue(name, out var handlers))
+        var middlewares = System.Threading.Volatile.Read(ref _packetMiddlewares);
+        if (middlewares.Length == 0)
+        {
+            Dispatch(e);
+        }
+        else
+        {
+            RunMiddleware(middlewares, 0, e);
+        }
+    }
+
+    /// <summary>socket.io's <c>run</c>: each middleware's <c>next</c> runs the following one; an error short-circuits.</summary>
+    private void RunMiddleware(SocketPacketMiddleware[] middlewares, int index, SocketEvent e)
+    {
+        var called = 0;
+        void Next(Exception? error)
+        {
+            if (Interlocked.Exchange(ref called, 1) != 0)
+            {
+                return;
+            }
+
+            if (error is not null)
+            {
+                OnError(error);
+            }
+            else if (index + 1 < middlewares.Length)
+            {
+                RunMiddleware(middlewares, index + 1, e);
+            }
+            else
+            {
+                Dispatch(e);
+            }
+        }
+
+        try
+        {
+            middlewares[index](e, Next);
+        }
+        catch (Exception ex)
+        {
+            Next(ex);
+        }
+    }
+
+    /// <summary>Runs the named handlers; an event whose middlewares finished after the disconnection is ignored, as in socket.io.</summary>
+    private void Dispatch(SocketEvent e)
+    {
+        if (!Connected)
+        {
+            return;
+        }
+
+        if (System.Threading.Volatile.Read(ref _handlers) is { } all && all.TryGetValue(e.Name, out var handlers))
         {
             foreach (var handler in handlers)
             {
                 Invoke(handler, e);
             }
+        }
+    }
+
+    private void OnError(Exception error)
+    {
+        var handlers = Error;
+        if (handlers is null)
+        {
+            Namespace.Server.LogHandlerFailure(error, "packet middleware (no Error handler)", Id);
+            return;
+        }
+
+        try
+        {
+            handlers(this, error);
+        }
+        catch (Exception ex)
+        {
+            Namespace.Server.LogHandlerFailure(ex, "error", Id);
         }
     }
 

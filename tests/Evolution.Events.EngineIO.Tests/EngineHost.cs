@@ -130,6 +130,12 @@ public sealed class RecordingListener(EngineHost host) : IEngineSocketListener
         }
     }
 
-    public void OnClose(EngineSocket socket, EngineCloseReason reason, string? description) =>
+    /// <summary>The managed thread that ran <see cref="OnClose"/> (0 before).</summary>
+    public int CloseThread { get; private set; }
+
+    public void OnClose(EngineSocket socket, EngineCloseReason reason, string? description)
+    {
+        CloseThread = Environment.CurrentManagedThreadId;
         _closed.TrySetResult((reason, description));
+    }
 }

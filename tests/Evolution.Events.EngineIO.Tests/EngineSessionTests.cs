@@ -108,18 +108,29 @@ public class EngineSessionTests
         var (sid, _) = await host.HandshakeAsync();
         Assert.True(host.Server.TryGetSession(sid, out var session));
         var accepted = 0;
+        var sendThread = Environment.CurrentManagedThreadId;
         for (var i = 0; i < 10; i++)
         {
             accepted += session.Send(OutboundPacket.Message("m" + i)) ? 1 : 0;
             Assert.True(session.QueuedPackets <= 4, $"queued {session.QueuedPackets}");
         }
 
+        // the session stopped taking packets on the sending thread, at once
+        Assert.NotEqual(EngineReadyState.Open, session.ReadyState);
         Assert.Equal(4, accepted);
         var closed = await host.Listeners[sid].Closed.WaitAsync(Wait);
         Assert.Equal(EngineCloseReason.SlowConsumer, closed.Reason);
         Assert.Equal("slow consumer", closed.Reason.ToWire());
-        Assert.NotEqual(EngineReadyState.Open, session.ReadyState);
-        Assert.False(host.Server.TryGetSession(sid, out _));
+
+        // the close cascade (the listener, hence the application's handlers) ran off the sending thread
+        Assert.NotEqual(sendThread, host.Listeners[sid].CloseThread);
+        var deadline = DateTime.UtcNow + Wait;
+        while (host.Server.TryGetSession(sid, out _))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the closed session is still registered");
+            await Task.Delay(10);
+        }
+
         using var poll = await host.PollAsync(sid);
         Assert.Equal(HttpStatusCode.BadRequest, poll.StatusCode);
         Assert.Contains("\"code\":1", await poll.Content.ReadAsStringAsync());
@@ -167,6 +178,25 @@ public class EngineSessionTests
         Assert.True(session.Send(OutboundPacket.Message(new string('x', 600))));
         Assert.False(session.Send(OutboundPacket.Message(new string('y', 600))));
         Assert.Equal(EngineCloseReason.SlowConsumer, (await host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
+    }
+
+    [Fact]
+    public async Task A_volatile_send_that_would_overflow_is_dropped_and_never_closes_the_session()
+    {
+        await using var host = await EngineHost.StartAsync(o =>
+        {
+            o.MaxQueuedBytes = 1000;
+            o.OverflowPolicy = OverflowPolicy.Disconnect;
+        });
+        var (sid, _) = await host.HandshakeAsync();
+        Assert.True(host.Server.TryGetSession(sid, out var session));
+        Assert.False(session.SendVolatile(OutboundPacket.Message(new string('v', 2000))));
+        Assert.Equal(1, session.DroppedPackets);
+        Assert.Equal(EngineReadyState.Open, session.ReadyState);
+        Assert.True(session.SendVolatile(OutboundPacket.Message("small")));
+        using var poll = await host.PollAsync(sid);
+        Assert.Equal("4small", await poll.Content.ReadAsStringAsync());
+        Assert.False(host.Listeners[sid].Closed.IsCompleted);
     }
 
     [Fact]

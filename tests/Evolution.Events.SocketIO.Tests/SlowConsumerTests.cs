@@ -59,7 +59,8 @@ public sealed class SlowConsumerTests : IAsyncLifetime
         var cut = await _server.WaitForAsync(o => o.Tag == "slow" && o.Kind == "disconnect");
         Assert.Equal(DisconnectReason.SlowConsumer, cut.Value);
         Assert.True(maxQueued <= MaxQueued, $"slow queue reached {maxQueued}");
-        Assert.False(_server.Io.Engine.TryGetSession(slow.Sid, out _));
+        // the close cascade runs on the thread pool (not on the broadcasting thread): the session goes right after
+        await WaitUntilAsync(() => !_server.Io.Engine.TryGetSession(slow.Sid, out _));
         Assert.True(slowSession.DroppedPackets >= 1);
         Assert.True(sent < 4000, "the slow client was never cut off");
 
@@ -72,6 +73,95 @@ public sealed class SlowConsumerTests : IAsyncLifetime
         GC.WaitForPendingFinalizers();
         var growth = GC.GetTotalMemory(forceFullCollection: true) - memoryBefore;
         Assert.True(growth < 64L * 1024 * 1024, $"managed memory grew by {growth / 1024 / 1024} MiB");
+    }
+
+    /// <summary>
+    /// Issue 13: the slow consumer's close cascade (its Disconnected handlers) is handed off the broadcasting
+    /// thread. Here the handler broadcasts, then blocks until the broadcaster has finished its loop: run on the
+    /// broadcaster's thread, it would wait for itself (the release never comes, the handler gives up after 30 s
+    /// and the test fails); handed off, the broadcaster finishes, releases it, and the handler's broadcast arrives.
+    /// </summary>
+    [Fact]
+    public async Task A_slow_consumers_disconnect_handler_does_not_run_on_the_broadcasting_thread()
+    {
+        var nsp = _server.Io.Of("/handoff");
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var handlerThread = -1;
+        var released = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        nsp.OnConnection(socket =>
+        {
+            if (socket.Handshake.Auth["tag"]?.GetValue<string>() != "slow-handoff")
+            {
+                return;
+            }
+
+            socket.Join("slow-room");
+            socket.Disconnected += (_, reason) =>
+            {
+                handlerThread = Environment.CurrentManagedThreadId;
+                nsp.Emit("after-cut", reason); // a handler that broadcasts
+                entered.Set();
+                released.TrySetResult(release.Wait(TimeSpan.FromSeconds(30)));
+            };
+        });
+
+        using var slow = await RawSocketIOClient.ConnectAsync(_server.BaseUri, "slow-handoff", "/handoff");
+        Assert.True(_server.Io.Engine.TryGetSession(slow.Sid, out var slowSession));
+        await using var healthy = await WsSocketIOClient.OpenAsync(_server.BaseUri);
+        Assert.True((await healthy.ConnectAsync("/handoff", new System.Text.Json.Nodes.JsonObject { ["tag"] = "healthy-handoff" })).Ok);
+        await WaitUntilAsync(() => nsp.SocketCount == 2);
+
+        var broadcasterThread = 0;
+        var broadcaster = Task.Factory.StartNew(
+            () =>
+            {
+                broadcasterThread = Environment.CurrentManagedThreadId;
+                var payload = new string('x', 16 * 1024);
+                for (var i = 0; i < 20_000 && slowSession.ReadyState == EngineReadyState.Open; i++)
+                {
+                    nsp.To("slow-room").Emit("blob", payload); // only the slow one: the healthy one is not flooded
+                }
+
+                // the fan-out goes on after the cut, then waits for the handler, which runs elsewhere meanwhile
+                for (var i = 0; i < 16; i++)
+                {
+                    nsp.Emit("tick", i);
+                }
+
+                var handlerRan = entered.Wait(TimeSpan.FromSeconds(30));
+                release.Set();
+                return handlerRan;
+            },
+            TaskCreationOptions.LongRunning);
+
+        Assert.True(await broadcaster.WaitAsync(TimeSpan.FromSeconds(90)), "the Disconnected handler never ran");
+        Assert.True(await released.Task.WaitAsync(TimeSpan.FromSeconds(60)), "the handler ran on the broadcasting thread and waited for itself");
+        Assert.NotEqual(broadcasterThread, handlerThread);
+        Assert.Equal(EngineReadyState.Closed, slowSession.ReadyState);
+
+        // the healthy client gets the handler's broadcast (after everything queued before it) and stays connected
+        while (true)
+        {
+            var e = await healthy.NextEventAsync("/handoff", TimeSpan.FromSeconds(30));
+            if ((string?)e[0] == "after-cut")
+            {
+                Assert.Equal(DisconnectReason.SlowConsumer, (string?)e[1]);
+                break;
+            }
+        }
+
+        Assert.Equal(1, nsp.SocketCount);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition never held");
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>
@@ -92,7 +182,7 @@ public sealed class SlowConsumerTests : IAsyncLifetime
 
         public string Sid { get; }
 
-        public static async Task<RawSocketIOClient> ConnectAsync(Uri server, string tag)
+        public static async Task<RawSocketIOClient> ConnectAsync(Uri server, string tag, string nsp = "/")
         {
             var socket = new TcpSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
             await socket.ConnectAsync(server.Host, server.Port);
@@ -107,8 +197,9 @@ public sealed class SlowConsumerTests : IAsyncLifetime
             var open = await ReadTextFrameAsync(stream);
             Assert.StartsWith("0{", open);
             var sid = System.Text.Json.Nodes.JsonNode.Parse(open[1..])!["sid"]!.GetValue<string>();
-            await WriteTextFrameAsync(stream, "40{\"tag\":\"" + tag + "\"}");
-            Assert.StartsWith("40{\"sid\":", await ReadTextFrameAsync(stream));
+            var prefix = nsp == "/" ? "40" : "40" + nsp + ",";
+            await WriteTextFrameAsync(stream, prefix + "{\"tag\":\"" + tag + "\"}");
+            Assert.StartsWith(prefix + "{\"sid\":", await ReadTextFrameAsync(stream));
             return new RawSocketIOClient(socket, sid);
         }
 
