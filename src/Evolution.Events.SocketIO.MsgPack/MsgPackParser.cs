@@ -111,7 +111,7 @@ public sealed class MsgPackParser : ISocketIOParser
                         id = ackId;
                         break;
                     case "data":
-                        payload = IsUndefined(ref reader) ? Skip(ref reader) : ReadNode(ref reader, 0, out var present) is var node && present ? node : null;
+                        payload = ReadNode(ref reader, 0, out _); // undefined: no data
                         break;
                     default:
                         reader.Skip(); // socket.io-client also sends "options" ({compress}); unknown keys are ignored
@@ -367,12 +367,6 @@ public sealed class MsgPackParser : ISocketIOParser
         var peek = reader.CreatePeekReader();
         var header = peek.ReadExtensionFormatHeader();
         return header.TypeCode == 0;
-    }
-
-    private static JsonNode? Skip(ref MessagePackReader reader)
-    {
-        reader.Skip();
-        return null;
     }
 
     private static string ReadKey(ref MessagePackReader reader) => reader.NextMessagePackType switch
