@@ -156,8 +156,9 @@ public sealed class MsgPackParser : ISocketIOParser
         {
             return Fail("truncated MessagePack", out error);
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or OverflowException or InvalidOperationException)
         {
+            // invalid UTF-8, an integer out of range, a malformed header
             return Fail("invalid MessagePack", out error);
         }
     }

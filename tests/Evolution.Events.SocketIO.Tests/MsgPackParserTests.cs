@@ -226,6 +226,35 @@ public class MsgPackParserTests
     }
 
     [Fact]
+    public void Random_and_mutated_messages_never_throw()
+    {
+        var random = new Random(1234);
+        var valid = Parser.Encode(SocketPacketEncoder.Event("/n", "ev", ["s", 1, 2.5, new byte[] { 1, 2 }, JsonNode.Parse("{\"a\":[null,true]}")], 3)).Text.Bytes.ToArray();
+        for (var i = 0; i < 20_000; i++)
+        {
+            byte[] message;
+            if (i % 2 == 0)
+            {
+                message = new byte[random.Next(0, 64)];
+                random.NextBytes(message);
+            }
+            else
+            {
+                message = (byte[])valid.Clone();
+                for (var k = random.Next(1, 4); k > 0; k--)
+                {
+                    message[random.Next(message.Length)] = (byte)random.Next(256);
+                }
+
+                message = message[..random.Next(1, message.Length + 1)];
+            }
+
+            var ok = Parser.TryDecode(message, Limits, out var packet, out var error);
+            Assert.True(ok ? packet is not null : error is not null);
+        }
+    }
+
+    [Fact]
     public void A_text_message_is_refused()
     {
         Assert.False(Parser.TryDecode("0", Limits, out _, out var error));
