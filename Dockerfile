@@ -17,6 +17,7 @@ COPY global.json Directory.Build.props .editorconfig ./
 COPY src/Evolution.Events.EngineIO/Evolution.Events.EngineIO.csproj src/Evolution.Events.EngineIO/
 COPY src/Evolution.Events.SocketIO/Evolution.Events.SocketIO.csproj src/Evolution.Events.SocketIO/
 COPY src/Evolution.Events.SocketIO.Redis/Evolution.Events.SocketIO.Redis.csproj src/Evolution.Events.SocketIO.Redis/
+COPY src/Evolution.Events.SocketIO.MsgPack/Evolution.Events.SocketIO.MsgPack.csproj src/Evolution.Events.SocketIO.MsgPack/
 COPY src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj src/Evolution.Events.Gateway/
 RUN dotnet restore src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj
 COPY src/ src/

@@ -18,10 +18,14 @@ internal sealed class Client : IEngineSocketListener
     private BinaryReconstructor? _reconstructor;
     private int _attachmentsToSkip;
 
+    // null for the default parser: its form is the one packets are encoded in, and attachments are reassembled here
+    private readonly ISocketIOParser? _parser;
+
     public Client(SocketIOServer server, EngineSocket connection)
     {
         _server = server;
         Connection = connection;
+        _parser = server.Options.Parser is DefaultSocketIOParser ? null : server.Options.Parser;
         if (server.Options.ConnectTimeout > 0)
         {
             _connectTimer = new Timer(static s => ((Client)s!).OnConnectTimeout(), this, server.Options.ConnectTimeout, Timeout.Infinite);
@@ -39,6 +43,11 @@ internal sealed class Client : IEngineSocketListener
 
     public bool Write(EncodedPacket packet, bool isVolatile = false)
     {
+        if (_parser is not null)
+        {
+            packet = _parser.Encode(packet);
+        }
+
         if (isVolatile ? !Connection.SendVolatile(packet.Text) : !Connection.Send(packet.Text))
         {
             return false;
@@ -65,6 +74,12 @@ internal sealed class Client : IEngineSocketListener
 
     public void OnMessage(EngineSocket socket, string text)
     {
+        if (_parser is not null)
+        {
+            DispatchDecoded(_parser.TryDecode(text, _server.Options.PacketLimits, out var decoded, out var failure), decoded, failure);
+            return;
+        }
+
         if (_reconstructor is not null || _attachmentsToSkip > 0)
         {
             CloseForError("got a text packet while waiting for binary attachments");
@@ -96,6 +111,12 @@ internal sealed class Client : IEngineSocketListener
 
     public void OnBinary(EngineSocket socket, byte[] data)
     {
+        if (_parser is not null)
+        {
+            DispatchDecoded(_parser.TryDecode(data, _server.Options.PacketLimits, out var decoded, out var failure), decoded, failure);
+            return;
+        }
+
         if (_attachmentsToSkip > 0)
         {
             _attachmentsToSkip--;
@@ -173,6 +194,17 @@ internal sealed class Client : IEngineSocketListener
                 _sockets.Remove(socket.Namespace.Name);
             }
         }
+    }
+
+    private void DispatchDecoded(bool ok, SocketPacket? packet, string? error)
+    {
+        if (!ok || packet is null)
+        {
+            CloseForError(error ?? "invalid packet");
+            return;
+        }
+
+        Dispatch(packet);
     }
 
     private void Dispatch(SocketPacket packet)

@@ -39,6 +39,12 @@ public sealed class SocketIOOptions
     /// </summary>
     public Hosting.ClientBundle? ClientBundle { get; set; }
 
+    /// <summary>
+    /// How packets are encoded on the wire (socket.io's <c>parser</c> option); every client must use the same one.
+    /// Default: <see cref="DefaultSocketIOParser"/> (socket.io-parser: text plus binary attachments).
+    /// </summary>
+    public ISocketIOParser Parser { get; set; } = DefaultSocketIOParser.Instance;
+
     internal SocketPacketLimits PacketLimits => _limits ??= new SocketPacketLimits(MaxAttachments);
 
     private SocketPacketLimits? _limits;

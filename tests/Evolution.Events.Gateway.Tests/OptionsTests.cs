@@ -88,6 +88,7 @@ public class OptionsTests
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "-1")]
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "86401")]
     [InlineData("WEBSOCKET_RECOVERY_SECONDS", "2m")]
+    [InlineData("WEBSOCKET_PARSER", "json")]
     [InlineData("REDIS_URI", "http://127.0.0.1:6379")]
     [InlineData("REDIS_URI", "redis://127.0.0.1:6379/db1")]
     [InlineData("REDIS_URI", "redis://127.0.0.1:99999")]

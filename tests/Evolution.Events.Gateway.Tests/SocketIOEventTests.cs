@@ -36,6 +36,24 @@ public class SocketIOEventTests
     }
 
     [Fact]
+    public async Task WithTheMsgPackParserAMsgPackClientGetsEventsAndAcks()
+    {
+        // WEBSOCKET_PARSER=msgpack: the stock client with socket.io-msgpack-parser; without the option it could not connect
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_PARSER"] = "msgpack" });
+        await gw.CreateInstanceAsync("sales");
+        var options = Auth(TestGateway.Key);
+        options["parser"] = "msgpack";
+        await using var client = await ConnectAsync(gw, "/sales", options, "websocket");
+
+        await gw.IngestAsync(TestGateway.Event("qrcode.updated", "sales", """{"n":7}"""));
+        var e = await client.NextEventAsync();
+        Assert.Equal("qrcode.updated", (string?)e["event"]);
+        var args = e["args"]!.AsArray();
+        Assert.Equal(7, (int)args[0]!["data"]!["n"]!);
+        Assert.Equal(2, args.Count); // the recovery offset, as with the default parser
+    }
+
+    [Fact]
     public async Task MainNamespaceGetsNothingWithoutGlobalEvents()
     {
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_GLOBAL_EVENTS"] = "false" });

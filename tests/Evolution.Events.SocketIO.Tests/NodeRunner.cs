@@ -36,7 +36,17 @@ public static class NodeRunner
     public static Task<NodeResult> RunAsync(string script, string url, params string[] args) => RunAsync(Timeout, script, url, args);
 
     /// <summary>Runs a scenario that may take longer than the default 25 s (e.g. one that waits through network cuts).</summary>
-    public static async Task<NodeResult> RunAsync(TimeSpan timeout, string script, string url, params string[] args)
+    public static Task<NodeResult> RunAsync(TimeSpan timeout, string script, string url, params string[] args) =>
+        RunAsync(timeout, null, script, url, args);
+
+    /// <summary>Runs a scenario whose clients use socket.io-msgpack-parser (lib.mjs reads <c>SIO_PARSER=msgpack</c>).</summary>
+    public static Task<NodeResult> RunMsgPackAsync(TimeSpan timeout, string script, string url, params string[] args) =>
+        RunAsync(timeout, "msgpack", script, url, args);
+
+    public static Task<NodeResult> RunMsgPackAsync(string script, string url, params string[] args) =>
+        RunAsync(Timeout, "msgpack", script, url, args);
+
+    private static async Task<NodeResult> RunAsync(TimeSpan timeout, string? parser, string script, string url, string[] args)
     {
         var (node, dir, problem) = Setup.Value;
         if (problem is not null)
@@ -60,6 +70,7 @@ public static class NodeRunner
         }
 
         start.Environment["NODE_NO_WARNINGS"] = "1";
+        start.Environment["SIO_PARSER"] = parser ?? "default";
         using var process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -1,9 +1,16 @@
 // Shared helpers of the interop scenarios. Each scenario prints one JSON object per line on
 // stdout ({"event": ...}) and ends with {"done": true}; on failure it prints {"error": ...}
 // and exits with code 1. The C# tests parse these lines.
-import { io } from "socket.io-client";
+import { io as connect } from "socket.io-client";
+import { createRequire } from "node:module";
 
-export { io };
+// SIO_PARSER=msgpack: every scenario's client uses socket.io-msgpack-parser (the server must use MsgPackParser)
+const parser = process.env.SIO_PARSER === "msgpack" ? createRequire(import.meta.url)("socket.io-msgpack-parser") : undefined;
+
+/** socket.io-client's io(), with the parser chosen by SIO_PARSER. */
+export function io(uri, opts = {}) {
+  return connect(uri, parser ? { parser, ...opts } : opts);
+}
 
 export const url = process.argv[2];
 export const args = process.argv.slice(3);

@@ -32,6 +32,11 @@ public static class GatewaySocketIO
         services.AddSocketIO(configure: o =>
         {
             o.Engine.MaxPayload = options.MaxPayload;
+            if (options.Parser == SocketIOParserMode.MsgPack)
+            {
+                o.Parser = Evolution.Events.SocketIO.MsgPack.MsgPackParser.Instance;
+            }
+
             // socket.io's serveClient: the stock browser client at /socket.io/socket.io.js (.min.js, .esm.min.js, maps)
             o.ClientBundle = new ClientBundle(new EmbeddedFileProvider(typeof(GatewaySocketIO).Assembly, "Evolution.Events.Gateway.client"));
             if (options.RecoverySeconds > 0)

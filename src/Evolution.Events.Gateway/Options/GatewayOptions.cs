@@ -105,6 +105,9 @@ public sealed class GatewayOptions
     /// </summary>
     public int RecoverySeconds { get; init; } = 120;
 
+    /// <summary>WEBSOCKET_PARSER: the Socket.IO packet encoding (socket.io's <c>parser</c> option).</summary>
+    public SocketIOParserMode Parser { get; init; } = SocketIOParserMode.Default;
+
     /// <summary>
     /// WEBSOCKET_SEND_QUEUE_BYTES: outbound bytes buffered per Socket.IO connection (Engine.IO's queue bound);
     /// also bounds the largest event, see <see cref="MaxEnvelopeBytes"/>.
@@ -178,6 +181,16 @@ public sealed class GatewayOptions
 
     /// <summary>RABBITMQ_URI and its companions: when set, the gateway also consumes Evolution API's RabbitMQ events.</summary>
     public RabbitMQSettings? RabbitMQ { get; init; }
+}
+
+/// <summary>WEBSOCKET_PARSER: how Socket.IO packets are encoded; every client must use the same.</summary>
+public enum SocketIOParserMode
+{
+    /// <summary>socket.io-parser (JSON text plus binary attachments), what clients use unless told otherwise.</summary>
+    Default,
+
+    /// <summary>socket.io-msgpack-parser 3.x: one MessagePack binary message per packet.</summary>
+    MsgPack,
 }
 
 /// <summary>REDIS_ADAPTER: how the nodes share events (docs/scale-out.md).</summary>

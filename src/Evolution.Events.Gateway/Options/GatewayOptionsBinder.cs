@@ -50,6 +50,7 @@ public static class GatewayOptionsBinder
             PingTimeout = TimeSpan.FromMilliseconds(ReadInt(config, "WEBSOCKET_PING_TIMEOUT_MS", 20_000, 100, 3_600_000)),
             Transports = ReadTransports(config),
             RecoverySeconds = ReadInt(config, "WEBSOCKET_RECOVERY_SECONDS", 120, 0, 86_400),
+            Parser = ReadParser(config),
             SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
             InlineIo = ReadBool(config, InlineIoVariable, true),
             MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
@@ -210,6 +211,13 @@ public static class GatewayOptionsBinder
         // The password never reaches the message: the user-info part is masked.
         return RedisSettings.TryParse(raw) ?? throw Invalid("REDIS_URI", RedisSettings.Rule, RedisSettings.Redact(raw));
     }
+
+    private static SocketIOParserMode ReadParser(IConfiguration config) => Read(config, "WEBSOCKET_PARSER")?.ToLowerInvariant() switch
+    {
+        null or "default" => SocketIOParserMode.Default,
+        "msgpack" => SocketIOParserMode.MsgPack,
+        var other => throw Invalid("WEBSOCKET_PARSER", "must be default or msgpack", other),
+    };
 
     private static RedisAdapterMode ReadAdapter(IConfiguration config) => Read(config, "REDIS_ADAPTER")?.ToLowerInvariant() switch
     {

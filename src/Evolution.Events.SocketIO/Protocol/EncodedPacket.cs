@@ -21,6 +21,8 @@ public sealed class EncodedPacket
         Offset = offset;
     }
 
+    private ParserForm? _form;
+
     public OutboundPacket Text { get; }
 
     public IReadOnlyList<OutboundPacket> Attachments { get; }
@@ -110,6 +112,72 @@ public sealed class EncodedPacket
         return new EncodedPacket(OutboundPacket.FromEncodedText(bytes), Attachments, offset);
     }
 
+    /// <summary>
+    /// This packet in <paramref name="parser"/>'s wire form, made by <paramref name="encode"/> the first time and kept
+    /// on the packet, so a broadcast written to many connections is encoded once (two threads may both encode it once).
+    /// </summary>
+    public EncodedPacket GetOrAddForm(ISocketIOParser parser, Func<EncodedPacket, EncodedPacket> encode)
+    {
+        var form = Volatile.Read(ref _form);
+        if (form is not null && ReferenceEquals(form.Parser, parser))
+        {
+            return form.Packet;
+        }
+
+        var packet = encode(this);
+        Volatile.Write(ref _form, new ParserForm(parser, packet));
+        return packet;
+    }
+
+    /// <summary>
+    /// The parts of the default text form: the type (BINARY_EVENT/BINARY_ACK when there are attachments), the
+    /// namespace, the ack id and the JSON data (empty when none), with <c>{"_placeholder":true,"num":n}</c> for
+    /// attachment n.
+    /// </summary>
+    public (SocketPacketType Type, string Namespace, long? Id, ReadOnlyMemory<byte> Json) GetParts()
+    {
+        var bytes = Text.Bytes;
+        var text = bytes.Span;
+        if (Text.IsBinary || text.Length < 2 || text[0] != (byte)'4')
+        {
+            throw new InvalidOperationException("not a packet in the default form");
+        }
+
+        var type = (SocketPacketType)(text[1] - '0');
+        var i = 2;
+        if (type is SocketPacketType.BinaryEvent or SocketPacketType.BinaryAck)
+        {
+            i += text[i..].IndexOf((byte)'-') + 1;
+        }
+
+        var nsp = SocketPacket.MainNamespace;
+        if (i < text.Length && text[i] == (byte)'/')
+        {
+            var comma = text[i..].IndexOf((byte)',');
+            var end = comma < 0 ? text.Length : i + comma;
+            nsp = System.Text.Encoding.UTF8.GetString(text[i..end]);
+            i = comma < 0 ? text.Length : end + 1;
+        }
+
+        long? id = null;
+        var start = i;
+        long value = 0;
+        while (i < text.Length && text[i] is >= (byte)'0' and <= (byte)'9')
+        {
+            value = (value * 10) + (text[i] - '0');
+            i++;
+        }
+
+        if (i > start)
+        {
+            id = value;
+        }
+
+        return (type, nsp, id, bytes[i..]);
+    }
+
     /// <summary>The text form without the Engine.IO type digit, e.g. <c>2["ev",1]</c> (for tests and logs).</summary>
     public override string ToString() => System.Text.Encoding.UTF8.GetString(Text.Bytes.Span[1..]);
+
+    private sealed record ParserForm(ISocketIOParser Parser, EncodedPacket Packet);
 }

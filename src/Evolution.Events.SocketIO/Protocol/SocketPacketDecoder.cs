@@ -6,6 +6,9 @@ namespace Evolution.Events.SocketIO.Protocol;
 /// <summary>Limits enforced where packets are parsed.</summary>
 public sealed record SocketPacketLimits(int MaxAttachments = 64, int MaxNamespaceLength = 256)
 {
+    /// <summary>Deepest nesting of a packet's data (arrays and objects), as for the JSON payload of the default form.</summary>
+    public const int MaxDepth = 64;
+
     public static SocketPacketLimits Default { get; } = new();
 }
 
@@ -23,7 +26,7 @@ public static class SocketPacketDecoder
 
     private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
     // duplicate keys are refused here: a JsonObject with them throws on first access, far from the parser
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SocketPacketLimits.MaxDepth, AllowDuplicateProperties = false };
 
     public static bool TryDecode(string text, out SocketPacket? packet, out string? error) =>
         TryDecode(text, SocketPacketLimits.Default, out packet, out error);
@@ -115,7 +118,11 @@ public static class SocketPacketDecoder
         return true;
     }
 
-    private static bool IsPayloadValid(SocketPacketType type, JsonNode? data, long? id) => type switch
+    /// <summary>
+    /// True when <paramref name="data"/> fits the packet type as socket.io-parser checks it (an event names a
+    /// non-reserved event, an ack has an id, …); for parsers other than the default one.
+    /// </summary>
+    public static bool IsPayloadValid(SocketPacketType type, JsonNode? data, long? id) => type switch
     {
         SocketPacketType.Connect => data is null or JsonObject,
         SocketPacketType.Disconnect => data is null,

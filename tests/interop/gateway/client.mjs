@@ -7,6 +7,7 @@
 // Exits when stdin closes.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
+import { createRequire } from "node:module";
 
 const [url, optionsJson] = process.argv.slice(2);
 if (!url) {
@@ -14,6 +15,8 @@ if (!url) {
   process.exit(2);
 }
 const options = { reconnection: false, forceNew: true, ...JSON.parse(optionsJson ?? "{}") };
+// {"parser":"msgpack"}: socket.io-msgpack-parser (for a gateway with WEBSOCKET_PARSER=msgpack)
+if (options.parser === "msgpack") options.parser = createRequire(import.meta.url)("socket.io-msgpack-parser");
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 const socket = io(url, options);
