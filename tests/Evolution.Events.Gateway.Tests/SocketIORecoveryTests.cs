@@ -61,7 +61,7 @@ public class SocketIORecoveryTests
     {
         await using var gw = await TestGateway.StartAsync();
         var sales = await gw.CreateInstanceAsync("sales");
-        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"open","seq":0}"""));
+        await gw.IngestAsync(TestGateway.Event("connection.update", "sales", """{"instance":"sales","state":"connecting","seq":0}"""));
         await using var client = Start(gw, "/sales", sales, "websocket");
         var connect = await client.NextOfTypeAsync("connect");
         var state = await client.NextEventAsync();
