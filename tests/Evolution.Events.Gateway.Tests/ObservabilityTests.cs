@@ -145,7 +145,7 @@ public sealed class ObservabilityTests
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
     }
 
-    private static double Sample(string metrics, string name, string? labels)
+    internal static double Sample(string metrics, string name, string? labels)
     {
         var series = labels is null ? name : name + "{" + labels + "}";
         var match = Regex.Match(metrics, "^" + Regex.Escape(series) + @" (\S+)$", RegexOptions.Multiline);

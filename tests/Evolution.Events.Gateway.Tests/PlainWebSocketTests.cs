@@ -90,7 +90,9 @@ public class PlainWebSocketTests
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_MAX_CONNECTIONS"] = "2" });
         var one = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
         using var two = await gw.ConnectAsync($"/?apikey={TestGateway.Key}");
-        await TestGateway.AssertErrorAsync(await gw.RawUpgradeAsync($"/ws/events?apikey={TestGateway.Key}"), 503, "WEBSOCKET_MAX_CONNECTIONS");
+        const string limit = "Server is at its connection limit (WEBSOCKET_MAX_CONNECTIONS=2)";
+        await TestGateway.AssertExactErrorAsync(await gw.RawUpgradeAsync($"/ws/events?apikey={TestGateway.Key}"), 503, "Service Unavailable", limit);
+        await TestGateway.AssertExactErrorAsync(await gw.RawUpgradeAsync($"/?apikey={TestGateway.Key}&format=simple"), 503, "Service Unavailable", limit);
         await one.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
         one.Dispose();
         var gate = gw.App.Services.GetRequiredService<ConnectionGate>();
@@ -176,10 +178,12 @@ public class PlainWebSocketTests
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, ws.CloseStatus);
     }
 
-    internal static async Task WaitUntilAsync(Func<bool> condition)
+    /// <summary>Polls <paramref name="condition"/> for up to 30 s (a loaded 2-core machine); fails with <paramref name="state"/>.</summary>
+    internal static async Task WaitUntilAsync(Func<bool> condition, Func<string>? state = null)
     {
-        for (var i = 0; i < 200 && !condition(); i++)
-            await Task.Delay(50);
-        Assert.True(condition());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition() && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+        Assert.True(condition(), $"condition not met within 30 s{(state is null ? "" : ": " + state())}");
     }
 }

@@ -173,6 +173,18 @@ public sealed class TestGateway : IAsyncDisposable
         JsonNode.Parse(await response.Content.ReadAsStringAsync());
 
     /// <summary>Asserts the error shape and that some message contains <paramref name="fragment"/>.</summary>
+    /// <summary>The response is exactly the JSON error <c>{ status, error: reasonPhrase, messages: [message] }</c>.</summary>
+    public static async Task AssertExactErrorAsync(HttpResponseMessage response, int status, string reasonPhrase, string message)
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var body = (await ReadJsonAsync(response))!.AsObject();
+        Assert.Equal(["error", "messages", "status"], body.Select(p => p.Key).Order(StringComparer.Ordinal));
+        Assert.Equal(status, body["status"]!.GetValue<int>());
+        Assert.Equal(reasonPhrase, body["error"]!.GetValue<string>());
+        Assert.Equal([message], body["messages"]!.AsArray().Select(m => m!.GetValue<string>()));
+    }
+
     public static async Task AssertErrorAsync(HttpResponseMessage response, int status, string fragment = "")
     {
         Assert.Equal(status, (int)response.StatusCode);
