@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
@@ -39,7 +40,7 @@ public sealed class ObservabilityTests
     {
         await using var gw = await TestGateway.StartAsync();
         var db = Path.Combine(gw.Dir, "gateway.db");
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        TestGateway.ClearPool(gw.App.Services.GetRequiredService<Evolution.Events.Gateway.Options.GatewayOptions>().DatabaseConnectionString);
         foreach (var file in Directory.GetFiles(gw.Dir, "gateway.db*"))
             File.Delete(file);
         Directory.CreateDirectory(db); // a directory where the database file was: SQLite cannot open it

@@ -55,9 +55,22 @@ public sealed class TestGateway : IAsyncDisposable
             return;
         _stopped = true;
         Http.Dispose();
+        var options = App.Services.GetService(typeof(Options.GatewayOptions)) as Options.GatewayOptions;
         await App.StopAsync();
         await App.DisposeAsync();
-        SqliteConnection.ClearAllPools();
+        ClearPool(options?.DatabaseConnectionString);
+    }
+
+    /// <summary>
+    /// Closes the pooled connections of this gateway's database only (so that its directory can be deleted), never
+    /// the process-wide pools: tests running in parallel keep theirs.
+    /// </summary>
+    public static void ClearPool(string? connectionString)
+    {
+        if (string.IsNullOrEmpty(connectionString))
+            return;
+        using var connection = new SqliteConnection(connectionString);
+        SqliteConnection.ClearPool(connection);
     }
 
     public async ValueTask DisposeAsync()
