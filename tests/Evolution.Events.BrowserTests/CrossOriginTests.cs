@@ -59,9 +59,11 @@ public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper
             await page.WaitForFunctionAsync("() => window.connectedOver !== undefined");
             Assert.Equal(transport, await page.EvaluateAsync<string>("window.openedOver"));
 
-            // under the bound: the session stays (a ping round trip later it is still connected)
-            await page.EvaluateAsync("() => { window.socket.emit('note', 'x'.repeat(3000)); }");
-            await page.WaitForTimeoutAsync(500);
+            // under the bound: the gateway took the message (its ack comes back: no INBOUND_WEBHOOK_URL here, so an
+            // error) and the session stays; waiting for the ack, not for a fixed time
+            var ack = await page.EvaluateAsync<string>(
+                "async () => JSON.stringify(await window.socket.timeout(20000).emitWithAck('note', 'x'.repeat(3000)))");
+            Assert.Contains("INBOUND_WEBHOOK_URL", ack, StringComparison.Ordinal);
             Assert.True(await page.EvaluateAsync<bool>("window.socket.connected"));
             Assert.Null(await page.EvaluateAsync<string?>("window.disconnectReason ?? null"));
 

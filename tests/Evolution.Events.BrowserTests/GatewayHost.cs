@@ -118,9 +118,15 @@ public sealed class GatewayHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
+        var options = App.Services.GetService(typeof(Evolution.Events.Gateway.Options.GatewayOptions)) as Evolution.Events.Gateway.Options.GatewayOptions;
         await App.StopAsync();
         await App.DisposeAsync();
-        SqliteConnection.ClearAllPools();
+        // only this gateway's pool (so that its directory can be deleted), not the other tests' pools
+        if (!string.IsNullOrEmpty(options?.DatabaseConnectionString))
+        {
+            using var connection = new SqliteConnection(options.DatabaseConnectionString);
+            SqliteConnection.ClearPool(connection);
+        }
         try
         {
             Directory.Delete(_dir, true);

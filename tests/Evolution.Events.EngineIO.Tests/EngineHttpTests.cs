@@ -25,7 +25,7 @@ public sealed class EngineHttpFixture : IAsyncLifetime
 
 public class EngineHttpTests(EngineHttpFixture fixture) : IClassFixture<EngineHttpFixture>
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15); // a wait on a condition: generous for a loaded machine
     private readonly EngineHost _host = fixture.Host;
 
     [Fact]
@@ -140,9 +140,9 @@ public class EngineHttpTests(EngineHttpFixture fixture) : IClassFixture<EngineHt
     {
         var (sid, _) = await _host.HandshakeAsync();
         var poll = _host.PollAsync(sid);
-        await Task.Delay(150);
-        Assert.False(poll.IsCompleted, "a poll with nothing queued must wait");
         Assert.True(_host.Server.TryGetSession(sid, out var session));
+        await WaitUntilAsync(() => session.IsPollWaiting); // the poll reached the server, which holds it
+        Assert.False(poll.IsCompleted, "a poll with nothing queued must wait");
         Assert.True(session.Send(OutboundPacket.Message("late")));
         using var response = await poll.WaitAsync(Wait);
         Assert.Equal("4late", await response.Content.ReadAsStringAsync());
@@ -217,7 +217,8 @@ public class EngineHttpTests(EngineHttpFixture fixture) : IClassFixture<EngineHt
     {
         var (sid, _) = await _host.HandshakeAsync();
         var first = _host.PollAsync(sid);
-        await Task.Delay(100);
+        Assert.True(_host.Server.TryGetSession(sid, out var session));
+        await WaitUntilAsync(() => session.IsPollWaiting); // the first poll is held: the second one overlaps it
         using var second = await _host.PollAsync(sid);
         Assert.Equal(HttpStatusCode.BadRequest, second.StatusCode);
         Assert.Equal(EngineCloseReason.TransportError, (await _host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
@@ -307,5 +308,15 @@ public class EngineHttpTests(EngineHttpFixture fixture) : IClassFixture<EngineHt
     private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
     {
         public override bool CanSeek => false;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in time");
+            await Task.Delay(10);
+        }
     }
 }

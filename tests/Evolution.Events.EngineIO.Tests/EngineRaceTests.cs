@@ -9,7 +9,7 @@ namespace Evolution.Events.EngineIO.Tests;
 /// <summary>Regressions for races between a well-behaved client and the server's own bookkeeping.</summary>
 public class EngineRaceTests
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15); // a wait on a condition: generous for a loaded machine
 
     [Fact]
     public async Task Back_to_back_polls_and_posts_are_never_taken_for_overlapping_requests()
@@ -365,19 +365,20 @@ public class EngineRaceTests
         await using var host = await EngineHost.StartAsync(o =>
         {
             o.PingInterval = 100;
-            o.PingTimeout = 2000;
+            o.PingTimeout = 8000;
         });
         var (sid, _) = await host.HandshakeAsync();
         Assert.True(host.Server.TryGetSession(sid, out var session));
         await WaitUntilAsync(() => session.QueuedPackets == 1); // the ping is queued
-        await Task.Delay(1500); // well within the timeout, counted from the ping
+        // delays only ever run late: 2 s of slack before the timeout counted from the ping (a loaded machine)
+        await Task.Delay(6000); // well within the timeout, counted from the ping
         using (var poll = await host.PollAsync(sid))
         {
             Assert.Equal(HttpStatusCode.OK, poll.StatusCode);
             Assert.Equal("2", await poll.Content.ReadAsStringAsync());
         }
 
-        await Task.Delay(1000); // past the timeout counted from the ping, within it counted from the poll
+        await Task.Delay(3000); // past the timeout counted from the ping (9 s > 8 s), well within it counted from the poll
         using (var pong = await host.PostAsync(sid, "3"))
         {
             Assert.Equal(HttpStatusCode.OK, pong.StatusCode);
@@ -397,8 +398,8 @@ public class EngineRaceTests
         // round trip (or a late timer) does not push every later ping back
         await using var host = await EngineHost.StartAsync(o =>
         {
-            o.PingInterval = 1000;
-            o.PingTimeout = 5000;
+            o.PingInterval = 5000;
+            o.PingTimeout = 20000;
         });
         var (sid, _) = await host.HandshakeAsync();
         using (var first = await host.PollAsync(sid))
@@ -406,7 +407,7 @@ public class EngineRaceTests
             Assert.Equal("2", await first.Content.ReadAsStringAsync());
         }
 
-        await Task.Delay(700); // the pong comes late in the interval
+        await Task.Delay(3000); // the pong comes late in the interval
         using (var pong = await host.PostAsync(sid, "3"))
         {
             Assert.Equal(HttpStatusCode.OK, pong.StatusCode);
@@ -418,8 +419,9 @@ public class EngineRaceTests
             Assert.Equal("2", await second.Content.ReadAsStringAsync());
         }
 
-        // due about 300 ms after the pong (1000 after the first ping); counted from the pong it would be 1000
-        Assert.True(sincePong.ElapsedMilliseconds < 800, $"next ping {sincePong.ElapsedMilliseconds} ms after the pong");
+        // due about 2000 ms after the pong (5000 after the first ping); counted from the pong it would be 5000 or
+        // more: 4500 leaves 2.5 s for a late timer on a loaded machine
+        Assert.True(sincePong.ElapsedMilliseconds < 4500, $"next ping {sincePong.ElapsedMilliseconds} ms after the pong");
     }
 
     [Fact]

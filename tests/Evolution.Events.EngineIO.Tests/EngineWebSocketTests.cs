@@ -17,7 +17,7 @@ public sealed class EngineWebSocketFixture : IAsyncLifetime
 
 public class EngineWebSocketTests(EngineWebSocketFixture fixture) : IClassFixture<EngineWebSocketFixture>
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15); // a wait on a condition: generous for a loaded machine
     private readonly EngineHost _host = fixture.Host;
 
     [Fact]

@@ -93,7 +93,8 @@ internal sealed class GatewayProcess : IAsyncDisposable
     /// <summary>Waits until <c>/health/live</c> answers 200 (30 s at most).</summary>
     public async Task WaitReadyAsync(HttpClient http)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // a process start (JIT, Redis connection) on a loaded 2-core machine: 30 s was seen to run out at load 35
+        var deadline = DateTime.UtcNow.AddSeconds(90);
         while (DateTime.UtcNow < deadline)
         {
             Assert.False(_process.HasExited, $"the gateway exited with {(_process.HasExited ? _process.ExitCode : 0)}: {Stderr()}");
@@ -108,7 +109,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
             }
             await Task.Delay(100);
         }
-        Assert.Fail($"the gateway did not answer within 30 s: {Stderr()}");
+        Assert.Fail($"the gateway did not answer within 90 s: {Stderr()}");
     }
 
     /// <summary>Sends SIGKILL (a crash, an OOM kill): no shutdown code runs.</summary>

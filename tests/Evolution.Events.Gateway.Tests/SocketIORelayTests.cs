@@ -64,13 +64,65 @@ public class SocketIORelayTests
         await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "polling");
         var answer = (await EmitAsync(client, "send.message", new JsonObject { ["message"] = "x" }))["args"]![0]!.AsObject();
         Assert.Equal(500, (int)answer["status"]!);
-        Assert.False(string.IsNullOrEmpty((string?)answer["error"]));
+        Assert.Equal("upstream answered 500", (string?)answer["error"]);
         // an emit without an ack is relayed too, and the socket keeps working
         await client.SendAsync(new JsonObject { ["cmd"] = "emit", ["event"] = "fire.and.forget", ["args"] = new JsonArray(1) });
         Assert.Equal("send.message", (string?)(await upstream.Requests.ReadAsync())["event"]);
         Assert.Equal("fire.and.forget", (string?)(await upstream.Requests.ReadAsync())["event"]);
         await gw.IngestAsync(TestGateway.Event("call", "sales"));
         Assert.Equal("call", (string?)(await client.NextEventAsync())["event"]);
+    }
+
+    /// <summary>
+    /// The three documented upstream failures, each seen by a real socket.io-client through its ack: the ack is
+    /// exactly <c>{ "error": … }</c> (plus <c>status</c> for a non-2xx answer) and never names the upstream.
+    /// </summary>
+    [Theory]
+    [InlineData("answers500", "upstream answered 500", 500)]
+    [InlineData("timesOut", "upstream timed out", null)]
+    [InlineData("unreachable", "upstream unreachable", null)]
+    public async Task UpstreamFailureReachesTheClientsAckAsTheDocumentedError(string failure, string error, int? status)
+    {
+        await using var upstream = await Upstream.StartAsync();
+        var url = failure switch
+        {
+            "answers500" => upstream.Url("/fail"),
+            "timesOut" => upstream.Url("/slow"),
+            _ => $"http://127.0.0.1:{ClosedPort()}/unreachable",
+        };
+        await using var gw = await TestGateway.StartAsync(new()
+        {
+            ["INBOUND_WEBHOOK_URL"] = url,
+            ["INBOUND_WEBHOOK_TIMEOUT_MS"] = "1000",
+        });
+        var token = await gw.CreateInstanceAsync("sales");
+        await using var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(token), "websocket");
+
+        var answer = (await EmitAsync(client, "send.message", new JsonObject { ["message"] = "x" }))["args"]![0]!.AsObject();
+        var expected = new JsonObject { ["error"] = error };
+        if (status is not null)
+            expected["status"] = status;
+        Assert.Equal(expected.ToJsonString(), answer.ToJsonString());
+        var uri = new Uri(url);
+        Assert.DoesNotContain(uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), answer.ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(uri.AbsolutePath, answer.ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("127.0.0.1", answer.ToJsonString(), StringComparison.Ordinal);
+        if (failure != "unreachable")
+            Assert.Equal("send.message", (string?)(await upstream.Requests.ReadAsync())["event"]);
+
+        // the socket keeps working both ways
+        await gw.IngestAsync(TestGateway.Event("call", "sales"));
+        Assert.Equal("call", (string?)(await client.NextEventAsync())["event"]);
+    }
+
+    /// <summary>A loopback port nothing listens on: bound by the OS, then released.</summary>
+    private static int ClosedPort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
     }
 
     private static int _ackIds;
@@ -92,7 +144,7 @@ public class SocketIORelayTests
         return ack;
     }
 
-    /// <summary>A tiny upstream on 127.0.0.1:0: /ok echoes the data as JSON, /fail answers 500; every body is recorded.</summary>
+    /// <summary>A tiny upstream on 127.0.0.1:0: /ok echoes the data as JSON, /fail answers 500, /slow does not answer for 60 s; every body is recorded.</summary>
     internal sealed class Upstream : IAsyncDisposable
     {
         private readonly WebApplication _app;
@@ -113,6 +165,12 @@ public class SocketIORelayTests
             {
                 var body = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
                 upstream._requests.Writer.TryWrite(body);
+                if (context.Request.Path == "/slow")
+                {
+                    // answers long after the gateway's timeout, or when the gateway gives up
+                    await Task.Delay(TimeSpan.FromSeconds(60), context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+                    return;
+                }
                 if (context.Request.Path == "/ok")
                 {
                     await context.Response.WriteAsJsonAsync(new JsonObject { ["ok"] = true, ["echo"] = body["data"]?.DeepClone() });

@@ -55,9 +55,22 @@ public sealed class TestGateway : IAsyncDisposable
             return;
         _stopped = true;
         Http.Dispose();
+        var options = App.Services.GetService(typeof(Options.GatewayOptions)) as Options.GatewayOptions;
         await App.StopAsync();
         await App.DisposeAsync();
-        SqliteConnection.ClearAllPools();
+        ClearPool(options?.DatabaseConnectionString);
+    }
+
+    /// <summary>
+    /// Closes the pooled connections of this gateway's database only (so that its directory can be deleted), never
+    /// the process-wide pools: tests running in parallel keep theirs.
+    /// </summary>
+    public static void ClearPool(string? connectionString)
+    {
+        if (string.IsNullOrEmpty(connectionString))
+            return;
+        using var connection = new SqliteConnection(connectionString);
+        SqliteConnection.ClearPool(connection);
     }
 
     public async ValueTask DisposeAsync()
@@ -173,6 +186,18 @@ public sealed class TestGateway : IAsyncDisposable
         JsonNode.Parse(await response.Content.ReadAsStringAsync());
 
     /// <summary>Asserts the error shape and that some message contains <paramref name="fragment"/>.</summary>
+    /// <summary>The response is exactly the JSON error <c>{ status, error: reasonPhrase, messages: [message] }</c>.</summary>
+    public static async Task AssertExactErrorAsync(HttpResponseMessage response, int status, string reasonPhrase, string message)
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var body = (await ReadJsonAsync(response))!.AsObject();
+        Assert.Equal(["error", "messages", "status"], body.Select(p => p.Key).Order(StringComparer.Ordinal));
+        Assert.Equal(status, body["status"]!.GetValue<int>());
+        Assert.Equal(reasonPhrase, body["error"]!.GetValue<string>());
+        Assert.Equal([message], body["messages"]!.AsArray().Select(m => m!.GetValue<string>()));
+    }
+
     public static async Task AssertErrorAsync(HttpResponseMessage response, int status, string fragment = "")
     {
         Assert.Equal(status, (int)response.StatusCode);

@@ -12,9 +12,9 @@ namespace Evolution.Events.SocketIO.Tests;
 /// is not (unknown pid, too late, evicted, refused, deliberate disconnects), and the store outliving an
 /// emptied dynamic namespace.
 /// </summary>
-public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class RecoveryTests
 {
-    private const string Nsp = "/rec";
+    internal const string Nsp = "/rec";
 
     [Fact]
     public async Task Only_kept_broadcast_events_carry_an_offset()
@@ -389,31 +389,6 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Ten_thousand_kept_one_kilobyte_packets_cost_about_their_bytes()
-    {
-        await using var server = await StartAsync();
-        var nsp = server.Io.Of(Nsp);
-        var payload = new string('x', 1000);
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        var before = GC.GetTotalMemory(forceFullCollection: true);
-        for (var n = 0; n < 10_000; n++)
-        {
-            nsp.Emit("n", n, payload);
-        }
-
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        var growth = GC.GetTotalMemory(forceFullCollection: true) - before;
-        var bytes = server.Io.Recovery.Bytes;
-        output.WriteLine($"10,000 kept packets: {bytes} packet bytes, managed heap +{growth} bytes ({growth / 10_000.0:F0} per packet)");
-        Assert.Equal(10_000, server.Io.Recovery.Packets);
-        Assert.InRange(bytes, 10_000L * 1000, 10_000L * 1100);
-        // the packet bytes plus a small per-packet overhead (other tests run alongside: a loose upper bound)
-        Assert.True(growth < 3 * bytes, $"heap grew {growth} bytes for {bytes} kept bytes");
-    }
-
-    [Fact]
     public async Task The_total_byte_bound_holds_over_all_namespaces()
     {
         await using var server = await StartAsync(o => o.MaxBytesTotal = 20_000);
@@ -602,7 +577,7 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static async Task<TestServer> StartAsync(Action<ConnectionStateRecoveryOptions>? configure = null)
+    internal static async Task<TestServer> StartAsync(Action<ConnectionStateRecoveryOptions>? configure = null)
     {
         var server = await TestServer.StartAsync(o =>
         {
@@ -642,5 +617,38 @@ public sealed class RecoveryTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
             await Task.Delay(20);
         }
+    }
+}
+
+/// <summary>
+/// What kept packets cost on the managed heap: measured with GC.GetTotalMemory, which is process-wide, so in the
+/// non-parallel collection (no other test allocates meanwhile).
+/// </summary>
+[Collection(AttackCollection.Name)]
+public sealed class RecoveryMemoryTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Ten_thousand_kept_one_kilobyte_packets_cost_about_their_bytes()
+    {
+        await using var server = await RecoveryTests.StartAsync();
+        var nsp = server.Io.Of(RecoveryTests.Nsp);
+        var payload = new string('x', 1000);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        for (var n = 0; n < 10_000; n++)
+        {
+            nsp.Emit("n", n, payload);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var growth = GC.GetTotalMemory(forceFullCollection: true) - before;
+        var bytes = server.Io.Recovery.Bytes;
+        output.WriteLine($"10,000 kept packets: {bytes} packet bytes, managed heap +{growth} bytes ({growth / 10_000.0:F0} per packet)");
+        Assert.Equal(10_000, server.Io.Recovery.Packets);
+        Assert.InRange(bytes, 10_000L * 1000, 10_000L * 1100);
+        // the packet bytes plus a small per-packet overhead (a loose upper bound)
+        Assert.True(growth < 3 * bytes, $"heap grew {growth} bytes for {bytes} kept bytes");
     }
 }

@@ -11,6 +11,8 @@ namespace Evolution.Events.SocketIO.Tests;
 /// One client stops reading while another keeps up, and the server broadcasts a lot: the slow one is
 /// cut off (reason "slow consumer") with its queue bounded, the healthy one gets everything.
 /// </summary>
+// measures the managed heap (process-wide): in the non-parallel collection, so other tests do not allocate meanwhile
+[Collection(AttackCollection.Name)]
 public sealed class SlowConsumerTests : IAsyncLifetime
 {
     private const int MaxQueued = 256;
