@@ -170,8 +170,11 @@ internal sealed class WebSocketTransport : IPacketOrigin
                 _session.Close(EngineCloseReason.TransportClose, "client closed the WebSocket", discard: true, fromClient: true);
                 return false;
             default:
+                // the close frame's code is claimed first (synchronously, in CloseAsync), so the write loop, woken by
+                // the session's close, cannot send its NormalClosure before this one (1009, 1007, 1002)
+                var closing = CloseAsync(WebSocketCloseCodes.For(message.Kind));
                 _session.Close(EngineCloseReason.TransportError, $"WebSocket {message.Kind}", discard: true);
-                _ = CloseAsync(WebSocketCloseCodes.For(message.Kind));
+                _ = closing;
                 return false;
         }
     }
