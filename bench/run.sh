@@ -113,7 +113,8 @@ for round in $(seq 1 "$ROUNDS"); do
       stop_server
       line=$(printf '%s\n' "$out" | grep '^{' | tail -1 || true)
       if [ -z "$line" ]; then echo "no result"; tail -3 "$LOGS/loadgen.err" >&2; continue; fi
-      printf '%s\n' "$out" | grep '^{' | tail -1 | sed "s/^{/{\"round\":$round,\"quick\":$QUICK,\"loadavg\":$(cut -d" " -f1 /proc/loadavg),/" >> "$RESULTS"
+      prefix="\"round\":$round,\"quick\":$QUICK,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),\"target_env\":\"$(target_env "$t" | sed 's/ *$//')\","
+      printf '%s\n' "$line" | awk -v p="$prefix" '{ print "{" p substr($0, 2) }' >> "$RESULTS"
       printf '%s\n' "$line" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("msg/s=%s  p99=%sms  cpu/msg=%sus  mem/conn=%sKB  lost=%s  connected=%s  loadgen=%sus/msg" % (round(d["msgs_per_s"] or 0), d["p99_ms"], d["server_us_per_msg"], d["mem_per_conn_kb"], d["lost"], d["connected"], d["loadgen_us_per_msg"]))' 2>/dev/null || echo "$line"
     done
   done
