@@ -74,7 +74,7 @@ def parse(path):
             size, count, tname, asm = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")), m.group(3), m.group(4)
             tname = re.sub(r"\s*\(Bytes > [\d.]+K\)$", "", tname)  # size buckets of big arrays: one type
             t = types.setdefault((tname, asm), [0, 0])
-            t[0] += size
+            t[0] += size * count  # exact for fixed-size types only (see above)
             t[1] += count
     return types, total
 
