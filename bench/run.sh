@@ -53,7 +53,7 @@ else ulimit -n "$NOFILE_HARD" 2>/dev/null || true; fi
 NOFILE=$(ulimit -n)
 [ "$NOFILE" = unlimited ] && NOFILE=1000000
 S6_CLIENTS=18000
-if [ $QUICK = 1 ]; then S6_CLIENTS=3000; fi
+if [ $QUICK = 1 ]; then S6_CLIENTS=2000; fi
 if [ $((S6_CLIENTS + 300)) -gt "$NOFILE" ]; then
   S6_CLIENTS=$((NOFILE - 300))
   echo "note: open-file limit $NOFILE (hard $NOFILE_HARD): S6 holds $S6_CLIENTS clients instead of 18,000" >&2
@@ -87,7 +87,7 @@ scenario_args() { # scenario
       S3) echo "--rates 50,200 --seconds 2 --warmup 20" ;;
       S4) echo "--clients 2000 --settle 1" ;;
       S5) echo "--clients 2000 --events 20 --warmup 4" ;;
-      S6) echo "--clients $S6_CLIENTS --settle 1 --hold 0" ;;
+      S6) echo "--clients $S6_CLIENTS --settle 0.5 --hold 0" ;;
     esac
   else
     case "$1" in
