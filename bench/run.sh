@@ -9,6 +9,7 @@
 #   bench/run.sh --quick         # 1 round, small scenarios (about 1 minute): a smoke run
 #   options: --rounds N  --scenarios "S1 S3"  --targets "gateway node"  --s3-seconds 10  --s6-rounds N
 #            --no-report  --out docs/performance.md (where the report goes)
+#            --baseline bench/results/<earlier>.jsonl (the gateway before the change: "today's" S3 p99, now vs before)
 #
 # Targets: name -> server and extra environment (one line each in TARGETS_DEF below; a variant is one line):
 #   gateway        the gateway, defaults                       node          Node socket.io 4.8.1 (bench/node-peer)
@@ -24,7 +25,7 @@ cd "$ROOT"
 . "$ROOT/bench/lib.sh"
 
 QUICK=0; ROUNDS=3; SCENARIOS="S1 S2 S3 S4 S5 S6"; TARGETS="gateway gateway-http node ceiling"; S3_SECONDS=4; REPORT=1
-S6_ROUNDS=1; OUT=docs/performance.md
+S6_ROUNDS=1; OUT=docs/performance.md; BASELINE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ROUNDS=1 ;;
@@ -35,7 +36,8 @@ while [ $# -gt 0 ]; do
     --s6-rounds) S6_ROUNDS=$2; shift ;;
     --no-report) REPORT=0 ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    --baseline) BASELINE=$2; shift ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -124,5 +126,5 @@ echo "== runs took $(( $(date +%s) - START )) s; results: ${RESULTS#$ROOT/}; loa
 if [ $REPORT = 1 ]; then
   MEMORY=$(ls -t "$RESULTS_DIR"/memory-*.jsonl 2>/dev/null | head -1 || true)
   dotnet bench/Evolution.Events.BenchReport/bin/Release/net10.0/Evolution.Events.BenchReport.dll \
-    --results "$RESULTS" ${MEMORY:+--memory "$MEMORY"} --out "$OUT" --charts "$(dirname "$OUT")/performance"
+    --results "$RESULTS" ${MEMORY:+--memory "$MEMORY"} ${BASELINE:+--baseline "$BASELINE"} --out "$OUT" --charts "$(dirname "$OUT")/performance"
 fi
