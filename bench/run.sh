@@ -11,7 +11,7 @@
 #            --no-report  --out docs/performance.md (where the report goes)
 #            --baseline bench/results/<earlier>.jsonl (the gateway before the change: "today's" S3 p99, now vs before)
 #
-# Targets: name -> server and extra environment (one line each in TARGETS_DEF below; a variant is one line):
+# Targets: name -> server and extra environment (one line each in TARGETS_DEF, bench/lib.sh; a variant is one line):
 #   gateway        the gateway, defaults                       node          Node socket.io 4.8.1 (bench/node-peer)
 #   gateway-http   the gateway, WEBSOCKET_RAW_UPGRADE=false    ceiling       bare Kestrel, WebSocket served from a
 #   ceiling-http   bare Kestrel, standard upgrade (optional)                  connection middleware (raw transport)
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --no-report) REPORT=0 ;;
     --out) OUT=$2; shift ;;
     --baseline) BASELINE=$2; shift ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
