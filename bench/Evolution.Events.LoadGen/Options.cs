@@ -23,6 +23,7 @@ internal sealed class Options
     public int Pid { get; set; }                    // server process for CPU and memory
     public int[] Pids { get; set; } = [];           // cluster: every node's process (CPU summed; memory of the first)
     public bool Idle { get; set; }                  // S4: connect, measure memory, hold
+    public bool HoldFirst { get; set; }             // S6: connect, measure memory, hold, then post the events
     public double Settle { get; set; } = 3;         // S4: seconds after the last connect before sampling memory
     public double Hold { get; set; }                // S4: seconds to keep the clients connected afterwards
     public double Timeout { get; set; } = 300;      // hard limit for the whole run
@@ -66,6 +67,7 @@ internal sealed class Options
                     o.Pid = o.Pids.FirstOrDefault();
                     break;
                 case "--idle": o.Idle = true; break;
+                case "--hold-first": o.HoldFirst = true; break;
                 case "--settle": o.Settle = Dbl(V()); break;
                 case "--hold": o.Hold = Dbl(V()); break;
                 case "--timeout": o.Timeout = Dbl(V()); break;
@@ -90,7 +92,7 @@ internal sealed class Options
         if (o.Timeout is <= 0 or > 3600) throw new ArgumentException("--timeout must be 1..3600 s");
         if (o.CoalesceMicros < 0) o.CoalesceMicros = o.Rates.Length > 0 ? 0 : 500;
         if (o.CoalesceMicros > 100_000) throw new ArgumentException("--coalesce-us must be <= 100000");
-        if (o.Sources == 0) o.Sources = Math.Max(1, (o.Clients + 19_999) / 20_000);
+        if (o.Sources == 0) o.Sources = Math.Max(1, (o.Clients + 9_999) / 10_000);
         if (o.Sources > 250) throw new ArgumentException("--sources must be <= 250");
         return o;
     }
@@ -105,7 +107,9 @@ internal sealed class Options
             case "S3": Clients = 1000; Namespaces = 1; Rates = [25, 50, 100, 200]; Seconds = 10; Batch = 1; Warmup = 50; break;
             case "S4": Clients = 10_000; Namespaces = 10; Events = 0; Warmup = 0; Idle = true; break;
             case "S5": Clients = 10_000; Namespaces = 1; Events = 60; Batch = 10; Warmup = 10; break;
-            default: throw new ArgumentException($"unknown scenario {s} (S1..S5)\n{Usage}");
+            // 18,000 sockets in one process: 4 sources give 4 x 28k ephemeral ports (TIME_WAITs of earlier runs included)
+            case "S6": Clients = 18_000; Namespaces = 10; Events = 10; Batch = 10; Warmup = 0; HoldFirst = true; Hold = 5; Sources = 4; break;
+            default: throw new ArgumentException($"unknown scenario {s} (S1..S6)\n{Usage}");
         }
     }
 
@@ -113,7 +117,7 @@ internal sealed class Options
     private static double Dbl(string v) => double.Parse(v, CultureInfo.InvariantCulture);
 
     public const string Usage = """
-        Evolution.Events.LoadGen [S1|S2|S3|S4|S5] [options]
+        Evolution.Events.LoadGen [S1|S2|S3|S4|S5|S6] [options]
           --url http://127.0.0.1:8080   target (loopback only)      --apikey KEY    global key
                                         a cluster: --url u1,u2,.. (one host, several ports): client i connects
                                         to node i % N, POSTs go round-robin over the nodes
@@ -124,12 +128,14 @@ internal sealed class Options
           --rates 25,50,.. --seconds T  open-loop phases: one event per POST at each rate for T s
           --warmup W                    events posted (and awaited) before measuring
           --idle [--settle s --hold s]  connect only; server memory per connection
-          --readers R --sources S       reactor threads; 127.0.0.x source addresses (default 1 per 20k clients)
+          --hold-first                  memory per connection after --settle, hold --hold s, then post the events
+          --readers R --sources S       reactor threads; 127.0.0.x source addresses (default 1 per 10k clients)
           --coalesce-us U               reader sleeps U µs after a wake-up with few ready sockets (default 500 at
                                         max rate, 0 in rate phases: latency exact, more reader CPU per message)
           --timeout s --idle-timeout s  bounds; --label name; --ns-prefix p; --skip-create
         Scenarios: S1 1 ns x 1,000 clients, 2,000 events / 50; S2 100 ns x 100 clients, 2,000 events / 50;
-          S3 1,000 clients at 25/50/100/200 ev/s x 10 s; S4 10,000 idle clients; S5 10,000 clients at max rate.
+          S3 1,000 clients at 25/50/100/200 ev/s x 10 s; S4 10,000 idle clients; S5 10,000 clients at max rate;
+          S6 18,000 clients over 10 namespaces held idle (memory per connection), then one event to each.
         Prints a table, then one JSON line.
         """;
 }

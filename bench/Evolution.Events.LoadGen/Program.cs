@@ -154,6 +154,21 @@ internal sealed class Run(Options o)
         Console.Error.WriteLine($"[{o.Scenario}] connected {ready}/{o.Clients} in {connectS:F2} s ({failed} failed)");
 
         long memPerConnBytes = -1, rssAfterKb = -1, closedDuringHold = 0;
+        if (ready > 0 && (o.Idle || o.HoldFirst))
+        {
+            // S4/S6: idle clients; memory per connection after they settle, then hold.
+            Thread.Sleep(TimeSpan.FromSeconds(o.Settle));
+            if (pid != 0)
+            {
+                rssAfterKb = ProcStat.StatusKb(pid, "VmRSS");
+                memPerConnBytes = (rssAfterKb - rssBeforeKb) * 1024 / ready;
+            }
+            var closed0 = reactors.Sum(r => Volatile.Read(ref r.Closed));
+            var holdEnd = _clock.Elapsed.TotalSeconds + o.Hold;
+            for (var i = 0; i < 100_000 && _clock.Elapsed.TotalSeconds < holdEnd && TimeLeft; i++) Thread.Sleep(100);
+            closedDuringHold = reactors.Sum(r => Volatile.Read(ref r.Closed)) - closed0;
+            Console.Error.WriteLine($"[{o.Scenario}] held {ready} clients for {o.Settle + o.Hold:F0} s: {memPerConnBytes / 1024.0:F1} KB per connection, {closedDuringHold} closed");
+        }
         if (ready > 0 && !o.Idle)
         {
             // 3. Warm-up (not measured), then the measured phases.
@@ -183,21 +198,6 @@ internal sealed class Run(Options o)
                 if (p == 0) Thread.Sleep(500); // let tiered JIT settle after the warm-up
             }
         }
-        else if (ready > 0)
-        {
-            // S4: idle clients; memory per connection after they settle, then hold.
-            Thread.Sleep(TimeSpan.FromSeconds(o.Settle));
-            if (pid != 0)
-            {
-                rssAfterKb = ProcStat.StatusKb(pid, "VmRSS");
-                memPerConnBytes = (rssAfterKb - rssBeforeKb) * 1024 / ready;
-            }
-            var closed0 = reactors.Sum(r => Volatile.Read(ref r.Closed));
-            var holdEnd = _clock.Elapsed.TotalSeconds + o.Hold;
-            for (var i = 0; i < 100_000 && _clock.Elapsed.TotalSeconds < holdEnd && TimeLeft; i++) Thread.Sleep(100);
-            closedDuringHold = reactors.Sum(r => Volatile.Read(ref r.Closed)) - closed0;
-        }
-
         var hwmKb = pid != 0 ? ProcStat.StatusKb(pid, "VmHWM") : -1;
         var peakKb = Math.Max(sampler?.PeakKb ?? -1, hwmKb);
         sampler?.Dispose();
@@ -247,7 +247,7 @@ internal sealed class Run(Options o)
         if (pid != 0)
         {
             Row("server RSS before / peak (MiB)", $"{rssBeforeKb / 1024.0:F1} / {peakKb / 1024.0:F1}");
-            if (o.Idle) Row("server memory per connection", $"{memPerConnBytes / 1024.0:F1} KB ({rssBeforeKb / 1024.0:F1} -> {rssAfterKb / 1024.0:F1} MiB), closed during hold {closedDuringHold}");
+            if (o.Idle || o.HoldFirst) Row("server memory per connection", $"{memPerConnBytes / 1024.0:F1} KB ({rssBeforeKb / 1024.0:F1} -> {rssAfterKb / 1024.0:F1} MiB), closed during hold {closedDuringHold}");
         }
         Row("connections lost / pings answered", $"{stats.Closed} / {stats.Pings}");
         Row("reader: wake-ups / reads / msgs per read", $"{stats.Wakeups} / {stats.Reads} / {(stats.Reads > 0 ? (double)reactors.Sum(r => r.Delivered) / stats.Reads : 0):F2}");
@@ -268,6 +268,7 @@ internal sealed class Run(Options o)
             w.WriteNumber("coalesce_us", o.CoalesceMicros);
             w.WriteNumber("connected", ready);
             w.WriteNumber("connect_failed", failed);
+            w.WriteNumber("sources", o.Sources);
             Num(w, "connect_s", connectS);
             w.WriteNumber("expected", total.Expected);
             w.WriteNumber("delivered", total.Delivered);
