@@ -208,6 +208,15 @@ public sealed partial class EngineIOServer
         if (listener is not null)
         {
             session.SetListener(listener);
+            try
+            {
+                listener.OnOpen(session);
+            }
+            catch (Exception ex)
+            {
+                LogListenerFailure(ex, session.Id);
+                session.Close(EngineCloseReason.TransportError, "server error", discard: true);
+            }
         }
 
         session.Start();
