@@ -75,12 +75,14 @@ run(async () => {
   out({ event: "rooms", rooms, message: await roomMessage });
 
   // a namespace with a query: the query is the auth; accepted, then refused with the error's data
-  const admin = io(`${url}/admin?token=secret`, options());
+  // (own connections, forceNew: each one's server-side "/" socket records under another tag, not this one's)
+  const other = { query: { tag: `${tag}-other`, custom: "q" } };
+  const admin = io(`${url}/admin?token=secret`, options(other));
   const welcome = once(admin, "welcome");
   await connected(admin);
   out({ event: "admin", id: admin.id, welcome: await welcome, who: (await ack(admin, "who"))[0] });
   admin.close();
-  const refused = io(`${url}/admin?token=wrong`, options());
+  const refused = io(`${url}/admin?token=wrong`, options(other));
   const [error] = await once(refused, "error");
   out({ event: "admin-refused", error });
   refused.close();
