@@ -32,6 +32,13 @@ public sealed class EngineIOOptions
     /// <summary>Whether a polling session may upgrade to WebSocket. Default true.</summary>
     public bool AllowUpgrades { get; set; } = true;
 
+    /// <summary>
+    /// Whether Engine.IO 3 clients (<c>EIO=3</c>: Socket.IO 2.x clients) are served, as engine.io's
+    /// <c>allowEIO3</c>. Default false: they are refused (<c>400</c>, code 5). Only the value <c>3</c> asks for
+    /// revision 3; a missing or unknown <c>EIO</c> is refused either way.
+    /// </summary>
+    public bool AllowEIO3 { get; set; }
+
     /// <summary>Allowed CORS origins for polling; <c>*</c> allows any. Empty: no CORS headers.</summary>
     public IList<string> CorsOrigins { get; } = new List<string>();
 

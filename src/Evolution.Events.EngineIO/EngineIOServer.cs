@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Evolution.Events.EngineIO;
 
 /// <summary>
-/// The Engine.IO 4 server: verifies every request (EIO, transport, sid, method) before anything
+/// The Engine.IO 4 server (and Engine.IO 3 with <see cref="EngineIOOptions.AllowEIO3"/>): verifies every request (EIO, transport, sid, method) before anything
 /// else, creates sessions at the handshake, and routes polling and WebSocket requests to them.
 /// Host it with <c>app.MapEngineIO(path, server)</c> or through the Socket.IO server.
 /// </summary>
@@ -68,7 +68,8 @@ public sealed partial class EngineIOServer
         var query = request.Query;
         var transport = query["transport"].ToString();
         var isWebSocket = WebSocketHandshake.IsWebSocketRequest(context);
-        var error = Verify(query["EIO"].ToString(), transport, isWebSocket);
+        var protocol = EngineProtocol.For(query["EIO"].ToString(), Options.AllowEIO3, EngineProtocol.AsksBase64(request));
+        var error = protocol is null ? EngineErrorCode.UnsupportedProtocolVersion : Verify(transport, isWebSocket);
         if (error is { } code)
         {
             LogRefused(code, context.Connection.RemoteIpAddress?.ToString());
@@ -79,7 +80,7 @@ public sealed partial class EngineIOServer
         var sid = query["sid"].ToString();
         if (sid.Length == 0)
         {
-            await HandshakeAsync(context, isWebSocket);
+            await HandshakeAsync(context, isWebSocket, protocol!);
             return;
         }
 
@@ -90,11 +91,18 @@ public sealed partial class EngineIOServer
             {
                 // this poll crossed the close packet that ended its session (sent together, served
                 // after it): it gets what it would have had had it been waiting, once
-                await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                await EngineHttp.WritePayloadAsync(context, protocol!.ControlPayload(OutboundPacket.Noop));
                 return;
             }
 
             await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+            return;
+        }
+
+        if (session.Protocol.Revision != protocol!.Revision)
+        {
+            // as engine.io: a request for a session must speak the session's revision (an upgrade included)
+            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
             return;
         }
 
@@ -107,13 +115,8 @@ public sealed partial class EngineIOServer
         await RouteAsync(context, session, isWebSocket);
     }
 
-    private EngineErrorCode? Verify(string eio, string transport, bool isWebSocket)
+    private EngineErrorCode? Verify(string transport, bool isWebSocket)
     {
-        if (eio != "4")
-        {
-            return EngineErrorCode.UnsupportedProtocolVersion;
-        }
-
         var known = transport switch
         {
             "polling" => Options.AllowPolling,
@@ -144,7 +147,8 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context);
+            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context,
+                protocol: session.Protocol.WithBase64(EngineProtocol.AsksBase64(context.Request)));
             if (!session.TryClaimUpgrade())
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
@@ -176,7 +180,7 @@ public sealed partial class EngineIOServer
         }
     }
 
-    private async Task HandshakeAsync(HttpContext context, bool isWebSocket)
+    private async Task HandshakeAsync(HttpContext context, bool isWebSocket, EngineProtocol protocol)
     {
         if (!HttpMethods.IsGet(context.Request.Method))
         {
@@ -191,19 +195,28 @@ public sealed partial class EngineIOServer
             return;
         }
 
-        var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket);
+        var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket, protocol);
         _sessions[session.Id] = session;
         if (isWebSocket)
         {
             Interlocked.Increment(ref _webSocketCount);
         }
 
-        session.Send(OutboundPacket.Text(EnginePacketType.Open, OpenPayload(session.Id, isWebSocket)));
+        session.Send(OutboundPacket.Text(EnginePacketType.Open, protocol.HandshakeJson(session.Id, OffersWebSocket(isWebSocket), Options)));
         LogOpened(session.Id, session.Transport, session.Request.RemoteAddress?.ToString());
         var listener = OnConnection?.Invoke(session);
         if (listener is not null)
         {
             session.SetListener(listener);
+            try
+            {
+                listener.OnOpen(session);
+            }
+            catch (Exception ex)
+            {
+                LogListenerFailure(ex, session.Id);
+                session.Close(EngineCloseReason.TransportError, "server error", discard: true);
+            }
         }
 
         session.Start();
@@ -215,7 +228,15 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request).RunAsync();
+            if (!protocol.ServerPings)
+            {
+                // the open packet leaves a moment after the 101, never in the same read: a client that listens for
+                // messages only once it has seen "open" (the official v3 suite does) would otherwise miss it, and
+                // in revision 3 no server ping comes to unblock it (see docs/protocol.md)
+                await Task.Delay(WebSocketOpenDelayMs, session.Aborted).ContinueWith(static _ => { }, TaskScheduler.Default);
+            }
+
+            await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request, protocol).RunAsync();
         }
         else
         {
@@ -223,11 +244,10 @@ public sealed partial class EngineIOServer
         }
     }
 
-    private string OpenPayload(string sid, bool isWebSocket)
-    {
-        var upgrades = !isWebSocket && Options.AllowUpgrades && Options.AllowWebSocket ? "[\"websocket\"]" : "[]";
-        return $"{{\"sid\":{JsonSerializer.Serialize(sid)},\"upgrades\":{upgrades},\"pingInterval\":{Options.PingInterval},\"pingTimeout\":{Options.PingTimeout},\"maxPayload\":{Options.MaxPayload}}}";
-    }
+    /// <summary>How long an Engine.IO 3 session that begins on WebSocket waits after the 101 before its open packet.</summary>
+    internal const int WebSocketOpenDelayMs = 20;
+
+    private bool OffersWebSocket(bool isWebSocket) => !isWebSocket && Options.AllowUpgrades && Options.AllowWebSocket;
 
     internal void OnSessionClosing(EngineSocket session, EngineCloseReason reason, string? description)
     {

@@ -37,6 +37,7 @@ public sealed partial class EngineSocket
     private long _pingDue;
     private long _pingSentAt;
     private long _pingDeliveredAt;
+    private long _clientPingDeadline;
     private int _pollActive;
     private int _postActive;
     private IEngineSocketListener? _listener;
@@ -45,8 +46,9 @@ public sealed partial class EngineSocket
     /// <summary>How long a discarded session's transport may take to send its close frame before its connection is aborted.</summary>
     internal const int CloseGraceMs = 2000;
 
-    internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket)
+    internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket, EngineProtocol? protocol = null)
     {
+        Protocol = protocol ?? EngineProtocol.V4;
         _server = server;
         _options = server.Options;
         Id = id;
@@ -60,12 +62,21 @@ public sealed partial class EngineSocket
     {
         WaitingToPing,
         AwaitingPong,
+
+        /// <summary>Revision 3: the client pings; the session closes when none came for pingInterval + pingTimeout.</summary>
+        AwaitingClientPing,
         Closing,
     }
 
     public string Id { get; }
 
     public EngineRequest Request { get; }
+
+    /// <summary>The Engine.IO protocol revision the client speaks: 4, or 3 (<see cref="EngineIOOptions.AllowEIO3"/>), as engine.io's <c>socket.protocol</c>.</summary>
+    public int ProtocolVersion => Protocol.Revision;
+
+    /// <summary>The revision's encodings (the session's polling transport's, from its handshake).</summary>
+    internal EngineProtocol Protocol { get; }
 
     /// <summary><c>polling</c> or <c>websocket</c>: the transport packets leave by now.</summary>
     public string Transport => Volatile.Read(ref _isWebSocket) ? "websocket" : "polling";
@@ -155,6 +166,15 @@ public sealed partial class EngineSocket
     {
         lock (_sync)
         {
+            if (!Protocol.ServerPings)
+            {
+                // as engine.io for revision 3: the client pings first, within pingInterval + pingTimeout
+                _phase = HeartbeatPhase.AwaitingClientPing;
+                _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
+                _timer.Change(ClientPingWindow, Timeout.Infinite);
+                return;
+            }
+
             _phase = HeartbeatPhase.WaitingToPing;
             _pingDue = Environment.TickCount64 + _options.PingInterval;
             _timer.Change(_options.PingInterval, Timeout.Infinite);
@@ -220,15 +240,18 @@ public sealed partial class EngineSocket
             case EnginePacketType.Message:
                 Deliver(packet);
                 break;
-            case EnginePacketType.Pong:
+            case EnginePacketType.Pong when Protocol.ServerPings:
                 OnPong();
+                break;
+            case EnginePacketType.Ping when !Protocol.ServerPings:
+                OnClientPing();
                 break;
             case EnginePacketType.Close:
                 Close(EngineCloseReason.TransportClose, "client sent a close packet", discard: true, fromClient: true);
                 break;
             case EnginePacketType.Noop:
                 break;
-            case EnginePacketType.Ping:
+            case EnginePacketType.Ping or EnginePacketType.Pong:
                 Close(EngineCloseReason.ParseError, "invalid heartbeat direction", discard: true);
                 break;
             default:
@@ -462,6 +485,26 @@ public sealed partial class EngineSocket
         }
     }
 
+    /// <summary>Revision 3: how long the session waits for the client's next ping.</summary>
+    private long ClientPingWindow => (long)_options.PingInterval + _options.PingTimeout;
+
+    /// <summary>Revision 3: the client pinged; it has another pingInterval + pingTimeout for the next ping, and gets its pong.</summary>
+    private void OnClientPing()
+    {
+        lock (_sync)
+        {
+            if (_phase != HeartbeatPhase.AwaitingClientPing)
+            {
+                return;
+            }
+
+            _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
+            _timer.Change(ClientPingWindow, Timeout.Infinite);
+        }
+
+        Send(OutboundPacket.Pong);
+    }
+
     /// <summary>A poll response carried the ping: the client's time to answer counts from now.</summary>
     internal void OnPingDelivered()
     {
@@ -502,6 +545,7 @@ public sealed partial class EngineSocket
             {
                 HeartbeatPhase.AwaitingPong => now >= PongDeadline(),
                 HeartbeatPhase.WaitingToPing => !_isWebSocket && now >= _pingDue + _options.PingTimeout,
+                HeartbeatPhase.AwaitingClientPing => now >= _clientPingDeadline,
                 _ => false,
             };
         }
@@ -538,6 +582,11 @@ public sealed partial class EngineSocket
                 _pingDeliveredAt = 0;
                 _timer.Change(_options.PingTimeout, Timeout.Infinite);
             }
+            else if (phase == HeartbeatPhase.AwaitingClientPing && _clientPingDeadline - now is var remaining and > 0)
+            {
+                _timer.Change(remaining, Timeout.Infinite);
+                return;
+            }
             else if (phase == HeartbeatPhase.AwaitingPong && PongDeadline() - now is var left and > 0)
             {
                 // the ping reached a polling client after it was sent: it has the rest of its time
@@ -551,7 +600,7 @@ public sealed partial class EngineSocket
             case HeartbeatPhase.WaitingToPing:
                 Send(OutboundPacket.Ping);
                 break;
-            case HeartbeatPhase.AwaitingPong:
+            case HeartbeatPhase.AwaitingPong or HeartbeatPhase.AwaitingClientPing:
                 Close(EngineCloseReason.PingTimeout, null, discard: true);
                 break;
             default:

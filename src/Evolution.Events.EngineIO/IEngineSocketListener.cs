@@ -13,6 +13,14 @@ public interface IEngineSocketListener
 
     void OnBinary(EngineSocket socket, byte[] data);
 
+    /// <summary>
+    /// Called once, right after the listener is attached and the open packet queued, before any packet is read
+    /// (Socket.IO joins an Engine.IO 3 client to the main namespace here). Its queued packets follow the open packet.
+    /// </summary>
+    void OnOpen(EngineSocket socket)
+    {
+    }
+
     /// <summary>Called once, when the session closes for any reason.</summary>
     void OnClose(EngineSocket socket, EngineCloseReason reason, string? description);
 }

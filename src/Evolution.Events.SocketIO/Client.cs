@@ -41,6 +41,22 @@ internal sealed class Client : IEngineSocketListener
 
     public bool IsOpen => Connection.ReadyState == EngineReadyState.Open;
 
+    /// <summary>
+    /// A Socket.IO 2.x client (Engine.IO 3, Socket.IO protocol 4): joined to the main namespace without a CONNECT,
+    /// namespaces with a query string (<c>/admin?token=…</c>, the query being the auth), CONNECT answered without a
+    /// payload, a refusal's CONNECT_ERROR carrying the error's data or message alone; as socket.io 4 does for them.
+    /// </summary>
+    public bool IsProtocol4 => Connection.ProtocolVersion == 3;
+
+    /// <summary>socket.io 4 joins an Engine.IO 3 client to "/" at once: a Socket.IO 2.x client sends no CONNECT for it.</summary>
+    public void OnOpen(EngineSocket socket)
+    {
+        if (IsProtocol4)
+        {
+            Connect(SocketPacket.MainNamespace, []);
+        }
+    }
+
     public bool Write(EncodedPacket packet, bool isVolatile = false)
     {
         if (_parser is not null)
@@ -209,6 +225,18 @@ internal sealed class Client : IEngineSocketListener
 
     private void Dispatch(SocketPacket packet)
     {
+        if (IsProtocol4 && packet.Namespace.IndexOf('?') is var query and >= 0)
+        {
+            // socket.io 4's _parseNamespace for protocol 3: the namespace is the path, its query the auth
+            var auth = new JsonObject();
+            foreach (var (key, value) in Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(packet.Namespace[query..]))
+            {
+                auth[key] = value.ToString();
+            }
+
+            packet = packet with { Namespace = packet.Namespace[..query], Data = packet.Type == SocketPacketType.Connect ? auth : packet.Data };
+        }
+
         if (packet.Type == SocketPacketType.Connect)
         {
             Connect(packet.Namespace, packet.Data as JsonObject ?? []);

@@ -229,7 +229,7 @@ public class Namespace
     private async ValueTask JoinAsync(Client client, JsonObject auth, EngineRequest connectRequest)
     {
         var recovery = Server.Options.ConnectionStateRecovery;
-        var (session, offset) = recovery is null ? default : await RestoreAsync(auth);
+        var (session, offset) = recovery is null || client.IsProtocol4 ? default : await RestoreAsync(auth);
         var socket = new Socket(this, client, new Handshake(client.Connection.Request, connectRequest, auth), session, withPid: recovery is not null);
         var refusal = session is not null && recovery!.SkipMiddlewares ? null : await RunMiddlewaresAsync(socket);
         if (refusal is not null)
@@ -240,7 +240,9 @@ public class Namespace
             }
 
             Server.OnRefused(Name, refusal.Message, socket.Handshake.Address);
-            client.Write(Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
+            client.Write(client.IsProtocol4
+                ? Protocol.SocketPacketEncoder.ConnectErrorValue(Name, refusal.Data ?? refusal.Message) // socket.io 4: err.data || err.message
+                : Protocol.SocketPacketEncoder.ConnectError(Name, refusal.Message, refusal.Data));
             return;
         }
 

@@ -34,7 +34,13 @@ public sealed class Socket : IClusterSocket
         Namespace = nsp;
         Client = client;
         Handshake = handshake;
-        if (session is null)
+        if (session is null && client.IsProtocol4)
+        {
+            // socket.io 4 for a Socket.IO 2.x client: the Engine.IO id ("/") or "<nsp>#<engine id>", as that client
+            // expects; such a client sends no pid, so none is issued
+            Id = nsp.Name == SocketPacket.MainNamespace ? client.Connection.Id : nsp.Name + "#" + client.Connection.Id;
+        }
+        else if (session is null)
         {
             Id = EngineIO.EngineIOServer.NewId();
             Pid = withPid ? EngineIO.EngineIOServer.NewId() : null;
@@ -434,7 +440,7 @@ public sealed class Socket : IClusterSocket
     internal void MarkConnected()
     {
         // CONNECT first, then connected: no broadcast can be queued ahead of the CONNECT packet
-        Client.Write(SocketPacketEncoder.Connect(Namespace.Name, Id, Pid));
+        Client.Write(Client.IsProtocol4 ? SocketPacketEncoder.ConnectWithoutPayload(Namespace.Name) : SocketPacketEncoder.Connect(Namespace.Name, Id, Pid));
         Interlocked.CompareExchange(ref _connected, 1, 0);
     }
 

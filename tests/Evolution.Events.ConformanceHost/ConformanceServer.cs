@@ -47,8 +47,12 @@ public static class ConformanceServer
         return app;
     }
 
+    /// <summary>Whether Engine.IO 3 clients are served too (<c>ALLOW_EIO3=true</c>), for the official v3 suite.</summary>
+    public static bool AllowEIO3 => string.Equals(Environment.GetEnvironmentVariable("ALLOW_EIO3"), "true", StringComparison.OrdinalIgnoreCase);
+
     private static EngineIOOptions Configure(EngineIOOptions o)
     {
+        o.AllowEIO3 = AllowEIO3;
         o.PingInterval = 300;
         o.PingTimeout = 200;
         o.MaxPayload = 1_000_000;

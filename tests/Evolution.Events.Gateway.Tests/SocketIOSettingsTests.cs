@@ -54,6 +54,23 @@ public sealed class SocketIOSettingsTests
     }
 
     [Fact]
+    public async Task AllowEio3_ServesSocketIO2Clients_WhichAreRefusedByDefault()
+    {
+        await using (var plain = await TestGateway.StartAsync())
+        {
+            using var refused = await plain.Http.GetAsync(new Uri("/socket.io/?EIO=3&transport=polling&b64=1", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal(5, (int)JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["code"]!); // "Unsupported protocol version"
+        }
+
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_ALLOW_EIO3"] = "true" });
+        using var response = await gw.Http.GetAsync(new Uri("/socket.io/?EIO=3&transport=polling&b64=1", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Matches(@"^\d+:0\{""sid"":", body); // Engine.IO 3's payload: <length>:<open packet>
+    }
+
+    [Fact]
     public async Task PollingOnly_OffersNoUpgrade()
     {
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_TRANSPORTS"] = "polling" });

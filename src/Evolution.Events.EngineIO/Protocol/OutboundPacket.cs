@@ -24,6 +24,9 @@ public readonly struct OutboundPacket
 
     public static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
 
+    /// <summary>Engine.IO 3's answer to a client's ping.</summary>
+    public static OutboundPacket Pong { get; } = Control(EnginePacketType.Pong);
+
     public static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
 
     public static OutboundPacket Close { get; } = Control(EnginePacketType.Close);

@@ -79,7 +79,7 @@ public sealed partial class EngineSocket
                 else
                 {
                     ForgetClosedPollIfDiscarded();
-                    await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                    await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(OutboundPacket.Noop));
                 }
 
                 return;
@@ -106,7 +106,7 @@ public sealed partial class EngineSocket
                     return;
                 }
 
-                await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
+                await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(FinalPollPacket));
                 return;
             }
 
@@ -114,7 +114,7 @@ public sealed partial class EngineSocket
             {
                 // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
                 Release();
-                await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(OutboundPacket.Noop));
                 return;
             }
 
@@ -167,7 +167,7 @@ public sealed partial class EngineSocket
         var active = true;
         try
         {
-            var body = await EngineHttp.ReadBodyAsync(context, _options.MaxPayload);
+            var body = await EngineHttp.ReadBodyAsync(context, _options.MaxPayload, Protocol.IsBinaryBody(context.Request.ContentType));
             if (body.Status != EngineHttp.BodyStatus.Ok)
             {
                 var tooLarge = body.Status == EngineHttp.BodyStatus.TooLarge;
@@ -178,7 +178,7 @@ public sealed partial class EngineSocket
             }
 
             var packets = new List<InboundPacket>();
-            if (!EnginePacketParser.TryParsePayload(body.Text!, packets, out var error))
+            if (!Protocol.TryDecodePayload(body.Text, body.Bytes, packets, out var error))
             {
                 await EngineHttp.WriteStatusAsync(context, StatusCodes.Status400BadRequest);
                 Close(EngineCloseReason.ParseError, error, discard: true);
@@ -207,19 +207,16 @@ public sealed partial class EngineSocket
 
     private async Task WritePollPayloadAsync(HttpContext context, Action release)
     {
-        var writer = new ArrayBufferWriter<byte>(256);
+        var packets = new List<OutboundPacket>();
+        var size = 0L;
         var sawClose = false;
         var sawPing = false;
-        while (writer.WrittenCount < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
+        while (size < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
         {
             OnDequeued(packet);
             sawPing |= packet.Type == EnginePacketType.Ping;
-            if (writer.WrittenCount > 0)
-            {
-                writer.Write([(byte)EnginePacketParser.RecordSeparator]);
-            }
-
-            AppendPollPacket(writer, packet);
+            packets.Add(packet);
+            size += packet.Bytes.Length + 1;
             if (packet.Type == EnginePacketType.Close)
             {
                 sawClose = true;
@@ -239,22 +236,10 @@ public sealed partial class EngineSocket
             Finish();
         }
 
+        var writer = new ArrayBufferWriter<byte>((int)Math.Min(size + 16, MaxPollResponseBytes * 2L));
+        var binary = Protocol.EncodePayload(packets, writer);
         release();
-        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
-    }
-
-    private static void AppendPollPacket(ArrayBufferWriter<byte> writer, in OutboundPacket packet)
-    {
-        if (!packet.IsBinary)
-        {
-            writer.Write(packet.Bytes.Span);
-            return;
-        }
-
-        var span = writer.GetSpan(1 + ((packet.Bytes.Length + 2) / 3 * 4));
-        span[0] = (byte)'b';
-        System.Buffers.Text.Base64.EncodeToUtf8(packet.Bytes.Span, span[1..], out _, out var written);
-        writer.Advance(1 + written);
+        await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory, binary);
     }
 }
 
@@ -278,7 +263,7 @@ internal static class EngineHttp
         Aborted,
     }
 
-    internal readonly record struct Body(BodyStatus Status, string? Text);
+    internal readonly record struct Body(BodyStatus Status, string? Text, byte[]? Bytes = null);
 
     public static Task WriteErrorAsync(HttpContext context, EngineErrorCode code, string? message = null)
     {
@@ -299,10 +284,10 @@ internal static class EngineHttp
         await context.Response.WriteAsync(json, context.RequestAborted).ConfigureAwait(false);
     }
 
-    public static async Task WritePayloadAsync(HttpContext context, ReadOnlyMemory<byte> payload)
+    public static async Task WritePayloadAsync(HttpContext context, ReadOnlyMemory<byte> payload, bool binary = false)
     {
         context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "text/plain; charset=UTF-8";
+        context.Response.ContentType = binary ? "application/octet-stream" : "text/plain; charset=UTF-8";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.ContentLength = payload.Length;
         try
@@ -334,7 +319,8 @@ internal static class EngineHttp
         return Task.CompletedTask;
     }
 
-    public static async Task<Body> ReadBodyAsync(HttpContext context, int maxPayload)
+    /// <summary>Reads a POST body of at most <paramref name="maxPayload"/> bytes, as UTF-8 text or (<paramref name="binary"/>) as bytes.</summary>
+    public static async Task<Body> ReadBodyAsync(HttpContext context, int maxPayload, bool binary = false)
     {
         if (context.Request.ContentLength > maxPayload)
         {
@@ -351,6 +337,13 @@ internal static class EngineHttp
                 {
                     reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
                     return new Body(BodyStatus.TooLarge, null);
+                }
+
+                if (result.IsCompleted && binary)
+                {
+                    var bytes = result.Buffer.ToArray();
+                    reader.AdvanceTo(result.Buffer.End);
+                    return new Body(BodyStatus.Ok, null, bytes);
                 }
 
                 if (result.IsCompleted)

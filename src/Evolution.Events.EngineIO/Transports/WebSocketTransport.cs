@@ -19,6 +19,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private readonly WebSocketFrameReader _reader;
     private readonly Action _abortConnection;
     private readonly Microsoft.AspNetCore.Http.HttpContext _context;
+    private readonly EngineProtocol _protocol;
     private EngineRequest? _request;
     private int _closeSent;
 
@@ -27,9 +28,11 @@ internal sealed class WebSocketTransport : IPacketOrigin
     /// <param name="maxPayload">Largest message the client may send.</param>
     /// <param name="context">The WebSocket's request (alive as long as the connection); aborting it ends the connection at once.</param>
     /// <param name="request">The copy of that request when one exists already (the handshake of a session that began here).</param>
+    /// <param name="protocol">The revision's encodings for this WebSocket (its own request's <c>b64</c>); the session's by default.</param>
     public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Microsoft.AspNetCore.Http.HttpContext context,
-        EngineRequest? request = null)
+        EngineRequest? request = null, EngineProtocol? protocol = null)
     {
+        _protocol = protocol ?? session.Protocol;
         _session = session;
         _context = context;
         _abortConnection = context.Abort;
@@ -155,7 +158,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
         switch (message.Kind)
         {
             case WebSocketFrameReader.Kind.Text:
-                if (!EnginePacketParser.TryParseText(message.Text!, out var packet, out var error))
+                if (!_protocol.TryParseText(message.Text!, out var packet, out var error))
                 {
                     _session.Close(EngineCloseReason.ParseError, error, discard: true);
                     return false;
@@ -164,7 +167,13 @@ internal sealed class WebSocketTransport : IPacketOrigin
                 _session.OnPacket(packet, this);
                 return true;
             case WebSocketFrameReader.Kind.Binary:
-                _session.OnPacket(new InboundPacket(EnginePacketType.Message, null, message.Binary), this);
+                if (!_protocol.TryParseBinary(message.Binary!, out var binary, out var binaryError))
+                {
+                    _session.Close(EngineCloseReason.ParseError, binaryError, discard: true);
+                    return false;
+                }
+
+                _session.OnPacket(binary, this);
                 return true;
             case WebSocketFrameReader.Kind.Close:
                 _session.Close(EngineCloseReason.TransportClose, "client closed the WebSocket", discard: true, fromClient: true);
@@ -222,15 +231,21 @@ internal sealed class WebSocketTransport : IPacketOrigin
                     return true;
             }
 
-            var opcode = packet.IsBinary ? WebSocketFrameWriter.Opcode.Binary : WebSocketFrameWriter.Opcode.Text;
-            if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
+            var (opcode, bytes) = (WebSocketFrameWriter.Opcode.Text, packet.Bytes);
+            if (packet.IsBinary)
+            {
+                var (asText, framed) = _protocol.WebSocketBinary(packet);
+                (opcode, bytes) = (asText ? WebSocketFrameWriter.Opcode.Text : WebSocketFrameWriter.Opcode.Binary, framed);
+            }
+
+            if (WebSocketFrameWriter.FrameSize(bytes.Length) > WebSocketFrameWriter.BatchBytes)
             {
                 await FlushAsync(batch);
-                await _writer.WriteFrameAsync(opcode, packet.Bytes, CancellationToken.None);
+                await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None);
                 continue;
             }
 
-            WebSocketFrameWriter.Append(batch, opcode, packet.Bytes.Span);
+            WebSocketFrameWriter.Append(batch, opcode, bytes.Span);
         }
 
         await FlushAsync(batch);

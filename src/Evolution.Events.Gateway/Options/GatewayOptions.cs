@@ -96,6 +96,9 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_PING_TIMEOUT_MS: Engine.IO's <c>pingTimeout</c> (default 20 s).</summary>
     public TimeSpan PingTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>WEBSOCKET_ALLOW_EIO3: also serve Socket.IO 2.x clients (Engine.IO 3), as socket.io's <c>allowEIO3</c> (default false).</summary>
+    public bool AllowEio3 { get; init; }
+
     /// <summary>WEBSOCKET_TRANSPORTS: the Socket.IO transports served (default both: polling and websocket).</summary>
     public IReadOnlySet<string> Transports { get; init; } = new HashSet<string> { "polling", "websocket" };
 

@@ -28,6 +28,7 @@ public static class GatewayOptionsBinder
             WebSocketEnabled = ReadBool(config, "WEBSOCKET_ENABLED", true),
             WebSocketGlobalEvents = ReadBool(config, "WEBSOCKET_GLOBAL_EVENTS", false),
             WebSocketReplayLastState = ReadBool(config, "WEBSOCKET_REPLAY_LAST_STATE", true),
+            AllowEio3 = ReadBool(config, "WEBSOCKET_ALLOW_EIO3", false),
             ApiKey = apiKey ?? GenerateKey(),
             ApiKeyGenerated = apiKey is null,
             CorsOrigins = ReadCors(config),

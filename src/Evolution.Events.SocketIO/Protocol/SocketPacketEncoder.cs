@@ -53,6 +53,22 @@ public static class SocketPacketEncoder
             ? JsonSerializer.SerializeToUtf8Bytes(new SidPayload(sid))
             : JsonSerializer.SerializeToUtf8Bytes(new SidPidPayload(sid, pid)), []);
 
+    /// <summary>The CONNECT answer to a Socket.IO 2.x client (protocol 4): no payload (<c>0</c>, <c>0/admin,</c>).</summary>
+    public static EncodedPacket ConnectWithoutPayload(string nsp) => Compose(SocketPacketType.Connect, nsp, null, [], []);
+
+    /// <summary>A refusal for a Socket.IO 2.x client: the error's data, or its message, as the whole payload (<c>4"Not authorized"</c>).</summary>
+    public static EncodedPacket ConnectErrorValue(string nsp, object value)
+    {
+        var attachments = new List<ReadOnlyMemory<byte>>();
+        var json = new ArrayBufferWriter<byte>(64);
+        using (var writer = new Utf8JsonWriter(json, JsonArguments.WriterOptions))
+        {
+            JsonArguments.WriteValue(writer, value, attachments);
+        }
+
+        return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
+    }
+
     public static EncodedPacket ConnectError(string nsp, string message, object? data = null)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
