@@ -85,40 +85,48 @@ public sealed partial class EngineSocket
                 return;
             }
 
-            bool hasData;
-            try
+            while (true)
             {
-                hasData = await _queue.Reader.WaitToReadAsync(context.RequestAborted);
-            }
-            catch (OperationCanceledException)
-            {
-                Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
-                return;
-            }
-
-            if (Discarded || !hasData)
-            {
-                ForgetClosedPollIfDiscarded();
-                Release();
-                if (Volatile.Read(ref _refuseFinalPoll))
+                bool hasData;
+                try
                 {
-                    await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                    hasData = await _queue.WaitToReadAsync(context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
                     return;
                 }
 
-                await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
-                return;
-            }
+                if (Discarded || !hasData)
+                {
+                    ForgetClosedPollIfDiscarded();
+                    Release();
+                    if (Volatile.Read(ref _refuseFinalPoll))
+                    {
+                        await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                        return;
+                    }
 
-            if (IsWebSocket)
-            {
-                // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
-                Release();
-                await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
-                return;
-            }
+                    await EngineHttp.WritePayloadAsync(context, FinalPollPacket.Bytes);
+                    return;
+                }
 
-            await WritePollPayloadAsync(context, Release);
+                if (IsWebSocket)
+                {
+                    // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
+                    Release();
+                    await EngineHttp.WritePayloadAsync(context, OutboundPacket.Noop.Bytes);
+                    return;
+                }
+
+                if (await WritePollPayloadAsync(context, Release))
+                {
+                    return;
+                }
+
+                // woken, but another reader had taken the packets: wait again
+            }
         }
         finally
         {
@@ -205,26 +213,41 @@ public sealed partial class EngineSocket
         }
     }
 
-    private async Task WritePollPayloadAsync(HttpContext context, Action release)
+    /// <summary>Answers the poll with what is queued (up to <see cref="MaxPollResponseBytes"/>); false if nothing was.</summary>
+    private async Task<bool> WritePollPayloadAsync(HttpContext context, Action release)
     {
         var writer = new ArrayBufferWriter<byte>(256);
         var sawClose = false;
         var sawPing = false;
-        while (writer.WrittenCount < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
+        var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(64);
+        try
         {
-            OnDequeued(packet);
-            sawPing |= packet.Type == EnginePacketType.Ping;
-            if (writer.WrittenCount > 0)
+            while (!sawClose && writer.WrittenCount < MaxPollResponseBytes
+                && _queue.TryDrain(taken, MaxPollResponseBytes - writer.WrittenCount) is var n and > 0)
             {
-                writer.Write([(byte)EnginePacketParser.RecordSeparator]);
-            }
+                for (var i = 0; i < n; i++)
+                {
+                    var packet = taken[i];
+                    sawPing |= packet.Type == EnginePacketType.Ping;
+                    if (writer.WrittenCount > 0)
+                    {
+                        writer.Write([(byte)EnginePacketParser.RecordSeparator]);
+                    }
 
-            AppendPollPacket(writer, packet);
-            if (packet.Type == EnginePacketType.Close)
-            {
-                sawClose = true;
-                break;
+                    AppendPollPacket(writer, packet);
+                    sawClose |= packet.Type == EnginePacketType.Close; // the last packet a queue ever holds
+                }
             }
+        }
+        finally
+        {
+            taken.AsSpan().Clear();
+            System.Buffers.ArrayPool<OutboundPacket>.Shared.Return(taken);
+        }
+
+        if (writer.WrittenCount == 0)
+        {
+            return false;
         }
 
         if (sawPing)
@@ -241,6 +264,7 @@ public sealed partial class EngineSocket
 
         release();
         await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory);
+        return true;
     }
 
     private static void AppendPollPacket(ArrayBufferWriter<byte> writer, in OutboundPacket packet)
