@@ -135,7 +135,7 @@ public sealed class PlainWebSocketHub : IEventSink
     {
         if (connection.TryEnqueue(frame))
             return true;
-        var reason = $"outbound queue full ({connection.QueueLimit} messages): client too slow";
+        var reason = $"outbound queue full ({connection.QueueLimit} messages or {connection.QueueBytes} bytes): client too slow";
         _logger.LogWarning("Plain WebSocket {ConnectionId} from {RemoteAddress} dropped: {Reason}",
             connection.Id, connection.RemoteAddress, reason);
         connection.Abort(reason);
