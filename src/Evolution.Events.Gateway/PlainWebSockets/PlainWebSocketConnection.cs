@@ -50,6 +50,9 @@ public sealed class PlainWebSocketConnection
     /// <summary>Most bytes queued (WEBSOCKET_SEND_QUEUE_BYTES).</summary>
     public long QueueBytes { get; }
 
+    /// <summary>The outbound queue (for tests).</summary>
+    internal OutboundQueue Queue => _queue;
+
     /// <summary>Queues a frame; false when the queue is full or the connection is closing.</summary>
     public bool TryEnqueue(ReadOnlyMemory<byte> frame) => _queue.TryEnqueue(OutboundPacket.PlainText(frame));
 

@@ -34,6 +34,9 @@ public sealed class PlainWebSocketHub : IEventSink
 
     public int Count => _connections.Count;
 
+    /// <summary>The open connections (for tests).</summary>
+    internal ICollection<PlainWebSocketConnection> Connections => _connections.Values;
+
     /// <summary>Open connections per scoped instance (global subscribers are not counted here).</summary>
     public IReadOnlyDictionary<string, int> CountByInstance() =>
         _connections.Values.Where(c => c.Subscription.Instance is not null)
