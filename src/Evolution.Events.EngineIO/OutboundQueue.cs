@@ -81,11 +81,11 @@ public sealed class OutboundQueue : IValueTaskSource<bool>
     /// <summary>True once <see cref="Complete"/> was called: nothing more is queued.</summary>
     public bool IsCompleted => Volatile.Read(ref _completed);
 
-    /// <summary>How many times the writer was woken (for tests and diagnostics).</summary>
-    internal long Wakeups => Interlocked.Read(ref _wakeups);
+    /// <summary>How many times a waiting writer was woken (diagnostics: with corking, fewer than packets queued).</summary>
+    public long Wakeups => Interlocked.Read(ref _wakeups);
 
-    /// <summary>Whether the writer is waiting now (for tests).</summary>
-    internal bool HasWaiter
+    /// <summary>Whether a writer is waiting now (diagnostics: an idle connection's writer is).</summary>
+    public bool HasWaiter
     {
         get
         {
