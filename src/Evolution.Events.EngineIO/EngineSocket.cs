@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Evolution.Events.EngineIO.Protocol;
 using Evolution.Events.EngineIO.Transports;
 
@@ -20,13 +19,10 @@ public sealed partial class EngineSocket
 {
     private readonly EngineIOServer _server;
     private readonly EngineIOOptions _options;
-    private readonly Channel<OutboundPacket> _queue =
-        Channel.CreateUnbounded<OutboundPacket>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+    private readonly OutboundQueue _queue;
     private readonly object _sync = new();
     private readonly Timer _timer;
     private readonly CancellationTokenSource _aborted = new();
-    private int _queuedCount;
-    private long _queuedBytes;
     private long _dropped;
     private volatile EngineReadyState _state;
     private HeartbeatPhase _phase;
@@ -54,6 +50,7 @@ public sealed partial class EngineSocket
         Id = id;
         Request = request;
         _isWebSocket = isWebSocket;
+        _queue = new OutboundQueue(_options.MaxQueuedPackets, _options.MaxQueuedBytes);
         _pingDue = Environment.TickCount64 + _options.PingInterval;
         _timer = new Timer(static s => ((EngineSocket)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
@@ -84,14 +81,14 @@ public sealed partial class EngineSocket
     public EngineReadyState ReadyState => _state;
 
     /// <summary>Packets now waiting in the outbound queue.</summary>
-    public int QueuedPackets => Volatile.Read(ref _queuedCount);
+    public int QueuedPackets => _queue.Count;
 
     /// <summary>Packets dropped under <see cref="OverflowPolicy.DropNewest"/> or as volatile.</summary>
     public long DroppedPackets => Interlocked.Read(ref _dropped);
 
     internal bool IsWebSocket => Volatile.Read(ref _isWebSocket);
 
-    internal ChannelReader<OutboundPacket> Queue => _queue.Reader;
+    internal OutboundQueue Queue => _queue;
 
     internal CancellationToken Aborted => _aborted.Token;
 
@@ -113,18 +110,17 @@ public sealed partial class EngineSocket
             return false;
         }
 
-        var count = Interlocked.Increment(ref _queuedCount);
-        var bytes = Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
-        if (count > _options.MaxQueuedPackets || bytes > _options.MaxQueuedBytes)
+        if (_queue.TryEnqueue(packet))
         {
-            Interlocked.Decrement(ref _queuedCount);
-            Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
-            OnOverflow(count, bytes);
-            return false;
+            return true;
         }
 
-        _queue.Writer.TryWrite(packet);
-        return true;
+        if (!_queue.IsCompleted)
+        {
+            OnOverflow(_queue.Count + 1, _queue.Bytes + packet.Bytes.Length);
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -138,19 +134,13 @@ public sealed partial class EngineSocket
             return false;
         }
 
-        // reserved like Send does, but only into an empty queue: no concurrent Send can make it overflow
-        var count = Interlocked.Increment(ref _queuedCount);
-        var bytes = Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
-        if (count > 1 || count > _options.MaxQueuedPackets || bytes > _options.MaxQueuedBytes)
+        if (_queue.TryEnqueueVolatile(packet))
         {
-            Interlocked.Decrement(ref _queuedCount);
-            Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
-            Interlocked.Increment(ref _dropped);
-            return false;
+            return true;
         }
 
-        _queue.Writer.TryWrite(packet);
-        return true;
+        Interlocked.Increment(ref _dropped);
+        return false;
     }
 
     /// <summary>Closes the session from the server side: what is queued is still written, then the transport closes.</summary>
@@ -182,18 +172,7 @@ public sealed partial class EngineSocket
     }
 
     /// <summary>Queues a control packet past the bounds (close, noop): it must not be refused.</summary>
-    internal void EnqueueControl(in OutboundPacket packet)
-    {
-        Interlocked.Increment(ref _queuedCount);
-        Interlocked.Add(ref _queuedBytes, packet.Bytes.Length);
-        _queue.Writer.TryWrite(packet);
-    }
-
-    internal void OnDequeued(in OutboundPacket packet)
-    {
-        Interlocked.Decrement(ref _queuedCount);
-        Interlocked.Add(ref _queuedBytes, -packet.Bytes.Length);
-    }
+    internal void EnqueueControl(in OutboundPacket packet) => _queue.EnqueueUnbounded(packet);
 
     /// <summary>
     /// The request that carried the packet the listener is handling now: the polling POST, or the WebSocket's
@@ -338,7 +317,7 @@ public sealed partial class EngineSocket
             {
                 // What is queued is still written; the close packet ends the queue.
                 EnqueueControl(OutboundPacket.Close);
-                _queue.Writer.TryComplete();
+                _queue.Complete();
                 lock (_sync)
                 {
                     if (_state != EngineReadyState.Closed)
@@ -364,7 +343,7 @@ public sealed partial class EngineSocket
         }
 
         _timer.Dispose();
-        _queue.Writer.TryComplete();
+        _queue.Complete();
         _server.Forget(this);
     }
 

@@ -53,6 +53,12 @@ public readonly struct OutboundPacket
 
     public static OutboundPacket Binary(ReadOnlyMemory<byte> data) => new(EnginePacketType.Message, data, isBinary: true);
 
+    /// <summary>
+    /// A text message that is only UTF-8 bytes, without the Engine.IO type digit: for a <see cref="QueuedWebSocket"/>
+    /// (a plain WebSocket), never for an Engine.IO session.
+    /// </summary>
+    public static OutboundPacket PlainText(ReadOnlyMemory<byte> utf8) => new(EnginePacketType.Message, utf8, isBinary: false);
+
     internal static OutboundPacket Text(EnginePacketType type, string payload)
     {
         var bytes = new byte[Encoding.UTF8.GetByteCount(payload) + 1];

@@ -85,40 +85,48 @@ public sealed partial class EngineSocket
                 return;
             }
 
-            bool hasData;
-            try
+            while (true)
             {
-                hasData = await _queue.Reader.WaitToReadAsync(context.RequestAborted);
-            }
-            catch (OperationCanceledException)
-            {
-                Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
-                return;
-            }
-
-            if (Discarded || !hasData)
-            {
-                ForgetClosedPollIfDiscarded();
-                Release();
-                if (Volatile.Read(ref _refuseFinalPoll))
+                bool hasData;
+                try
                 {
-                    await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                    hasData = await _queue.WaitToReadAsync(context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    Close(EngineCloseReason.TransportClose, "poll request closed prematurely", discard: true);
                     return;
                 }
 
-                await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(FinalPollPacket));
-                return;
-            }
+                if (Discarded || !hasData)
+                {
+                    ForgetClosedPollIfDiscarded();
+                    Release();
+                    if (Volatile.Read(ref _refuseFinalPoll))
+                    {
+                        await EngineHttp.WriteErrorAsync(context, EngineErrorCode.UnknownSid);
+                        return;
+                    }
 
-            if (IsWebSocket)
-            {
-                // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
-                Release();
-                await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(OutboundPacket.Noop));
-                return;
-            }
+                    await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(FinalPollPacket));
+                    return;
+                }
 
-            await WritePollPayloadAsync(context, Release);
+                if (IsWebSocket)
+                {
+                    // upgraded while this poll waited: end it cleanly, the queue now belongs to the WebSocket
+                    Release();
+                    await EngineHttp.WritePayloadAsync(context, Protocol.ControlPayload(OutboundPacket.Noop));
+                    return;
+                }
+
+                if (await WritePollPayloadAsync(context, Release))
+                {
+                    return;
+                }
+
+                // woken, but another reader had taken the packets: wait again
+            }
         }
         finally
         {
@@ -205,23 +213,38 @@ public sealed partial class EngineSocket
         }
     }
 
-    private async Task WritePollPayloadAsync(HttpContext context, Action release)
+    /// <summary>Answers the poll with what is queued (up to <see cref="MaxPollResponseBytes"/>); false if nothing was.</summary>
+    private async Task<bool> WritePollPayloadAsync(HttpContext context, Action release)
     {
         var packets = new List<OutboundPacket>();
         var size = 0L;
         var sawClose = false;
         var sawPing = false;
-        while (size < MaxPollResponseBytes && _queue.Reader.TryRead(out var packet))
+        var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(64);
+        try
         {
-            OnDequeued(packet);
-            sawPing |= packet.Type == EnginePacketType.Ping;
-            packets.Add(packet);
-            size += packet.Bytes.Length + 1;
-            if (packet.Type == EnginePacketType.Close)
+            while (!sawClose && size < MaxPollResponseBytes
+                && _queue.TryDrain(taken, (int)(MaxPollResponseBytes - size)) is var n and > 0)
             {
-                sawClose = true;
-                break;
+                for (var i = 0; i < n; i++)
+                {
+                    var packet = taken[i];
+                    sawPing |= packet.Type == EnginePacketType.Ping;
+                    packets.Add(packet);
+                    size += packet.Bytes.Length + 1;
+                    sawClose |= packet.Type == EnginePacketType.Close; // the last packet a queue ever holds
+                }
             }
+        }
+        finally
+        {
+            taken.AsSpan().Clear();
+            System.Buffers.ArrayPool<OutboundPacket>.Shared.Return(taken);
+        }
+
+        if (packets.Count == 0)
+        {
+            return false;
         }
 
         if (sawPing)
@@ -236,10 +259,13 @@ public sealed partial class EngineSocket
             Finish();
         }
 
+        // the session's protocol revision encodes the payload (revision 4: \x1e-joined, binary as b+base64;
+        // revision 3: length-prefixed, or a binary payload for an XHR2 client)
         var writer = new ArrayBufferWriter<byte>((int)Math.Min(size + 16, MaxPollResponseBytes * 2L));
         var binary = Protocol.EncodePayload(packets, writer);
         release();
         await EngineHttp.WritePayloadAsync(context, writer.WrittenMemory, binary);
+        return true;
     }
 }
 

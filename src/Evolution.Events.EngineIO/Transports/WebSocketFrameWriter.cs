@@ -84,10 +84,29 @@ internal sealed class WebSocketFrameWriter
         }
     }
 
-    public ValueTask WriteCloseAsync(WebSocketCloseStatus status, CancellationToken cancellationToken)
+    public ValueTask WriteCloseAsync(WebSocketCloseStatus status, CancellationToken cancellationToken) =>
+        WriteCloseAsync(status, null, cancellationToken);
+
+    /// <summary>A close frame with a reason (cut to fit the 125 bytes a control frame may carry, on a character boundary).</summary>
+    public ValueTask WriteCloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken)
     {
-        var payload = new byte[2];
+        Span<byte> text = stackalloc byte[123];
+        var length = 0;
+        if (!string.IsNullOrEmpty(reason))
+        {
+            var utf8 = System.Text.Encoding.UTF8;
+            var chars = reason.AsSpan();
+            while (utf8.GetByteCount(chars) > text.Length)
+            {
+                chars = chars[..(char.IsLowSurrogate(chars[^1]) && chars.Length > 1 ? chars.Length - 2 : chars.Length - 1)];
+            }
+
+            length = utf8.GetBytes(chars, text);
+        }
+
+        var payload = new byte[2 + length];
         BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)status);
+        text[..length].CopyTo(payload.AsSpan(2));
         return WriteFrameAsync(Opcode.Close, payload, cancellationToken);
     }
 

@@ -14,6 +14,9 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private static readonly byte[] ProbeReply = "3probe"u8.ToArray();
     private const int CloseGraceMs = EngineSocket.CloseGraceMs;
 
+    /// <summary>Packets taken from the queue per lock; a batch takes as many chunks as fit its budget.</summary>
+    private const int DrainChunk = 64;
+
     private readonly EngineSocket _session;
     private readonly WebSocketFrameWriter _writer;
     private readonly WebSocketFrameReader _reader;
@@ -217,39 +220,53 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private async ValueTask<bool> WriteBatchAsync()
     {
         var queue = _session.Queue;
+        var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
         using var batch = new PooledBufferWriter(4096);
-        while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded && queue.TryRead(out var packet))
+        try
         {
-            _session.OnDequeued(packet);
-            switch (packet.Type)
+            while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded
+                && queue.TryDrain(taken.AsSpan(0, DrainChunk), WebSocketFrameWriter.BatchBytes - batch.WrittenCount) is var n and > 0)
             {
-                case EnginePacketType.Noop:
-                    continue; // noops only end waiting polls
-                case EnginePacketType.Close:
-                    await FlushAsync(batch);
-                    await CloseAsync(WebSocketCloseStatus.NormalClosure);
-                    return true;
+                for (var i = 0; i < n; i++)
+                {
+                    var packet = taken[i];
+                    taken[i] = default;
+                    switch (packet.Type)
+                    {
+                        case EnginePacketType.Noop:
+                            continue; // noops only end waiting polls
+                        case EnginePacketType.Close:
+                            await FlushAsync(batch);
+                            await CloseAsync(WebSocketCloseStatus.NormalClosure);
+                            return true;
+                    }
+
+                    var (opcode, bytes) = (WebSocketFrameWriter.Opcode.Text, packet.Bytes);
+                    if (packet.IsBinary)
+                    {
+                        var (asText, framed) = _protocol.WebSocketBinary(packet);
+                        (opcode, bytes) = (asText ? WebSocketFrameWriter.Opcode.Text : WebSocketFrameWriter.Opcode.Binary, framed);
+                    }
+
+                    if (WebSocketFrameWriter.FrameSize(bytes.Length) > WebSocketFrameWriter.BatchBytes)
+                    {
+                        await FlushAsync(batch);
+                        await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None);
+                        continue;
+                    }
+
+                    WebSocketFrameWriter.Append(batch, opcode, bytes.Span);
+                }
             }
 
-            var (opcode, bytes) = (WebSocketFrameWriter.Opcode.Text, packet.Bytes);
-            if (packet.IsBinary)
-            {
-                var (asText, framed) = _protocol.WebSocketBinary(packet);
-                (opcode, bytes) = (asText ? WebSocketFrameWriter.Opcode.Text : WebSocketFrameWriter.Opcode.Binary, framed);
-            }
-
-            if (WebSocketFrameWriter.FrameSize(bytes.Length) > WebSocketFrameWriter.BatchBytes)
-            {
-                await FlushAsync(batch);
-                await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None);
-                continue;
-            }
-
-            WebSocketFrameWriter.Append(batch, opcode, bytes.Span);
+            await FlushAsync(batch);
+            return false;
         }
-
-        await FlushAsync(batch);
-        return false;
+        finally
+        {
+            taken.AsSpan(0, DrainChunk).Clear();
+            System.Buffers.ArrayPool<OutboundPacket>.Shared.Return(taken);
+        }
     }
 
     private async ValueTask FlushAsync(PooledBufferWriter batch)

@@ -1,3 +1,4 @@
+using Evolution.Events.EngineIO;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Instances;
 
@@ -28,15 +29,36 @@ public sealed class FanoutService(
         try
         {
             while (await reader.WaitToReadAsync(stoppingToken))
-            {
-                while (reader.TryRead(out var e))
-                    Deliver(e);
-            }
+                DeliverCorked(reader);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
     }
+
+    /// <summary>
+    /// Delivers the events the bus holds now (up to <see cref="CorkRun"/>) under one cork: each client's writer
+    /// wakes once, after the run, and sends the run's events in one write instead of one per event. A single
+    /// event waits for nothing (the run ends with it).
+    /// </summary>
+    private void DeliverCorked(System.Threading.Channels.ChannelReader<GatewayEvent> reader)
+    {
+        while (true)
+        {
+            using (OutboundQueue.Cork())
+            {
+                for (var i = 0; i < CorkRun; i++)
+                {
+                    if (!reader.TryRead(out var e))
+                        return;
+                    Deliver(e);
+                }
+            }
+        }
+    }
+
+    /// <summary>Most events delivered under one cork: a long burst still reaches clients every this many events.</summary>
+    internal const int CorkRun = 64;
 
     private void Deliver(GatewayEvent e)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using Evolution.Events.EngineIO;
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Http;
@@ -16,8 +17,6 @@ namespace Evolution.Events.Gateway.PlainWebSockets;
 public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions options, GatewayAuthorizer authorizer,
     ConnectionGate gate, PlainWebSocketHub hub, ILogger<PlainWebSocketEndpoint> logger)
 {
-    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(25);
-
     public Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
@@ -60,12 +59,13 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
     {
         var remote = ConnectionGate.RemoteAddress(context);
         var connection = new PlainWebSocketConnection(hub.NextId(), subscription, remote,
-            options.SendQueueLimit, options.MaxPayload);
+            options.SendQueueLimit, options.MaxPayload, options.SendQueueBytes);
         hub.Add(connection); // before the 101, so an event published right after the handshake is not missed
         try
         {
-            using var socket = await context.WebSockets.AcceptWebSocketAsync(
-                new WebSocketAcceptContext { KeepAliveInterval = KeepAlive });
+            // the engine's framing: every queued message up to a batch leaves in one write
+            if (await QueuedWebSocket.AcceptAsync(context, options.MaxPayload) is not { } socket)
+                return;
             logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
                 connection.Id, remote, subscription.Describe());
             var reason = await connection.RunAsync(socket, context.RequestAborted);

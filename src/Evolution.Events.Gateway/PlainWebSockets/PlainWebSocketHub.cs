@@ -34,6 +34,9 @@ public sealed class PlainWebSocketHub : IEventSink
 
     public int Count => _connections.Count;
 
+    /// <summary>The open connections (for tests).</summary>
+    internal ICollection<PlainWebSocketConnection> Connections => _connections.Values;
+
     /// <summary>Open connections per scoped instance (global subscribers are not counted here).</summary>
     public IReadOnlyDictionary<string, int> CountByInstance() =>
         _connections.Values.Where(c => c.Subscription.Instance is not null)
@@ -135,7 +138,7 @@ public sealed class PlainWebSocketHub : IEventSink
     {
         if (connection.TryEnqueue(frame))
             return true;
-        var reason = $"outbound queue full ({connection.QueueLimit} messages): client too slow";
+        var reason = $"outbound queue full ({connection.QueueLimit} messages or {connection.QueueBytes} bytes): client too slow";
         _logger.LogWarning("Plain WebSocket {ConnectionId} from {RemoteAddress} dropped: {Reason}",
             connection.Id, connection.RemoteAddress, reason);
         connection.Abort(reason);

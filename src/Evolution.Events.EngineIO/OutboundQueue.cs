@@ -1,0 +1,442 @@
+using System.Threading.Tasks.Sources;
+using Evolution.Events.EngineIO.Protocol;
+
+namespace Evolution.Events.EngineIO;
+
+/// <summary>
+/// The outbound queue of one connection: bounded by packets and by bytes, filled by any thread without
+/// waiting, drained by one writer in batches (every queued frame up to a budget, into one write).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Built to exist once per connection: a ring of packets under a small lock, allocated on the first
+/// packet and released when a large one empties (an idle queue holds a few dozen bytes, or a ring of
+/// <see cref="InitialCapacity"/> packets once used); no allocation per packet (the packets' bytes are
+/// shared between connections, never copied); the writer waits without allocating (the queue is its own
+/// reusable <see cref="IValueTaskSource{TResult}"/>), and its continuation never runs on the enqueuing thread.
+/// </para>
+/// <para>
+/// The queue does not apply an <see cref="OverflowPolicy"/> itself: <see cref="TryEnqueue"/> says the
+/// packet did not fit, and its owner drops the packet or closes the connection.
+/// A fan-out that enqueues many packets for many connections wraps itself in <see cref="Cork"/> so that
+/// each connection's writer wakes once, at the end, and writes them all at once.
+/// </para>
+/// </remarks>
+public sealed class OutboundQueue : IValueTaskSource<bool>
+{
+    /// <summary>Packets the ring holds when first allocated; a ring grown past this is released once empty.</summary>
+    public const int InitialCapacity = 8;
+
+    private readonly Lock _lock = new();
+    private readonly int _maxPackets;
+    private readonly long _maxBytes;
+    private OutboundPacket[]? _ring;
+    private int _head;
+    private int _count;
+    private long _bytes;
+    private bool _completed;
+
+    // the writer's wait: one at a time, without allocation (any other concurrent wait, rare, gets a task)
+    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+    private bool _waiting;
+    private bool _deferred;
+    private CancellationToken _waitToken;
+    private CancellationTokenRegistration _registration;
+    private List<TaskCompletionSource<bool>>? _otherWaiters;
+    private long _wakeups;
+
+    /// <summary>A queue that holds at most <paramref name="maxPackets"/> packets and <paramref name="maxBytes"/> bytes.</summary>
+    public OutboundQueue(int maxPackets, long maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPackets);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
+        _maxPackets = maxPackets;
+        _maxBytes = maxBytes;
+    }
+
+    /// <summary>Packets queued now.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count;
+            }
+        }
+    }
+
+    /// <summary>Bytes queued now (the packets' payloads).</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _bytes;
+            }
+        }
+    }
+
+    /// <summary>True once <see cref="Complete"/> was called: nothing more is queued.</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed);
+
+    /// <summary>How many times a waiting writer was woken (diagnostics: with corking, fewer than packets queued).</summary>
+    public long Wakeups => Interlocked.Read(ref _wakeups);
+
+    /// <summary>Whether a writer is waiting now (diagnostics: an idle connection's writer is).</summary>
+    public bool HasWaiter
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiting;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Defers writer wake-ups on this thread until the returned scope ends: every queue that gets packets
+    /// meanwhile wakes its writer once, at the end, so a batch of packets leaves in one write per connection
+    /// instead of one per packet. Nothing waits for a timer: the scope ends when its caller's loop does.
+    /// Scopes nest (the outermost one wakes). A scope cannot span an <c>await</c> (it is a <c>ref struct</c>).
+    /// </summary>
+    /// <example>
+    /// <code>
+    /// using (OutboundQueue.Cork())
+    /// {
+    ///     foreach (var e in batch)
+    ///     {
+    ///         Broadcast(e);
+    ///     }
+    /// }
+    /// </code>
+    /// </example>
+    public static CorkScope Cork()
+    {
+        t_corkDepth++;
+        return new CorkScope(true);
+    }
+
+    [ThreadStatic]
+    private static int t_corkDepth;
+
+    [ThreadStatic]
+    private static List<OutboundQueue>? t_corked;
+
+    /// <summary>The scope of <see cref="Cork"/>: disposing it wakes the writers it deferred.</summary>
+    public readonly ref struct CorkScope
+    {
+        private readonly bool _active;
+
+        internal CorkScope(bool active) => _active = active;
+
+        /// <summary>Ends the scope; the outermost one wakes every writer deferred on this thread.</summary>
+        public void Dispose()
+        {
+            if (!_active || --t_corkDepth > 0)
+            {
+                return;
+            }
+
+            var corked = t_corked;
+            if (corked is null || corked.Count == 0)
+            {
+                return;
+            }
+
+            // a writer woken here never runs on this thread (continuations are asynchronous), so the list is not re-entered
+            for (var i = 0; i < corked.Count; i++)
+            {
+                corked[i].WakeDeferred();
+            }
+
+            corked.Clear();
+            if (corked.Capacity > 1024)
+            {
+                corked.Capacity = 64; // one huge fan-out does not pin a large list on this thread
+            }
+        }
+    }
+
+    /// <summary>Queues a packet if it fits both bounds; false when it does not, or when the queue is completed.</summary>
+    public bool TryEnqueue(in OutboundPacket packet) => Enqueue(packet, bounded: true, onlyIfEmpty: false);
+
+    /// <summary>Queues a packet only if the queue is empty (a volatile packet: never waits behind others).</summary>
+    public bool TryEnqueueVolatile(in OutboundPacket packet) => Enqueue(packet, bounded: true, onlyIfEmpty: true);
+
+    /// <summary>Queues a packet past the bounds (control packets that must not be refused); false only when completed.</summary>
+    public bool EnqueueUnbounded(in OutboundPacket packet) => Enqueue(packet, bounded: false, onlyIfEmpty: false);
+
+    /// <summary>Takes the oldest packet.</summary>
+    public bool TryDequeue(out OutboundPacket packet)
+    {
+        lock (_lock)
+        {
+            if (_count == 0)
+            {
+                packet = default;
+                return false;
+            }
+
+            packet = TakeOne();
+            ReleaseIfEmpty();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Takes the oldest packets in order, as many as fit <paramref name="destination"/> and
+    /// <paramref name="maxBytes"/> (at least one, however large, so a big packet is never stuck); returns how many.
+    /// </summary>
+    public int TryDrain(Span<OutboundPacket> destination, long maxBytes)
+    {
+        lock (_lock)
+        {
+            var taken = 0;
+            long bytes = 0;
+            while (taken < destination.Length && _count > 0)
+            {
+                var length = _ring![_head].Bytes.Length;
+                if (taken > 0 && bytes + length > maxBytes)
+                {
+                    break;
+                }
+
+                bytes += length;
+                destination[taken++] = TakeOne();
+            }
+
+            ReleaseIfEmpty();
+            return taken;
+        }
+    }
+
+    /// <summary>Nothing more is queued from now on; the writer drains what is left, then its wait returns false.</summary>
+    public void Complete()
+    {
+        lock (_lock)
+        {
+            if (_completed)
+            {
+                return;
+            }
+
+            Volatile.Write(ref _completed, true);
+        }
+
+        Wake(deferrable: false);
+    }
+
+    /// <summary>
+    /// Waits until a packet is queued (true) or the queue is completed and empty (false). One writer waits
+    /// at a time without allocating; another concurrent wait is served too, through a task. True is a hint:
+    /// another reader may have taken the packets meanwhile, so a reader that drains nothing waits again.
+    /// </summary>
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            if (_count > 0)
+            {
+                return new ValueTask<bool>(true);
+            }
+
+            if (_completed)
+            {
+                return new ValueTask<bool>(false);
+            }
+
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return ValueTask.FromCanceled<bool>(cancellationToken);
+            }
+
+            if (_waiting)
+            {
+                // a second reader (a poll that overlaps a WebSocket taking over, say): rare, so a task
+                var other = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                (_otherWaiters ??= []).Add(other);
+                return new ValueTask<bool>(other.Task.WaitAsync(cancellationToken));
+            }
+
+            _core.Reset();
+            _waiting = true;
+            _waitToken = cancellationToken;
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            _registration = cancellationToken.UnsafeRegister(
+                static (state, token) => ((OutboundQueue)state!).CancelWait(token), this);
+        }
+
+        return new ValueTask<bool>(this, _core.Version);
+    }
+
+    private bool Enqueue(in OutboundPacket packet, bool bounded, bool onlyIfEmpty)
+    {
+        var length = packet.Bytes.Length;
+        lock (_lock)
+        {
+            if (_completed
+                || (onlyIfEmpty && _count > 0)
+                || (bounded && (_count >= _maxPackets || _bytes + length > _maxBytes)))
+            {
+                return false;
+            }
+
+            var ring = _ring;
+            if (ring is null)
+            {
+                ring = _ring = new OutboundPacket[InitialCapacity];
+            }
+            else if (_count == ring.Length)
+            {
+                ring = Grow(ring);
+            }
+
+            var tail = _head + _count;
+            if (tail >= ring.Length)
+            {
+                tail -= ring.Length;
+            }
+
+            ring[tail] = packet;
+            _count++;
+            _bytes += length;
+            if (!_waiting || _deferred)
+            {
+                return true;
+            }
+        }
+
+        Wake(deferrable: true);
+        return true;
+    }
+
+    private OutboundPacket[] Grow(OutboundPacket[] ring)
+    {
+        var bigger = new OutboundPacket[ring.Length * 2];
+        var first = Math.Min(_count, ring.Length - _head);
+        Array.Copy(ring, _head, bigger, 0, first);
+        Array.Copy(ring, 0, bigger, first, _count - first);
+        _head = 0;
+        _ring = bigger;
+        return bigger;
+    }
+
+    private OutboundPacket TakeOne()
+    {
+        var ring = _ring!;
+        var packet = ring[_head];
+        ring[_head] = default; // the bytes are not kept alive by a drained slot
+        _head = _head + 1 == ring.Length ? 0 : _head + 1;
+        _count--;
+        _bytes -= packet.Bytes.Length;
+        return packet;
+    }
+
+    private void ReleaseIfEmpty()
+    {
+        if (_count == 0)
+        {
+            _head = 0;
+            if (_ring is { Length: > InitialCapacity })
+            {
+                _ring = null; // a burst's large ring is not kept by an idle connection
+            }
+        }
+    }
+
+    /// <summary>Wakes the waiting writer(s), or, inside a cork on this thread, puts the queue on the cork's list.</summary>
+    private void Wake(bool deferrable)
+    {
+        if (deferrable && t_corkDepth > 0)
+        {
+            lock (_lock)
+            {
+                if (!_waiting || _deferred)
+                {
+                    return;
+                }
+
+                _deferred = true;
+            }
+
+            (t_corked ??= new List<OutboundQueue>(64)).Add(this);
+            return;
+        }
+
+        WakeNow();
+    }
+
+    private void WakeDeferred()
+    {
+        lock (_lock)
+        {
+            _deferred = false;
+        }
+
+        WakeNow();
+    }
+
+    private void WakeNow()
+    {
+        bool wake, result;
+        List<TaskCompletionSource<bool>>? others;
+        lock (_lock)
+        {
+            wake = _waiting;
+            result = _count > 0 || !_completed; // false: completed and drained (a wake may find nothing: wait again)
+            _waiting = false;
+            _deferred = false;
+            others = _otherWaiters;
+            _otherWaiters = null;
+        }
+
+        if (wake)
+        {
+            Interlocked.Increment(ref _wakeups);
+            _core.SetResult(result);
+        }
+
+        if (others is not null)
+        {
+            foreach (var other in others)
+            {
+                other.TrySetResult(result);
+            }
+        }
+    }
+
+    private void CancelWait(CancellationToken token)
+    {
+        lock (_lock)
+        {
+            if (!_waiting || _waitToken != token)
+            {
+                return;
+            }
+
+            _waiting = false;
+            _deferred = false;
+        }
+
+        _core.SetException(new OperationCanceledException(token));
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token)
+    {
+        var registration = _registration;
+        _registration = default;
+        registration.Unregister(); // never blocks: a callback running now finds the wait over
+        return _core.GetResult(token);
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token,
+        ValueTaskSourceOnCompletedFlags flags) => _core.OnCompleted(continuation, state, token, flags);
+}

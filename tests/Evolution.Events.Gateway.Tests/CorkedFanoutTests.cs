@@ -1,0 +1,128 @@
+using System.Net.WebSockets;
+using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.PlainWebSockets;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Evolution.Events.Gateway.Tests;
+
+/// <summary>
+/// The fan-out's cork (FanoutService: a drained run of the bus under one <c>OutboundQueue.Cork()</c>) and the plain
+/// WebSocket's byte bound, with real clients.
+/// </summary>
+public class CorkedFanoutTests
+{
+    [Fact]
+    public async Task A_run_of_events_wakes_each_client_writer_once()
+    {
+        await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_REPLAY_LAST_STATE"] = "true" });
+        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        var replay = gw.App.Services.GetRequiredService<LastStateReplay>();
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var queue = hub.Connections.Single().Queue;
+        await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
+        // two instances on different lock stripes: the fan-out delivers "a" then stops at "b" while the test holds it
+        var first = "a";
+        var second = Enumerable.Range(0, 1000).Select(i => "b" + i).First(n => replay.LockFor(n) != replay.LockFor(first));
+        var before = queue.Wakeups;
+        using var holder = new LockHolder(replay.LockFor(first), replay.LockFor(second));
+        await gw.IngestAsync($"[{TestGateway.Event("call", first)},{TestGateway.Event("call", second)}]");
+        holder.Release(0); // the run starts: "a" is delivered, "b" waits for its lock
+        await PlainWebSocketTests.WaitUntilAsync(() => queue.Count == 1 || queue.Wakeups != before);
+        // an uncorked writer would wake for "a" now, write it and wait again (then wake again for "b"); a corked
+        // one sleeps until the run ends. The pause only gives the uncorked writer its chance to show.
+        await Task.Delay(300);
+        Assert.Equal(before, queue.Wakeups);
+        holder.Release(1);
+        Assert.Equal(first, (await TestGateway.ReceiveJsonAsync(ws))["instance"]!.GetValue<string>());
+        Assert.Equal(second, (await TestGateway.ReceiveJsonAsync(ws))["instance"]!.GetValue<string>());
+        Assert.Equal(before + 1, queue.Wakeups); // both events in one wake-up: one write
+    }
+
+    [Fact]
+    public async Task A_single_event_is_not_held_back()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        for (var i = 0; i < 20; i++)
+        {
+            await gw.IngestAsync(TestGateway.Event("call", "i" + i));
+            Assert.Equal("i" + i, (await TestGateway.ReceiveJsonAsync(ws))["instance"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
+    public async Task The_plain_websocket_queue_is_bounded_by_bytes_too()
+    {
+        // WEBSOCKET_SEND_QUEUE is far away: only WEBSOCKET_SEND_QUEUE_BYTES can drop this client
+        await using var gw = await TestGateway.StartAsync(new()
+        {
+            ["WEBSOCKET_SEND_QUEUE"] = "1000000",
+            ["WEBSOCKET_SEND_QUEUE_BYTES"] = (1024 * 1024).ToString(),
+            ["WEBHOOK_MAX_BODY"] = "100000000",
+        });
+        using var slow = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var pad = new string('x', 200 * 1024);
+        var batch = "[" + string.Join(',', Enumerable.Range(0, 20).Select(_ => TestGateway.Event("call", "a", $$"""{"p":"{{pad}}"}"""))) + "]";
+        for (var i = 0; i < 20 && hub.Count > 0; i++)
+            await gw.IngestAsync(batch); // 4 MB a time: the kernel's buffers fill, then the queue's megabyte
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 0);
+
+        // the slow client was closed: what it reads ends with the connection lost
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var buffer = new byte[1 << 20];
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            while (true)
+            {
+                var result = await slow.ReceiveAsync(buffer, timeout.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                    throw new WebSocketException("closed");
+            }
+        });
+        Assert.False(timeout.IsCancellationRequested, "the slow client was never disconnected");
+    }
+
+    /// <summary>Holds locks on a thread of its own (a <see cref="Lock"/> is released by the thread that took it).</summary>
+    private sealed class LockHolder : IDisposable
+    {
+        private readonly ManualResetEventSlim[] _release;
+        private readonly Thread _thread;
+
+        public LockHolder(params Lock[] locks)
+        {
+            _release = locks.Select(_ => new ManualResetEventSlim()).ToArray();
+            using var held = new ManualResetEventSlim();
+            _thread = new Thread(() =>
+            {
+                foreach (var l in locks)
+                    l.Enter();
+                held.Set();
+                for (var i = 0; i < locks.Length; i++)
+                {
+                    _release[i].Wait(TimeSpan.FromSeconds(60));
+                    locks[i].Exit();
+                }
+            }) { IsBackground = true };
+            _thread.Start();
+            held.Wait();
+        }
+
+        /// <summary>Releases the locks up to and including this one, in order.</summary>
+        public void Release(int index)
+        {
+            for (var i = 0; i <= index; i++)
+                _release[i].Set();
+        }
+
+        public void Dispose()
+        {
+            Release(_release.Length - 1);
+            _thread.Join();
+        }
+    }
+}
