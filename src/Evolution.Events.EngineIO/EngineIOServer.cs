@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.EngineIO.Protocol;
 using Evolution.Events.EngineIO.Transports;
 using Microsoft.AspNetCore.Http;
@@ -144,11 +145,23 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context);
+            var detach = context.Features.Get<IConnectionDetachFeature>();
+            var transport = detach is null
+                ? new WebSocketTransport(session, stream, Options.MaxPayload, context)
+                : new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection,
+                    EngineRequest.From(context, Options.MaxHandshakeHeaderChars));
             if (!session.TryClaimUpgrade())
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
                 await transport.RefuseAsync();
+                return;
+            }
+
+            if (detach is not null)
+            {
+                // the raw path: the connection middleware runs the WebSocket, the request's objects are let go
+                var timeout = Options.UpgradeTimeout;
+                detach.Detach(() => transport.RunProbeAsync(timeout));
                 return;
             }
 
@@ -212,6 +225,13 @@ public sealed partial class EngineIOServer
             if (await WebSocketHandshake.AcceptAsync(context) is not { } stream)
             {
                 session.Close(EngineCloseReason.TransportError, "WebSocket handshake failed", discard: true);
+                return;
+            }
+
+            if (context.Features.Get<IConnectionDetachFeature>() is { } detach)
+            {
+                // the raw path: the connection middleware runs the WebSocket, the request's objects are let go
+                detach.Detach(new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection, session.Request).RunAsync);
                 return;
             }
 
