@@ -60,8 +60,8 @@ public static class GatewayApp
         if (options.RawUpgrade)
         {
             // first: the rest of the pipeline (routing included) is what an upgrade taken on the raw connection runs,
-            // so every check, refusal, metric and log is the HTTP path's own; /socket.io is added by MapSocketIO
-            app.UseRawWebSocketUpgrades(PlainWebSocketEndpoint.EventsPath, "/");
+            // so every check, refusal, metric and log is the HTTP path's own (/socket.io also when WEBSOCKET_ENABLED=false)
+            app.UseRawWebSocketUpgrades(GatewaySocketIO.Path, PlainWebSocketEndpoint.EventsPath, "/");
             app.UseRouting();
         }
         app.UseGatewayRefusalMetrics();

@@ -19,11 +19,13 @@ internal sealed class RawExchange : IHttpResponseFeature, IHttpUpgradeFeature, I
     private readonly MemoryStream _body = new();
     private List<(Func<object, Task> Callback, object State)>? _onStarting;
     private List<(Func<object, Task> Callback, object State)>? _onCompleted;
+    private readonly Action _onUpgrade;
     private Func<Task>? _detached;
 
-    public RawExchange(ConnectionContext connection)
+    public RawExchange(ConnectionContext connection, Action onUpgrade)
     {
         _connection = connection;
+        _onUpgrade = onUpgrade;
         BodyFeature = new StreamResponseBodyFeature(new BoundedStream(_body, MaxBufferedBody));
         AbortConnection = connection.Abort;
         RequestAborted = connection.ConnectionClosed;
@@ -91,6 +93,7 @@ internal sealed class RawExchange : IHttpResponseFeature, IHttpUpgradeFeature, I
         await StartAsync();
         var output = _connection.Transport.Output;
         WriteHead(output, bodyLength: null);
+        _onUpgrade(); // counted before the client can see its 101
         await output.FlushAsync();
         return new DuplexPipeStream(_connection.Transport);
     }

@@ -154,7 +154,7 @@ public sealed partial class RawUpgradeDispatcher
 
     private async Task<Func<Task>?> ServeRequestAsync(ConnectionContext connection, RequestHead head)
     {
-        var exchange = new RawExchange(connection);
+        var exchange = new RawExchange(connection, () => Interlocked.Increment(ref _upgrades));
         var features = new FeatureCollection();
         var tls = connection.Features.Get<ITlsConnectionFeature>();
         features.Set<IHttpRequestFeature>(new HttpRequestFeature
@@ -213,7 +213,6 @@ public sealed partial class RawUpgradeDispatcher
                 return null;
             }
 
-            Interlocked.Increment(ref _upgrades);
             return exchange.TakeDetached();
         }
         finally
