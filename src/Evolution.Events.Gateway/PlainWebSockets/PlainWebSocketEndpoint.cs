@@ -80,7 +80,8 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
             if (context.Features.Get<IConnectionDetachFeature>() is { } detach)
             {
                 // the raw path: the connection middleware runs the socket, the request's objects are let go
-                detach.Detach(() => RunDetachedAsync(connection, socket, remote, detach.ConnectionClosed));
+                var closed = detach.ConnectionClosed; // the lambda holds the token, not the feature
+                detach.Detach(() => RunDetachedAsync(connection, socket, remote, closed));
                 detached = true;
                 return true;
             }
