@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.EngineIO.Protocol;
 using Evolution.Events.EngineIO.Transports;
 using Microsoft.AspNetCore.Http;
@@ -147,12 +148,24 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            var transport = new WebSocketTransport(session, stream, Options.MaxPayload, context,
-                protocol: session.Protocol.WithBase64(EngineProtocol.AsksBase64(context.Request)));
+            var detach = context.Features.Get<IConnectionDetachFeature>();
+            var upgradeProtocol = session.Protocol.WithBase64(EngineProtocol.AsksBase64(context.Request));
+            var transport = detach is null
+                ? new WebSocketTransport(session, stream, Options.MaxPayload, context, protocol: upgradeProtocol)
+                : new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection,
+                    EngineRequest.From(context, Options.MaxHandshakeHeaderChars), upgradeProtocol);
             if (!session.TryClaimUpgrade())
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
                 await transport.RefuseAsync();
+                return;
+            }
+
+            if (detach is not null)
+            {
+                // the raw path: the connection middleware runs the WebSocket, the request's objects are let go
+                var timeout = Options.UpgradeTimeout;
+                detach.Detach(() => transport.RunProbeAsync(timeout));
                 return;
             }
 
@@ -234,6 +247,13 @@ public sealed partial class EngineIOServer
                 // messages only once it has seen "open" (the official v3 suite does) would otherwise miss it, and
                 // in revision 3 no server ping comes to unblock it (see docs/protocol.md)
                 await Task.Delay(WebSocketOpenDelayMs, session.Aborted).ContinueWith(static _ => { }, TaskScheduler.Default);
+            }
+
+            if (context.Features.Get<IConnectionDetachFeature>() is { } detach)
+            {
+                // the raw path: the connection middleware runs the WebSocket, the request's objects are let go
+                detach.Detach(new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection, session.Request, protocol).RunAsync);
+                return;
             }
 
             await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request, protocol).RunAsync();

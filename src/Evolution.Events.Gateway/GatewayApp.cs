@@ -8,6 +8,7 @@ using Evolution.Events.Gateway.OpenApi;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.Gateway.Settings;
+using Evolution.Events.EngineIO.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
@@ -40,6 +41,12 @@ public static class GatewayApp
         if (options.InlineIo)
             builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
         builder.WebHost.UseUrls(ListenUrls(builder.Configuration, options));
+        if (options.RawUpgrade)
+        {
+            // WebSocket upgrades served on the raw connection: a connection middleware on every endpoint
+            builder.Services.AddRawWebSocketUpgrades();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.UseRawWebSocketUpgrades());
+        }
         builder.Services.AddGatewayLogging(options);
         builder.Services.AddGateway(options);
         builder.Services.AddGatewaySocketIO(options);
@@ -50,6 +57,13 @@ public static class GatewayApp
         builder.Services.AddHostedService<StartupBannerService>(); // the start-up block, once Kestrel listens
 
         var app = builder.Build();
+        if (options.RawUpgrade)
+        {
+            // first: the rest of the pipeline (routing included) is what an upgrade taken on the raw connection runs,
+            // so every check, refusal, metric and log is the HTTP path's own (/socket.io also when WEBSOCKET_ENABLED=false)
+            app.UseRawWebSocketUpgrades(GatewaySocketIO.Path, PlainWebSocketEndpoint.EventsPath, "/");
+            app.UseRouting();
+        }
         app.UseGatewayRefusalMetrics();
         app.UseStatusCodePages(ApiError.WriteStatusCodePageAsync); // a bodiless 404/405/415 gets the JSON error shape
         app.UseInstanceStoreErrors();

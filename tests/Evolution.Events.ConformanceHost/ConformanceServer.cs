@@ -20,6 +20,9 @@ public static class ConformanceServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls($"http://localhost:{port}");
+        // WebSocket upgrades served on the raw connection, as the gateway does by default
+        builder.Services.AddRawWebSocketUpgrades();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.UseRawWebSocketUpgrades());
         builder.Services.AddSocketIO(configure: o =>
         {
             Configure(o.Engine);
@@ -27,6 +30,8 @@ public static class ConformanceServer
         });
 
         var app = builder.Build();
+        app.UseRawWebSocketUpgrades();
+        app.UseRouting();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
 
         var echo = new EngineIOServer(Configure(new EngineIOOptions()), app.Services.GetRequiredService<ILogger<EngineIOServer>>())

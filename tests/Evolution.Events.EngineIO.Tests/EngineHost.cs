@@ -43,8 +43,11 @@ public sealed class EngineHost : IAsyncDisposable
     /// <param name="configure">Changes to the Engine.IO options.</param>
     /// <param name="logger">The Engine.IO server's logger (default: none, or <paramref name="logs"/>').</param>
     /// <param name="logs">A log provider for the whole host (Kestrel included) and the server.</param>
+    /// <param name="rawUpgrade">WebSocket upgrades served on the raw connection (<see cref="RawUpgradeExtensions"/>).</param>
+    /// <param name="first">Middleware added first in the pipeline (after the raw-upgrade capture).</param>
     public static async Task<EngineHost> StartAsync(
-        Action<EngineIOOptions>? configure = null, ILogger<EngineIOServer>? logger = null, ILoggerProvider? logs = null)
+        Action<EngineIOOptions>? configure = null, ILogger<EngineIOServer>? logger = null, ILoggerProvider? logs = null,
+        bool rawUpgrade = false, Action<WebApplication>? first = null)
     {
         var options = new EngineIOOptions { PingInterval = 30_000, PingTimeout = 30_000 };
         configure?.Invoke(options);
@@ -56,7 +59,20 @@ public sealed class EngineHost : IAsyncDisposable
         }
 
         builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (rawUpgrade)
+        {
+            builder.Services.AddRawWebSocketUpgrades();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.UseRawWebSocketUpgrades());
+        }
+
         var app = builder.Build();
+        if (rawUpgrade)
+        {
+            app.UseRawWebSocketUpgrades();
+            app.UseRouting();
+        }
+
+        first?.Invoke(app);
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         var server = new EngineIOServer(options, logger ?? (logs is null ? null : app.Services.GetRequiredService<ILogger<EngineIOServer>>()));
         app.MapEngineIO("/engine.io", server);

@@ -6,11 +6,14 @@ using Evolution.Events.EngineIO.Protocol;
 
 namespace Evolution.Events.EngineIO.Tests;
 
-public sealed class EngineWebSocketFixture : IAsyncLifetime
+public class EngineWebSocketFixture : IAsyncLifetime
 {
     public EngineHost Host { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Host = await EngineHost.StartAsync(o => o.MaxPayload = 2000);
+    /// <summary>WebSocket upgrades served on the raw connection.</summary>
+    protected virtual bool RawUpgrade => false;
+
+    public async Task InitializeAsync() => Host = await EngineHost.StartAsync(o => o.MaxPayload = 2000, rawUpgrade: RawUpgrade);
 
     public async Task DisposeAsync() => await Host.DisposeAsync();
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Evolution.Events.EngineIO.Hosting;
 
@@ -13,6 +14,7 @@ public static class EngineIOEndpointExtensions
     public static IEndpointConventionBuilder MapEngineIO(this IEndpointRouteBuilder endpoints, string path, EngineIOServer server)
     {
         var trimmed = path.TrimEnd('/');
+        endpoints.ServiceProvider.GetService<RawUpgradeDispatcher>()?.AddPath(trimmed);
         return endpoints.Map(trimmed + "/{**rest}", server.HandleRequestAsync);
     }
 }

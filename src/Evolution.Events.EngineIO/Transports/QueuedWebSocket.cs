@@ -34,14 +34,14 @@ public enum WebSocketReceiveKind
 public sealed class QueuedWebSocket
 {
     private const int DrainChunk = 64;
-    private readonly HttpContext _context;
+    private readonly Action _abort;
     private readonly WebSocketFrameWriter _writer;
     private readonly WebSocketFrameReader _reader;
     private int _closeSent;
 
-    private QueuedWebSocket(HttpContext context, Stream stream, int maxPayload)
+    private QueuedWebSocket(Action abort, Stream stream, int maxPayload)
     {
-        _context = context;
+        _abort = abort;
         _writer = new WebSocketFrameWriter(stream);
         _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
     }
@@ -62,7 +62,14 @@ public sealed class QueuedWebSocket
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPayload);
         var stream = await WebSocketHandshake.AcceptAsync(context).ConfigureAwait(false);
-        return stream is null ? null : new QueuedWebSocket(context, stream, maxPayload);
+        if (stream is null)
+        {
+            return null;
+        }
+
+        // on the raw path (the request detached from its connection) hold the connection, never the request
+        var abort = context.Features.Get<Hosting.IConnectionDetachFeature>()?.AbortConnection ?? context.Abort;
+        return new QueuedWebSocket(abort, stream, maxPayload);
     }
 
     /// <summary>
@@ -114,7 +121,7 @@ public sealed class QueuedWebSocket
     }
 
     /// <summary>Ends the connection at once (pending reads and writes fail).</summary>
-    public void Abort() => _context.Abort();
+    public void Abort() => _abort();
 
     /// <summary>Returns the receive buffer, if one is held; call once the reading has ended.</summary>
     public void Complete() => _reader.Complete();

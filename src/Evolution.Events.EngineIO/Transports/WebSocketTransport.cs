@@ -21,7 +21,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private readonly WebSocketFrameWriter _writer;
     private readonly WebSocketFrameReader _reader;
     private readonly Action _abortConnection;
-    private readonly Microsoft.AspNetCore.Http.HttpContext _context;
+    private readonly Microsoft.AspNetCore.Http.HttpContext? _context;
     private readonly EngineProtocol _protocol;
     private EngineRequest? _request;
     private int _closeSent;
@@ -44,8 +44,26 @@ internal sealed class WebSocketTransport : IPacketOrigin
         _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
     }
 
+    /// <summary>A WebSocket whose request is gone already (detached from it, see <c>IConnectionDetachFeature</c>).</summary>
+    /// <param name="session">The session this WebSocket serves.</param>
+    /// <param name="stream">The upgraded connection.</param>
+    /// <param name="maxPayload">Largest message the client may send.</param>
+    /// <param name="abortConnection">Ends the connection at once.</param>
+    /// <param name="request">The copy of the WebSocket's request.</param>
+    /// <param name="protocol">The revision's encodings for this WebSocket (its own request's <c>b64</c>); the session's by default.</param>
+    public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Action abortConnection, EngineRequest request,
+        EngineProtocol? protocol = null)
+    {
+        _protocol = protocol ?? session.Protocol;
+        _session = session;
+        _abortConnection = abortConnection;
+        _request = request;
+        _writer = new WebSocketFrameWriter(stream);
+        _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
+    }
+
     /// <summary>The WebSocket's request, copied on first use (only its read loop asks).</summary>
-    public EngineRequest Request => _request ??= EngineRequest.From(_context);
+    public EngineRequest Request => _request ??= EngineRequest.From(_context!);
 
     /// <summary>Serves a session that started on this WebSocket: the handshake is already queued.</summary>
     public Task RunAsync() => ServeAsync();

@@ -155,6 +155,13 @@ public sealed class GatewayOptions
     public bool InlineIo { get; init; } = true;
 
     /// <summary>
+    /// WEBSOCKET_RAW_UPGRADE: WebSocket upgrades of <c>/socket.io/</c>, <c>/ws/events</c> and <c>/</c> served on the raw
+    /// Kestrel connection (the request runs through the same pipeline, then only the socket's own state stays alive:
+    /// about half the memory per idle socket); false: through Kestrel's HTTP/1.1 upgrade.
+    /// </summary>
+    public bool RawUpgrade { get; init; } = true;
+
+    /// <summary>
     /// REDIS_URI: when set, instances, tokens and websocket settings live in Redis, shared by every node
     /// (docs/scale-out.md); null keeps them in SQLite (DATABASE_PATH).
     /// </summary>

@@ -54,6 +54,7 @@ public static class GatewayOptionsBinder
             Parser = ReadParser(config),
             SendQueueBytes = ReadInt(config, "WEBSOCKET_SEND_QUEUE_BYTES", 8 * 1024 * 1024, 64 * 1024, int.MaxValue),
             InlineIo = ReadBool(config, InlineIoVariable, true),
+            RawUpgrade = ReadBool(config, "WEBSOCKET_RAW_UPGRADE", true),
             MetricsPublic = ReadBool(config, "METRICS_PUBLIC", false),
             MetricsApiKey = Read(config, "METRICS_API_KEY"),
             InboundWebhookMaxInFlight = ReadInt(config, "INBOUND_WEBHOOK_MAX_IN_FLIGHT", 256, 1, 100_000),

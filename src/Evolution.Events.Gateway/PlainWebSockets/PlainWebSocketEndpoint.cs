@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Evolution.Events.EngineIO;
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Http;
@@ -17,11 +18,14 @@ namespace Evolution.Events.Gateway.PlainWebSockets;
 public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions options, GatewayAuthorizer authorizer,
     ConnectionGate gate, PlainWebSocketHub hub, ILogger<PlainWebSocketEndpoint> logger)
 {
+    /// <summary>The plain WebSocket's own path (it also answers upgrades at <c>/</c>).</summary>
+    public const string EventsPath = "/ws/events";
+
     public Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
-        var isEvents = path.Equals("/ws/events", StringComparison.OrdinalIgnoreCase)
-            || path.Equals("/ws/events/", StringComparison.OrdinalIgnoreCase);
+        var isEvents = path.Equals(EventsPath, StringComparison.OrdinalIgnoreCase)
+            || path.Equals(EventsPath + "/", StringComparison.OrdinalIgnoreCase);
         var isRoot = path == "/" && context.WebSockets.IsWebSocketRequest && !context.Request.Query.ContainsKey("EIO");
         return isEvents || isRoot ? HandleAsync(context) : next(context);
     }
@@ -45,37 +49,69 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
             await RefuseAsync(context, status, reason);
             return;
         }
+        var detached = false;
         try
         {
-            await ServeAsync(context, subscription!);
+            detached = await ServeAsync(context, subscription!);
         }
         finally
         {
-            gate.Release();
+            if (!detached)
+                gate.Release();
         }
     }
 
-    private async Task ServeAsync(HttpContext context, PlainSubscription subscription)
+    /// <summary>Serves the WebSocket; true when it was handed to the raw connection (which then releases the slot).</summary>
+    private async Task<bool> ServeAsync(HttpContext context, PlainSubscription subscription)
     {
         var remote = ConnectionGate.RemoteAddress(context);
         var connection = new PlainWebSocketConnection(hub.NextId(), subscription, remote,
             options.SendQueueLimit, options.MaxPayload, options.SendQueueBytes);
         hub.Add(connection); // before the 101, so an event published right after the handshake is not missed
+        var detached = false;
         try
         {
             // the engine's framing: every queued message up to a batch leaves in one write
             if (await QueuedWebSocket.AcceptAsync(context, options.MaxPayload) is not { } socket)
-                return;
+                return false;
             logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
                 connection.Id, remote, subscription.Describe());
-            var reason = await connection.RunAsync(socket, context.RequestAborted);
-            logger.LogInformation("Plain WebSocket {ConnectionId} from {RemoteAddress} disconnected: {Reason}",
-                connection.Id, remote, reason);
+            if (context.Features.Get<IConnectionDetachFeature>() is { } detach)
+            {
+                // the raw path: the connection middleware runs the socket, the request's objects are let go
+                var closed = detach.ConnectionClosed; // the lambda holds the token, not the feature
+                detach.Detach(() => RunDetachedAsync(connection, socket, remote, closed));
+                detached = true;
+                return true;
+            }
+            await RunAsync(connection, socket, remote, context.RequestAborted);
+            return false;
+        }
+        finally
+        {
+            if (!detached)
+                hub.Remove(connection);
+        }
+    }
+
+    private async Task RunDetachedAsync(PlainWebSocketConnection connection, QueuedWebSocket socket, string remote, CancellationToken closed)
+    {
+        try
+        {
+            await RunAsync(connection, socket, remote, closed);
         }
         finally
         {
             hub.Remove(connection);
+            gate.Release();
         }
+    }
+
+    private async Task RunAsync(PlainWebSocketConnection connection, QueuedWebSocket socket, string remote, CancellationToken aborted)
+    {
+        var reason = await connection.RunAsync(socket, aborted);
+        logger.LogInformation("Plain WebSocket {ConnectionId} from {RemoteAddress} disconnected: {Reason}",
+            connection.Id, remote, reason);
     }
 
     private bool TryParseSubscription(HttpRequest request, out PlainSubscription? subscription,

@@ -1,3 +1,4 @@
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.SocketIO.Adapters;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -40,6 +41,7 @@ public static class SocketIOHostingExtensions
     {
         var server = endpoints.ServiceProvider.GetRequiredService<SocketIOServer>();
         var basePath = new PathString(path.TrimEnd('/'));
+        endpoints.ServiceProvider.GetService<RawUpgradeDispatcher>()?.AddPath(basePath.Value!); // served on the raw connection too when set up
         return endpoints.Map(basePath + "/{**rest}", async context =>
         {
             if (server.Options.ClientBundle is { } bundle && await bundle.TryServeAsync(context, basePath))
