@@ -3,7 +3,7 @@
 #   docker run -p 8080:8080 -e AUTHENTICATION_API_KEY=change-me -v "$PWD/data:/app/data" evolution-events
 # See docs/deploying.md.
 
-# 1. The stock socket.io-client browser bundle for the dashboard, from the npm registry (lock file pinned).
+# 1. The stock socket.io-client browser bundle for the dashboard and the Admin UI's files, from the npm registry (lock file pinned).
 FROM node:20-bookworm-slim AS assets
 WORKDIR /assets
 COPY src/Evolution.Events.Gateway/package.json src/Evolution.Events.Gateway/package-lock.json src/Evolution.Events.Gateway/.npmrc ./
@@ -18,11 +18,16 @@ COPY src/Evolution.Events.EngineIO/Evolution.Events.EngineIO.csproj src/Evolutio
 COPY src/Evolution.Events.SocketIO/Evolution.Events.SocketIO.csproj src/Evolution.Events.SocketIO/
 COPY src/Evolution.Events.SocketIO.Redis/Evolution.Events.SocketIO.Redis.csproj src/Evolution.Events.SocketIO.Redis/
 COPY src/Evolution.Events.SocketIO.MsgPack/Evolution.Events.SocketIO.MsgPack.csproj src/Evolution.Events.SocketIO.MsgPack/
+COPY src/Evolution.Events.SocketIO.AdminUI/Evolution.Events.SocketIO.AdminUI.csproj src/Evolution.Events.SocketIO.AdminUI/
 COPY src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj src/Evolution.Events.Gateway/
 RUN dotnet restore src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj
 COPY src/ src/
 COPY --from=assets /assets/node_modules/socket.io-client/dist/socket.io.min.js src/Evolution.Events.Gateway/wwwroot/socket.io.min.js
 COPY --from=assets /assets/node_modules/socket.io-client/dist/ src/Evolution.Events.Gateway/client/
+# the Admin UI (ADMIN_UI_ENABLED) and its fonts, where the build's copy step looks for them
+COPY --from=assets /assets/node_modules/@socket.io/admin-ui/ui/dist/ src/Evolution.Events.Gateway/node_modules/@socket.io/admin-ui/ui/dist/
+COPY --from=assets /assets/node_modules/@mdi/font/ src/Evolution.Events.Gateway/node_modules/@mdi/font/
+COPY --from=assets /assets/node_modules/@fontsource/roboto/ src/Evolution.Events.Gateway/node_modules/@fontsource/roboto/
 RUN dotnet publish src/Evolution.Events.Gateway/Evolution.Events.Gateway.csproj -c Release --no-restore -o /app/publish /p:UseAppHost=false
 
 # 3. Runtime: ASP.NET Core only, as the image's non-root user.

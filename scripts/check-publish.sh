@@ -7,6 +7,7 @@
 #   - no AUTHENTICATION_API_KEY: the start-up block prints a generated key, and that key opens the REST API;
 #   - SERVER_PORT is the port it listens on; /health/live and /health/ready answer 200;
 #   - the embedded client bundles are served (/socket.io.min.js, /socket.io/socket.io.js) and the dashboard page;
+#   - with ADMIN_UI_ENABLED=true, the Admin UI's page, assets and local fonts at /admin-ui/;
 #   - the `healthcheck` verb (the Docker HEALTHCHECK) exits 0 against the live server and non-zero against a dead one;
 #   - `demo` produces events (the ingested-events counter grows);
 #   - SIGTERM stops it with exit code 0.
@@ -60,7 +61,7 @@ echo "check-publish: a bad variable exits 2 with one line: $(cat "$out/bad.err")
 
 # 2. the plain run, on SERVER_PORT, with a generated key
 port=$(free_port)
-"${run[@]}" SERVER_PORT="$port" DATABASE_PATH="$out/gateway.db" dotnet "$dll" >"$out/serve.out" 2>"$out/serve.err" &
+"${run[@]}" SERVER_PORT="$port" DATABASE_PATH="$out/gateway.db" ADMIN_UI_ENABLED=true dotnet "$dll" >"$out/serve.out" 2>"$out/serve.err" &
 serve=$!; pids+=("$serve")
 wait_http "http://127.0.0.1:$port/health/live" 200 60 || fail "no /health/live on SERVER_PORT $port: $(tail -5 "$out/serve.err")"
 wait_http "http://127.0.0.1:$port/health/ready" 200 30 || fail "/health/ready is not 200"
@@ -72,10 +73,15 @@ grep "global key" "$out/serve.out" | grep -q GENERATED || fail "the start-up blo
   || fail "the printed key does not open the REST API"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: wrong" "http://127.0.0.1:$port/instance/fetchInstances")" = 401 ] \
   || fail "a wrong key is not refused"
-for path in /socket.io.min.js /socket.io/socket.io.js /socket.io/socket.io.min.js /; do
+for path in /socket.io.min.js /socket.io/socket.io.js /socket.io/socket.io.min.js / /admin-ui/ \
+  /admin-ui/vendor/mdi/css/materialdesignicons.min.css /admin-ui/vendor/roboto/400.css \
+  /admin-ui/vendor/roboto/files/roboto-latin-400-normal.woff2; do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")" = 200 ] || fail "$path is not served by the published program"
 done
-echo "check-publish: serves on SERVER_PORT $port; generated key printed and accepted; health, dashboard and client bundles served"
+for asset in $(curl -s "http://127.0.0.1:$port/admin-ui/" | grep -oE '(href|src)="[^"]+"' | cut -d'"' -f2); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/admin-ui/$asset")" = 200 ] || fail "/admin-ui/$asset is not served by the published program"
+done
+echo "check-publish: serves on SERVER_PORT $port; generated key printed and accepted; health, dashboard, client bundles and Admin UI served"
 
 # 3. the healthcheck verb, against the live server and a dead port
 "${run[@]}" SERVER_PORT="$port" dotnet "$dll" healthcheck >/dev/null 2>&1 || fail "healthcheck exited non-zero against the live server"

@@ -1,3 +1,4 @@
+using Evolution.Events.Gateway.AdminUI;
 using Evolution.Events.Gateway.Dashboard;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Ingestion;
@@ -73,6 +74,7 @@ public static class GatewayApp
         app.UseWhen(context => !context.Request.Path.StartsWithSegments(GatewaySocketIO.Path), rest => rest.UseCors());
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(25) });
         app.UseMiddleware<PlainWebSocketEndpoint>();
+        app.UseGatewayAdminUI(options); // ADMIN_UI_ENABLED: /admin-ui/
         app.UseGatewayDashboard(); // after the plain WebSocket: upgrades at / stay with it
         app.MapGatewaySocketIO(options);
         app.MapInstanceEndpoints();

@@ -195,6 +195,7 @@ public class Namespace
         if (Interlocked.CompareExchange(ref _adapterState, 1, 0) == 0)
         {
             Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
+            Server.OnNamespaceCreated(this);
         }
     }
 

@@ -30,7 +30,12 @@ public sealed partial class SocketIOServer
         Recovery = new ConnectionStateRecoveryStatistics(RecoveryStore);
         Engine = new EngineIOServer(options.Engine, loggerFactory.CreateLogger<EngineIOServer>())
         {
-            OnConnection = connection => new Client(this, connection),
+            OnConnection = connection =>
+            {
+                var client = new Client(this, connection);
+                OnConnectionOpened(connection);
+                return client;
+            },
         };
         Of(Protocol.SocketPacket.MainNamespace);
     }
@@ -52,6 +57,20 @@ public sealed partial class SocketIOServer
     /// recovery is on), with the namespace and the outcome. Handlers must not block.
     /// </summary>
     public event Action<string, RecoveryOutcome>? RecoveryAttempted;
+
+    /// <summary>
+    /// Raised when a namespace is made (by <see cref="Of(string)"/>, or on demand for a name a dynamic namespace admits;
+    /// again if a dropped empty child is made anew), before any socket joins it: socket.io's <c>new_namespace</c>.
+    /// The main namespace <c>/</c> exists before anyone can subscribe: read <see cref="Namespaces"/> after subscribing.
+    /// Handlers must not block.
+    /// </summary>
+    public event Action<Namespace>? NamespaceCreated;
+
+    /// <summary>
+    /// Raised for every new Engine.IO connection (engine.io's <c>connection</c>), before it joins any namespace.
+    /// Handlers must not block. See <see cref="EngineIOServer.SessionClosed"/> for its end.
+    /// </summary>
+    public event Action<EngineSocket>? ConnectionOpened;
 
     /// <summary>Connection state recovery figures: attempts by outcome, and the in-memory store's size.</summary>
     public ConnectionStateRecoveryStatistics Recovery { get; }
@@ -207,6 +226,30 @@ public sealed partial class SocketIOServer
         catch (Exception ex)
         {
             LogHandlerFailure(ex, what, nsp);
+        }
+    }
+
+    internal void OnNamespaceCreated(Namespace nsp)
+    {
+        try
+        {
+            NamespaceCreated?.Invoke(nsp);
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, "namespace created", EngineIO.LogText.Bound(nsp.Name));
+        }
+    }
+
+    private void OnConnectionOpened(EngineSocket connection)
+    {
+        try
+        {
+            ConnectionOpened?.Invoke(connection);
+        }
+        catch (Exception ex)
+        {
+            LogHandlerFailure(ex, "connection opened", connection.Id);
         }
     }
 

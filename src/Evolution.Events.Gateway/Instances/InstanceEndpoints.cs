@@ -1,6 +1,7 @@
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.OpenApi;
+using Evolution.Events.Gateway.Options;
 using FluentValidation;
 
 namespace Evolution.Events.Gateway.Instances;
@@ -41,7 +42,7 @@ public static class InstanceEndpoints
     };
 
     private static async Task<IResult> CreateAsync(HttpRequest request, GatewayAuthorizer authorizer,
-        InstanceRegistry registry, IValidator<CreateInstanceRequest> validator, CancellationToken ct)
+        InstanceRegistry registry, IValidator<CreateInstanceRequest> validator, GatewayOptions options, CancellationToken ct)
     {
         var decision = GatewayAuthorizer.RequireGlobal(authorizer.Authenticate(request));
         if (decision != AccessDecision.Allowed)
@@ -49,6 +50,8 @@ public static class InstanceEndpoints
         var (body, error) = await JsonBody.ReadAsync(request, validator, ct);
         if (body is null)
             return error!;
+        if (options.IsReservedInstanceName(body.Name))
+            return ApiError.Result(400, $"instanceName: '{body.Name}' is the Socket.IO Admin UI's namespace while ADMIN_UI_ENABLED=true; choose another name");
         var (status, info) = await registry.CreateAsync(body.Name, body.RequestedToken, ct);
         return status switch
         {

@@ -84,6 +84,7 @@ public static class GatewaySocketIO
 
         var io = app.Services.GetRequiredService<SocketIOServer>();
         Configure(io, app.Services);
+        AdminUI.GatewayAdminUI.Instrument(io, app.Services, options);
         app.MapSocketIO(Path);
         return app;
     }

@@ -30,7 +30,8 @@ public sealed class SocketIOSink(SocketIOServer io, GatewayOptions options, Gate
         if (offset > 0)
             io.ContinueOffsets(offset - RedisEventBus.OffsetScale, offset);
         var copies = 0;
-        if (SubscriberFilter.ScopedReceives(gatewayEvent, gatewayEvent.Instance, settings))
+        // an instance named like the Admin UI's namespace (made before ADMIN_UI_ENABLED) gets no Socket.IO fan-out
+        if (SubscriberFilter.ScopedReceives(gatewayEvent, gatewayEvent.Instance, settings) && !options.IsReservedInstanceName(gatewayEvent.Instance))
             copies += Emit("/" + gatewayEvent.Instance, gatewayEvent.EventName, envelope, offset);
 
         if (options.WebSocketGlobalEvents)

@@ -24,6 +24,25 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_ENABLED: false turns Socket.IO and plain WebSocket endpoints into 404s.</summary>
     public bool WebSocketEnabled { get; init; } = true;
 
+    /// <summary>
+    /// ADMIN_UI_ENABLED: the official Socket.IO Admin UI at <c>/admin-ui/</c> and its namespace <c>/admin</c>
+    /// (login: any username, the global key as password). Off by default. While on, no instance may be named
+    /// <c>admin</c> (its namespace would be the admin UI's).
+    /// </summary>
+    public bool AdminUIEnabled { get; init; }
+
+    /// <summary>ADMIN_UI_MODE: <c>development</c> (sockets, rooms and events as they happen; default) or <c>production</c> (statistics only).</summary>
+    public Evolution.Events.SocketIO.AdminUI.AdminUIMode AdminUIMode { get; init; } = Evolution.Events.SocketIO.AdminUI.AdminUIMode.Development;
+
+    /// <summary>ADMIN_UI_READONLY: the Admin UI only watches (no emit, join, leave or disconnect commands).</summary>
+    public bool AdminUIReadOnly { get; init; }
+
+    /// <summary>The Admin UI's namespace is <c>/admin</c>, the UI's default: the instance of that name is refused while it is on.</summary>
+    public bool IsReservedInstanceName(string name) => AdminUIEnabled && name == AdminUINamespace[1..];
+
+    /// <summary>The Admin UI's namespace.</summary>
+    public const string AdminUINamespace = "/admin";
+
     /// <summary>WEBSOCKET_GLOBAL_EVENTS: also emit every event on the Socket.IO main namespace.</summary>
     public bool WebSocketGlobalEvents { get; init; }
 

@@ -20,13 +20,16 @@ public static class GatewayOptionsBinder
         var port = ReadInt(config, "SERVER_PORT", 8080, 1, 65535);
         var apiKey = Read(config, "AUTHENTICATION_API_KEY");
         var (connectionString, file) = ReadDatabase(config);
-        return new GatewayOptions
+        var options = new GatewayOptions
         {
             Port = port,
             Host = ReadHost(config),
             ServerUrl = ReadServerUrl(config, port),
             WebSocketEnabled = ReadBool(config, "WEBSOCKET_ENABLED", true),
             WebSocketGlobalEvents = ReadBool(config, "WEBSOCKET_GLOBAL_EVENTS", false),
+            AdminUIEnabled = ReadBool(config, "ADMIN_UI_ENABLED", false),
+            AdminUIMode = ReadAdminUIMode(config),
+            AdminUIReadOnly = ReadBool(config, "ADMIN_UI_READONLY", false),
             WebSocketReplayLastState = ReadBool(config, "WEBSOCKET_REPLAY_LAST_STATE", true),
             AllowEio3 = ReadBool(config, "WEBSOCKET_ALLOW_EIO3", false),
             ApiKey = apiKey ?? GenerateKey(),
@@ -71,7 +74,18 @@ public static class GatewayOptionsBinder
             NodeHeartbeat = TimeSpan.FromMilliseconds(ReadInt(config, "NODE_HEARTBEAT_MS", 2000, 100, 60_000)),
             RabbitMQ = RabbitMQSettings.Read(config),
         };
+        if (options.AdminUIEnabled && !options.WebSocketEnabled)
+            throw Invalid("ADMIN_UI_ENABLED", "needs WEBSOCKET_ENABLED=true (the Admin UI is a Socket.IO client)", "true");
+        return options;
     }
+
+    private static Evolution.Events.SocketIO.AdminUI.AdminUIMode ReadAdminUIMode(IConfiguration config) =>
+        Read(config, "ADMIN_UI_MODE")?.ToLowerInvariant() switch
+        {
+            null or "development" => Evolution.Events.SocketIO.AdminUI.AdminUIMode.Development,
+            "production" => Evolution.Events.SocketIO.AdminUI.AdminUIMode.Production,
+            _ => throw Invalid("ADMIN_UI_MODE", "must be development or production", Read(config, "ADMIN_UI_MODE")),
+        };
 
     private static EngineIO.OverflowPolicy ReadOverflowPolicy(IConfiguration config) =>
         Read(config, "WEBSOCKET_OVERFLOW_POLICY")?.ToLowerInvariant() switch

@@ -23,8 +23,22 @@ public class InMemoryAdapter : IAdapter
     /// <summary>The named rooms with members (sockets' own rooms are not listed).</summary>
     public IReadOnlyCollection<string> Rooms => _rooms.Keys.ToArray();
 
+    /// <summary>
+    /// A socket joined a named room on this node (socket.io-adapter's <c>join-room</c>: raised once per room the
+    /// socket was not in yet; never for a socket's own room), with the room and the socket id. Raised after the
+    /// membership change, outside the adapter's lock. Handlers must not block.
+    /// </summary>
+    public event Action<string, string>? RoomJoined;
+
+    /// <summary>
+    /// A socket left a named room on this node (socket.io-adapter's <c>leave-room</c>, including the rooms it leaves
+    /// when it disconnects), with the room and the socket id; as <see cref="RoomJoined"/>.
+    /// </summary>
+    public event Action<string, string>? RoomLeft;
+
     public void AddAll(string socketId, IEnumerable<string> rooms)
     {
+        List<string>? joined = null;
         lock (_sync)
         {
             ConcurrentDictionary<string, byte>? mine = null;
@@ -44,13 +58,19 @@ public class InMemoryAdapter : IAdapter
                     OnRoomCreated(room);
                 }
 
-                members[socketId] = 0;
+                if (members.TryAdd(socketId, 0) && RoomJoined is not null)
+                {
+                    (joined ??= []).Add(room);
+                }
             }
         }
+
+        Raise(RoomJoined, joined, socketId);
     }
 
     public void Del(string socketId, string room)
     {
+        bool left;
         lock (_sync)
         {
             if (_sids.TryGetValue(socketId, out var mine))
@@ -58,12 +78,18 @@ public class InMemoryAdapter : IAdapter
                 mine.TryRemove(room, out _);
             }
 
-            RemoveFromRoom(socketId, room);
+            left = RemoveFromRoom(socketId, room);
+        }
+
+        if (left && RoomLeft is { } handler)
+        {
+            Raise(handler, [room], socketId);
         }
     }
 
     public void DelAll(string socketId)
     {
+        List<string>? left = null;
         lock (_sync)
         {
             if (!_sids.TryRemove(socketId, out var mine))
@@ -73,7 +99,32 @@ public class InMemoryAdapter : IAdapter
 
             foreach (var room in mine.Keys)
             {
-                RemoveFromRoom(socketId, room);
+                if (RemoveFromRoom(socketId, room) && RoomLeft is not null)
+                {
+                    (left ??= []).Add(room);
+                }
+            }
+        }
+
+        Raise(RoomLeft, left, socketId);
+    }
+
+    private void Raise(Action<string, string>? handler, List<string>? rooms, string socketId)
+    {
+        if (handler is null || rooms is null)
+        {
+            return;
+        }
+
+        foreach (var room in rooms)
+        {
+            try
+            {
+                handler(room, socketId);
+            }
+            catch (Exception ex)
+            {
+                Namespace.Server.LogHandlerFailure(ex, "room membership", socketId);
             }
         }
     }
@@ -360,13 +411,20 @@ public class InMemoryAdapter : IAdapter
         return ids;
     }
 
-    private void RemoveFromRoom(string socketId, string room)
+    /// <summary>Removes the socket from the room; true if it was a member.</summary>
+    private bool RemoveFromRoom(string socketId, string room)
     {
-        if (_rooms.TryGetValue(room, out var members) && members.TryRemove(socketId, out _) && members.IsEmpty
-            && _rooms.TryRemove(new KeyValuePair<string, ConcurrentDictionary<string, byte>>(room, members)))
+        if (!_rooms.TryGetValue(room, out var members) || !members.TryRemove(socketId, out _))
+        {
+            return false;
+        }
+
+        if (members.IsEmpty && _rooms.TryRemove(new KeyValuePair<string, ConcurrentDictionary<string, byte>>(room, members)))
         {
             OnRoomDeleted(room);
         }
+
+        return true;
     }
 }
 
