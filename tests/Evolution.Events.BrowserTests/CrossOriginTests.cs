@@ -88,7 +88,7 @@ public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await page.Context.CloseAsync();
+            await ChromiumFixture.ClosePageAsync(page);
         }
     }
 

@@ -67,7 +67,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
         finally
         {
             DumpConsole(console);
-            await page.Context.CloseAsync();
+            await ChromiumFixture.ClosePageAsync(page);
         }
     }
 
@@ -96,7 +96,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
         finally
         {
             DumpConsole(console);
-            await page.Context.CloseAsync();
+            await ChromiumFixture.ClosePageAsync(page);
         }
     }
 

@@ -60,7 +60,8 @@ public sealed class GatewayHost : IAsyncDisposable
         }
 
         var app = GatewayApp.Build([], config, hermetic: true);
-        await app.StartAsync();
+        using (var start = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+            await app.StartAsync(start.Token); // a start that hangs fails after 60 s instead of holding the run
         return new GatewayHost(app, dir, certificate);
     }
 
@@ -119,7 +120,8 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         Http.Dispose();
         var options = App.Services.GetService(typeof(Evolution.Events.Gateway.Options.GatewayOptions)) as Evolution.Events.Gateway.Options.GatewayOptions;
-        await App.StopAsync();
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            await App.StopAsync(stop.Token); // connections still open after 30 s are aborted
         await App.DisposeAsync();
         // only this gateway's pool (so that its directory can be deleted), not the other tests' pools
         if (!string.IsNullOrEmpty(options?.DatabaseConnectionString))

@@ -40,7 +40,8 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
         });
         foreach (var (path, text) in files ?? new Dictionary<string, string>())
             app.MapGet(path, () => Results.Text(text, "application/javascript; charset=utf-8"));
-        await app.StartAsync();
+        using (var start = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+            await app.StartAsync(start.Token); // a start that hangs fails after 60 s instead of holding the run
         return new PageServer(app, content);
     }
 
@@ -52,7 +53,8 @@ internal sealed class PageServer(WebApplication app, PageServer.Content content)
 
     public async ValueTask DisposeAsync()
     {
-        await app.StopAsync();
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            await app.StopAsync(stop.Token); // connections still open after 30 s are aborted
         await app.DisposeAsync();
     }
 }

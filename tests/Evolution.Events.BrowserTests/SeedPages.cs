@@ -1,4 +1,5 @@
 using System.Net;
+using Evolution.Events.Testing;
 using Microsoft.Playwright;
 
 namespace Evolution.Events.BrowserTests;
@@ -10,6 +11,9 @@ namespace Evolution.Events.BrowserTests;
 /// </summary>
 internal static class SeedPages
 {
+    /// <summary>How long esbuild may take to bundle seed 001's React component (seconds on a quiet machine).</summary>
+    public static readonly TimeSpan BundleTimeout = TimeSpan.FromSeconds(120);
+
     /// <summary>tests/Evolution.Events.BrowserTests (the source folder: package.json, node_modules, Seeds/).</summary>
     public static readonly string ProjectDirectory = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", ".."));
 
@@ -68,22 +72,13 @@ internal static class SeedPages
                 createRoot(document.getElementById("root")).render(<QrCode base64={window.initialQr} />);
                 """);
             var esbuild = NodeModule(Path.Combine(".bin", "esbuild"));
-            var info = new System.Diagnostics.ProcessStartInfo(esbuild)
-            {
-                WorkingDirectory = dir,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
+            var info = new System.Diagnostics.ProcessStartInfo(esbuild) { WorkingDirectory = dir };
             foreach (var arg in new[] { "entry.jsx", "--bundle", "--platform=browser", "--format=iife", "--outfile=app.js",
                          "--define:process.env.NODE_ENV=\"production\"", "--log-level=error" })
                 info.ArgumentList.Add(arg);
-            using var process = System.Diagnostics.Process.Start(info)!;
-            var stderr = process.StandardError.ReadToEndAsync();
-            await process.StandardOutput.ReadToEndAsync();
-            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
-                await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, $"esbuild failed: {await stderr}");
+            // bounded: a hung esbuild (or a child holding its output open) fails here with what it printed, never hangs the run
+            var result = await BoundedProcess.RunAsync(info, BundleTimeout);
+            Assert.True(result.ExitCode == 0, $"esbuild failed with exit code {result.ExitCode}: {result.Stderr}");
             return await File.ReadAllTextAsync(Path.Combine(dir, "app.js"));
         }
         finally

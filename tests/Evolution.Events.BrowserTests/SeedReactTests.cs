@@ -76,7 +76,7 @@ public sealed class SeedReactTests(ChromiumFixture chromium, ITestOutputHelper o
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await page.Context.CloseAsync();
+            await ChromiumFixture.ClosePageAsync(page);
         }
     }
 

@@ -116,7 +116,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
     public async Task KillAsync()
     {
         _process.Kill();
-        await _process.WaitForExitAsync();
+        await Evolution.Events.Testing.BoundedProcess.WaitForExitAsync(_process, TimeSpan.FromSeconds(30), "the killed gateway");
     }
 
     public bool HasExited => _process.HasExited;
@@ -125,7 +125,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
     public async Task TerminateAsync()
     {
         using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", _process.Id.ToString() } })!;
-        await kill.WaitForExitAsync();
+        await Evolution.Events.Testing.BoundedProcess.WaitForExitAsync(kill, TimeSpan.FromSeconds(30), "kill -TERM");
         Assert.Equal(0, kill.ExitCode);
     }
 
@@ -147,8 +147,7 @@ internal sealed class GatewayProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            await Evolution.Events.Testing.BoundedProcess.KillTreeAsync(_process, "the gateway");
         }
         _process.Dispose();
         try

@@ -119,7 +119,8 @@ public sealed class NodeClient : IAsyncDisposable
         {
             Assert.Fail($"{_script} did not exit in time. {Describe()}");
         }
-        _process.WaitForExit(); // drains the redirected streams
+        // drains the redirected streams, bounded (a child of the script could hold them open)
+        await Evolution.Events.Testing.BoundedProcess.WaitForExitAsync(_process, TimeSpan.FromSeconds(10), _script);
         return _process.ExitCode;
     }
 
@@ -191,9 +192,9 @@ public sealed class NodeClient : IAsyncDisposable
         string version;
         try
         {
-            using var node = Process.Start(new ProcessStartInfo("node", "--version") { RedirectStandardOutput = true, UseShellExecute = false })!;
-            version = node.StandardOutput.ReadToEnd().Trim();
-            node.WaitForExit();
+            // bounded: a node that does not answer is killed and named, never waited on forever
+            version = Evolution.Events.Testing.BoundedProcess.RunAsync(new ProcessStartInfo("node", "--version"), TimeSpan.FromSeconds(30))
+                .GetAwaiter().GetResult().Stdout.Trim();
         }
         catch (System.ComponentModel.Win32Exception ex)
         {

@@ -154,21 +154,14 @@ public class OptionsTests
     [Fact]
     public async Task ABadRedisUri_ExitsWith2AndOneLine()
     {
-        var info = new System.Diagnostics.ProcessStartInfo("dotnet")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet");
         info.ArgumentList.Add(typeof(GatewayApp).Assembly.Location);
         info.Environment["REDIS_URI"] = "mongodb://localhost";
         info.Environment["SERVER_PORT"] = "1";
-        using var process = System.Diagnostics.Process.Start(info)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.Equal(2, process.ExitCode);
-        Assert.Equal($"Invalid configuration: REDIS_URI {RedisSettings.Rule} (got \"mongodb://localhost\")", (await stderr).TrimEnd());
+        // bounded: a gateway that does not exit is killed (with its tree) and the test fails with its output
+        var result = await Evolution.Events.Testing.BoundedProcess.RunAsync(info, TimeSpan.FromSeconds(60));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"Invalid configuration: REDIS_URI {RedisSettings.Rule} (got \"mongodb://localhost\")", result.Stderr.TrimEnd());
     }
 
     [Fact]

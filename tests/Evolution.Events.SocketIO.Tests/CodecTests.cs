@@ -241,6 +241,7 @@ public class CodecTests
     [InlineData("2[\"a\"]", SocketPacketType.Event, "/", null)]
     [InlineData("2[42]", SocketPacketType.Event, "/", null)]
     [InlineData("212[\"a\"]", SocketPacketType.Event, "/", 12L)]
+    [InlineData("2999999999999999[\"a\"]", SocketPacketType.Event, "/", 999_999_999_999_999L)] // 15 digits: the longest id taken
     [InlineData("2/n,0[\"a\"]", SocketPacketType.Event, "/n", 0L)]
     [InlineData("31[]", SocketPacketType.Ack, "/", 1L)]
     [InlineData("4{\"message\":\"m\"}", SocketPacketType.ConnectError, "/", null)]
@@ -275,6 +276,8 @@ public class CodecTests
     [InlineData("2[null]", "invalid payload")]
     [InlineData("2[{\"a\":1}]", "invalid payload")]
     [InlineData("2[[\"a\"]]", "invalid payload")]
+    [InlineData("2[true]", "invalid payload")]
+    [InlineData("2[\"a\",{\"k\":1,\"k\":2}]", "invalid JSON")] // duplicate keys: refused here, not on first access
     [InlineData("2[\"connect\"]", "invalid payload")]
     [InlineData("2[\"connect_error\",1]", "invalid payload")]
     [InlineData("2[\"disconnect\"]", "invalid payload")]
@@ -373,6 +376,93 @@ public class CodecTests
         Assert.False(JsonArguments.TryGetBinary(packet!.Data![1], out _));
         Assert.False(JsonArguments.TryGetBinary(JsonValue.Create("AQID"), out _));
         Assert.False(JsonArguments.TryGetBinary(null, out _));
+    }
+
+    [Fact]
+    public void Connect_with_a_session_id_for_recovery_carries_the_pid()
+    {
+        var encoded = SocketPacketEncoder.Connect("/", "s1", "p1");
+        Assert.Equal("0{\"sid\":\"s1\",\"pid\":\"p1\"}", encoded.ToString());
+        Assert.Equal("p1", RoundTrip(encoded).Data!["pid"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Packets_on_a_long_namespace_round_trip()
+    {
+        // the decoder takes namespaces up to 256 characters; the encoder writes them, whatever the payload size
+        var nsp = "/" + new string('n', 255);
+        Assert.Equal(nsp, RoundTrip(SocketPacketEncoder.Disconnect(nsp)).Namespace);
+        Assert.Equal("1" + nsp + ",", SocketPacketEncoder.Disconnect(nsp).ToString());
+        Assert.Equal(nsp, RoundTrip(SocketPacketEncoder.Ack(nsp, 1, [])).Namespace);
+    }
+
+    [Fact]
+    public void Json_node_arguments_keep_arrays_nulls_and_numbers()
+    {
+        var node = new JsonArray(1, null, "s", new JsonObject { ["n"] = null, ["a"] = new JsonArray(true) });
+        var encoded = SocketPacketEncoder.Event("/", "nodes", [node, JsonValue.Create(2.5)]);
+        Assert.Equal("2[\"nodes\",[1,null,\"s\",{\"n\":null,\"a\":[true]}],2.5]", encoded.ToString());
+        Assert.Equal(4, RoundTrip(encoded).Data![1]!.AsArray().Count);
+    }
+
+    [Fact]
+    public void Strings_inside_pocos_are_not_escaped_either()
+    {
+        var encoded = SocketPacketEncoder.Event("/", "poco", [new { text = "é<b>&'" }]);
+        Assert.Equal("2[\"poco\",{\"text\":\"é<b>&'\"}]", encoded.ToString());
+    }
+
+    [Fact]
+    public void Encoding_a_poco_with_bytes_leaves_plain_serialization_base64_on_the_same_thread()
+    {
+        Assert.Single(SocketPacketEncoder.Event("/", "bin", [new Poco("a", [1])]).Attachments);
+        // the placeholder collector is only set while a packet is encoded
+        Assert.Equal("{\"name\":\"x\",\"content\":\"AQID\"}",
+            System.Text.Json.JsonSerializer.Serialize(new Poco("x", [1, 2, 3]), JsonArguments.SerializerOptions));
+    }
+
+    [Fact]
+    public void Byte_arrays_deserialize_from_base64_and_null()
+    {
+        var options = JsonArguments.SerializerOptions;
+        Assert.Equal(new byte[] { 1, 2, 3 }, System.Text.Json.JsonSerializer.Deserialize<Poco>("{\"name\":\"x\",\"content\":\"AQID\"}", options)!.Content);
+        Assert.Null(System.Text.Json.JsonSerializer.Deserialize<Poco>("{\"name\":\"x\",\"content\":null}", options)!.Content);
+    }
+
+    [Fact]
+    public void An_unknown_packet_type_has_no_valid_payload()
+    {
+        // IsPayloadValid serves the other parsers (msgpack), which hand it whatever type number they read
+        Assert.False(SocketPacketDecoder.IsPayloadValid((SocketPacketType)7, new JsonArray("a"), 1));
+    }
+
+    [Fact]
+    public void Attachments_may_total_exactly_the_byte_bound_but_not_more()
+    {
+        const string text = "52-[\"a\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+        Assert.True(SocketPacketDecoder.TryDecode(text, out var packet, out _));
+        var atBound = new BinaryReconstructor(packet!, maxBytes: 3);
+        Assert.False(atBound.TryAdd([1, 2], out _, out var error));
+        Assert.Null(error);
+        Assert.True(atBound.TryAdd([3], out var done, out error), error);
+        Assert.Equal(new byte[] { 3 }, Bytes(done!.Data![2]));
+
+        Assert.True(SocketPacketDecoder.TryDecode(text, out packet, out _));
+        var overBound = new BinaryReconstructor(packet!, maxBytes: 2);
+        Assert.False(overBound.TryAdd([1, 2], out _, out error));
+        Assert.Null(error);
+        Assert.False(overBound.TryAdd([3], out done, out error));
+        Assert.Null(done);
+        Assert.Equal("binary attachments too large (over 2 bytes)", error);
+    }
+
+    [Fact]
+    public void A_placeholder_inside_an_object_without_its_attachment_is_an_error()
+    {
+        Assert.True(SocketPacketDecoder.TryDecode("51-[\"a\",{\"file\":{\"_placeholder\":true,\"num\":3}}]", out var packet, out _));
+        Assert.False(new BinaryReconstructor(packet!).TryAdd([1], out var done, out var error));
+        Assert.Null(done);
+        Assert.Equal("placeholder 3 has no attachment", error);
     }
 
     private sealed record Poco(string Name, byte[] Content);

@@ -1,3 +1,4 @@
+using Evolution.Events.Testing;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -71,23 +72,20 @@ public static class NodeRunner
 
         start.Environment["NODE_NO_WARNINGS"] = "1";
         start.Environment["SIO_PARSER"] = parser ?? "default";
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
+        // bounded: on timeout the node process tree is killed and the test fails with what it printed
+        ProcessResult run;
         try
         {
-            await process.WaitForExitAsync(cts.Token);
+            run = await BoundedProcess.RunAsync(start, timeout);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException ex)
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            Assert.Fail($"node {script} did not finish within {timeout.TotalSeconds} s\nstdout:\n{await stdout}\nstderr:\n{await stderr}");
+            Assert.Fail($"node {script}: {ex.Message}");
+            throw;
         }
 
-        var output = await stdout;
-        var errors = await stderr;
+        var output = run.Stdout;
+        var errors = run.Stderr;
         var lines = new List<JsonObject>();
         foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -98,7 +96,7 @@ public static class NodeRunner
         }
 
         var result = new NodeResult(lines, output, errors);
-        Assert.True(process.ExitCode == 0, $"node {script} exited with {process.ExitCode}\n{result.Output}");
+        Assert.True(run.ExitCode == 0, $"node {script} exited with {run.ExitCode}\n{result.Output}");
         Assert.True(lines.Count > 0 && lines[^1]["done"] is not null, $"node {script} did not report done\n{result.Output}");
         return result;
     }

@@ -159,7 +159,8 @@ public sealed partial class RabbitMQServer : IAsyncDisposable
             {
                 process.Kill(entireProcessTree: true);
             }
-            await process.WaitForExitAsync();
+            // bounded: a killed tree is gone in milliseconds; a process that stays is an error, not a hang
+            await BoundedProcess.WaitForExitAsync(process, TimeSpan.FromSeconds(30), $"rabbitmq-server on port {Port}");
         }
         process.Dispose();
         _process = null;

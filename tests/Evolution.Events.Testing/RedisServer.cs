@@ -157,14 +157,15 @@ public sealed partial class RedisServer : IAsyncDisposable
                 }
                 catch (OperationCanceledException)
                 {
-                    process.Kill();
+                    process.Kill(entireProcessTree: true);
                 }
             }
             else
             {
-                process.Kill();
+                process.Kill(entireProcessTree: true); // with a forked child (an AOF rewrite), which holds the output too
             }
-            await process.WaitForExitAsync();
+            // bounded: a killed tree is gone in milliseconds; a process that stays is an error, not a hang
+            await BoundedProcess.WaitForExitAsync(process, TimeSpan.FromSeconds(30), $"redis-server on port {Port}");
         }
         process.Dispose();
         _process = null;
@@ -254,7 +255,7 @@ public sealed partial class RedisServer : IAsyncDisposable
         try
         {
             if (_process is { HasExited: false } process)
-                process.Kill();
+                process.Kill(entireProcessTree: true);
         }
         catch (InvalidOperationException)
         {
