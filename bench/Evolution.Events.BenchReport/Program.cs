@@ -121,7 +121,7 @@ L("| target | measured | holds |");
 L("|---|---|---|");
 string Ok(bool? b) => b is null ? "n/a" : b.Value ? "yes" : "**no**";
 bool? Cmp(double a, double b, Func<double, double, bool> f) => double.IsFinite(a) && double.IsFinite(b) ? f(a, b) : null;
-foreach (var s in new[] { "S1", "S2", "S5" }.Where(scenarios.Contains))
+foreach (var s in ThroughputScenarios.All.Where(scenarios.Contains))
 {
     var g = M(s, "gateway", "server_us_per_msg"); var n = M(s, "node", "server_us_per_msg");
     L($"| {s}: CPU per message ≤ ⅕ of Node | {F(g, "0.00")} vs {F(n, "0.00")} µs ({Ratio(g, n)}) | {Ok(Cmp(g, n, (a, b) => a <= b / 5))} |");
@@ -250,4 +250,10 @@ static string SocketIoVersion()
     if (!File.Exists(path)) return "?";
     using var doc = JsonDocument.Parse(File.ReadAllText(path));
     return doc.RootElement.GetProperty("version").GetString() ?? "?";
+}
+
+/// <summary>The max-rate scenarios the targets table compares.</summary>
+internal static class ThroughputScenarios
+{
+    public static readonly string[] All = ["S1", "S2", "S5"];
 }
