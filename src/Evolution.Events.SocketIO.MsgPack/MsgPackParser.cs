@@ -29,14 +29,14 @@ public sealed class MsgPackParser : ISocketIOParser
     /// <summary>Encoded once per packet (kept on it), whatever the number of connections it is written to.</summary>
     public EncodedPacket Encode(EncodedPacket packet) => packet.GetOrAddForm(this, Transcode);
 
-    public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? error)
+    public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? failure)
     {
         packet = null;
-        error = "got a text message: this server uses the msgpack parser (socket.io-msgpack-parser)";
+        failure = "got a text message: this server uses the msgpack parser (socket.io-msgpack-parser)";
         return false;
     }
 
-    public bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? error)
+    public bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? failure)
     {
         packet = null;
         try
@@ -44,7 +44,7 @@ public sealed class MsgPackParser : ISocketIOParser
             var reader = new MessagePackReader(data);
             if (reader.NextMessagePackType != MessagePackType.Map)
             {
-                return Fail("invalid packet: not a map", out error);
+                return Fail("invalid packet: not a map", out failure);
             }
 
             var fields = reader.ReadMapHeader();
@@ -58,7 +58,7 @@ public sealed class MsgPackParser : ISocketIOParser
                 var key = ReadKey(ref reader);
                 if (!seen.Add(key))
                 {
-                    return Fail($"duplicate key '{Bound(key)}'", out error);
+                    return Fail($"duplicate key '{Bound(key)}'", out failure);
                 }
 
                 switch (key)
@@ -66,13 +66,13 @@ public sealed class MsgPackParser : ISocketIOParser
                     case "type":
                         if (reader.NextMessagePackType != MessagePackType.Integer)
                         {
-                            return Fail("invalid packet type", out error);
+                            return Fail("invalid packet type", out failure);
                         }
 
                         var t = reader.ReadInt64();
                         if (t is < 0 or > (int)SocketPacketType.ConnectError)
                         {
-                            return Fail("invalid packet type", out error);
+                            return Fail("invalid packet type", out failure);
                         }
 
                         type = (int)t;
@@ -80,13 +80,13 @@ public sealed class MsgPackParser : ISocketIOParser
                     case "nsp":
                         if (reader.NextMessagePackType != MessagePackType.String)
                         {
-                            return Fail("invalid namespace", out error);
+                            return Fail("invalid namespace", out failure);
                         }
 
                         nsp = reader.ReadString() ?? "";
                         if (nsp.Length > limits.MaxNamespaceLength)
                         {
-                            return Fail("namespace too long", out error);
+                            return Fail("namespace too long", out failure);
                         }
 
                         break;
@@ -99,13 +99,13 @@ public sealed class MsgPackParser : ISocketIOParser
 
                         if (reader.NextMessagePackType != MessagePackType.Integer || reader.NextCode == MessagePackCode.UInt64)
                         {
-                            return Fail("invalid packet id", out error);
+                            return Fail("invalid packet id", out failure);
                         }
 
                         var ackId = reader.ReadInt64();
                         if (ackId is < 0 or > 999_999_999_999_999)
                         {
-                            return Fail("invalid packet id", out error);
+                            return Fail("invalid packet id", out failure);
                         }
 
                         id = ackId;
@@ -121,45 +121,45 @@ public sealed class MsgPackParser : ISocketIOParser
 
             if (!reader.End)
             {
-                return Fail("trailing bytes after the packet", out error);
+                return Fail("trailing bytes after the packet", out failure);
             }
 
             if (type is null)
             {
-                return Fail("invalid packet type", out error);
+                return Fail("invalid packet type", out failure);
             }
 
             if (nsp is null)
             {
-                return Fail("invalid namespace", out error);
+                return Fail("invalid namespace", out failure);
             }
 
             var packetType = (SocketPacketType)type.Value;
             if (!SocketPacketDecoder.IsPayloadValid(packetType, payload, id))
             {
-                return Fail($"invalid payload for a {packetType} packet", out error);
+                return Fail($"invalid payload for a {packetType} packet", out failure);
             }
 
-            error = null;
+            failure = null;
             packet = new SocketPacket(packetType, nsp, id, payload);
             return true;
         }
         catch (FormatException ex)
         {
-            return Fail(ex.Message, out error);
+            return Fail(ex.Message, out failure);
         }
         catch (MessagePackSerializationException)
         {
-            return Fail("invalid MessagePack", out error);
+            return Fail("invalid MessagePack", out failure);
         }
         catch (EndOfStreamException)
         {
-            return Fail("truncated MessagePack", out error);
+            return Fail("truncated MessagePack", out failure);
         }
         catch (Exception ex) when (ex is ArgumentException or OverflowException or InvalidOperationException)
         {
             // invalid UTF-8, an integer out of range, a malformed header
-            return Fail("invalid MessagePack", out error);
+            return Fail("invalid MessagePack", out failure);
         }
     }
 
@@ -326,7 +326,7 @@ public sealed class MsgPackParser : ISocketIOParser
         }
     }
 
-    private static JsonNode? ReadExtension(ref MessagePackReader reader, out bool present)
+    private static JsonValue? ReadExtension(ref MessagePackReader reader, out bool present)
     {
         present = true;
         var code = reader.NextCode;

@@ -131,7 +131,7 @@ public sealed class RedisEmitter
         return PublishAsync(_options.Key + "-request#" + Namespace + "#", request);
     }
 
-    private Task PublishRequestAsync(RequestType type, string name, JsonNode value)
+    private Task<long> PublishRequestAsync(RequestType type, string name, JsonNode value)
     {
         var request = new JsonObject
         {
@@ -146,6 +146,6 @@ public sealed class RedisEmitter
         return PublishAsync(_options.Key + "-request#" + Namespace + "#", request);
     }
 
-    private Task PublishAsync(string channel, JsonObject request) =>
+    private Task<long> PublishAsync(string channel, JsonObject request) =>
         _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(channel), Encoding.UTF8.GetBytes(request.ToJsonString()));
 }

@@ -12,6 +12,8 @@ namespace Evolution.Events.BrowserTests;
 [Collection(ChromiumCollection.Name)]
 public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper output)
 {
+    private static readonly string[] TransportEndReasons = ["transport close", "transport error"];
+
     [Fact]
     public async Task A_page_on_an_allowed_origin_connects_with_the_default_transports_and_receives_events()
     {
@@ -70,7 +72,7 @@ public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper
             // over it: the gateway ends the session (WebSocket close 1009; polling 413), the page sees a transport failure
             await page.EvaluateAsync("() => { window.socket.emit('note', 'x'.repeat(20000)); }");
             await page.WaitForFunctionAsync("() => window.disconnectReason !== undefined");
-            Assert.Contains(await page.EvaluateAsync<string>("window.disconnectReason"), new[] { "transport close", "transport error" });
+            Assert.Contains(await page.EvaluateAsync<string>("window.disconnectReason"), TransportEndReasons);
         });
     }
 

@@ -114,7 +114,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
         ["messageTimestamp"] = 1_764_000_000,
     };
 
-    private static Task WaitForQrAsync(IPage page, string src) => page.WaitForFunctionAsync(
+    private static Task<IJSHandle> WaitForQrAsync(IPage page, string src) => page.WaitForFunctionAsync(
         "src => { const img = document.getElementById('qr'); return !img.hidden && img.getAttribute('src') === src && img.complete; }",
         src);
 

@@ -161,11 +161,13 @@ internal sealed class GatewayProcess : IAsyncDisposable
 
     /// <summary>A variable the gateway reads (its settings' prefixes, and ASP.NET Core's own).</summary>
     private static bool IsGatewaySetting(string name) =>
-        new[]
-        {
-            "AUTHENTICATION_", "WEBSOCKET_", "SERVER_", "INBOUND_", "REDIS_", "RABBITMQ_", "METRICS_", "LOG_", "WEBHOOK_",
-            "TRUSTED_", "DATABASE_", "CORS_", "NODE_", "ASPNETCORE_",
-        }.Any(prefix => name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
+        GatewaySettingPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
+
+    private static readonly string[] GatewaySettingPrefixes =
+    [
+        "AUTHENTICATION_", "WEBSOCKET_", "SERVER_", "INBOUND_", "REDIS_", "RABBITMQ_", "METRICS_", "LOG_", "WEBHOOK_",
+        "TRUSTED_", "DATABASE_", "CORS_", "NODE_", "ASPNETCORE_",
+    ];
 
     private static int FreePort()
     {

@@ -56,7 +56,7 @@ public sealed class RedisEventBusTests(ITestOutputHelper output)
 
     private static async Task<string> NextSocketIOAsync(NodeClient client) => Tag((await client.NextEventAsync())["args"]![0]!);
 
-    private static async Task<long> SubscribersAsync(IConnectionMultiplexer mux) =>
+    private static async Task<long> SubscribersAsync(ConnectionMultiplexer mux) =>
         (long)((RedisResult[])(await mux.GetDatabase().ExecuteAsync("PUBSUB", "NUMSUB", Channel))!)[1];
 
     [Theory]

@@ -7,6 +7,8 @@ namespace Evolution.Events.SocketIO.Tests;
 /// <summary>The .NET SocketIOClient 3.0.6 package against the server, on each transport.</summary>
 public class DotNetClientTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
+    private static readonly int[] Nested = [1, 2];
+
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
     private readonly TestServer _server = fixture.Server;
 
@@ -47,7 +49,7 @@ public class DotNetClientTests(ServerFixture fixture) : IClassFixture<ServerFixt
 
         // client -> server with an ack
         var acked = new TaskCompletionSource<SocketIOResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await client.EmitAsync("echo", r => acked.TrySetResult(r), "hello", 42, new { nested = new[] { 1, 2 } });
+        await client.EmitAsync("echo", r => acked.TrySetResult(r), "hello", 42, new { nested = Nested });
         var ack = await acked.Task.WaitAsync(Wait);
         Assert.Equal("hello", ack.GetValue<string>(0));
         Assert.Equal(42, ack.GetValue<int>(1));

@@ -14,6 +14,7 @@ public sealed class NodeResult(IReadOnlyList<JsonObject> lines, string stdout, s
 
     public IEnumerable<JsonObject> All(string eventName) => Lines.Where(l => (string?)l["event"] == eventName);
 
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720:Identifier contains type name", Justification = "LINQ's name for exactly one.")]
     public JsonObject Single(string eventName)
     {
         var found = All(eventName).ToList();

@@ -15,11 +15,11 @@ public interface ISocketIOParser
     /// <summary>The wire form of <paramref name="packet"/> (given in the default form).</summary>
     EncodedPacket Encode(EncodedPacket packet);
 
-    /// <summary>Decodes one Engine.IO text message; fails with a clear <paramref name="error"/> on bad input.</summary>
-    bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? error);
+    /// <summary>Decodes one Engine.IO text message; fails with a clear <paramref name="failure"/> on bad input.</summary>
+    bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? failure);
 
     /// <summary>Decodes one Engine.IO binary message (already bounded by the engine's max payload).</summary>
-    bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? error);
+    bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? failure);
 }
 
 /// <summary>
@@ -37,14 +37,14 @@ public sealed class DefaultSocketIOParser : ISocketIOParser
 
     public EncodedPacket Encode(EncodedPacket packet) => packet;
 
-    public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? error) =>
-        SocketPacketDecoder.TryDecode(text, limits, out packet, out error);
+    public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? failure) =>
+        SocketPacketDecoder.TryDecode(text, limits, out packet, out failure);
 
     /// <summary>A binary message is only an attachment in this form: alone, it is an error.</summary>
-    public bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? error)
+    public bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? failure)
     {
         packet = null;
-        error = "got binary data outside a binary packet";
+        failure = "got binary data outside a binary packet";
         return false;
     }
 }

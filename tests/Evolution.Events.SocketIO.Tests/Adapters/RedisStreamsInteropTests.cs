@@ -11,6 +11,8 @@ namespace Evolution.Events.SocketIO.Tests.Adapters;
 /// </summary>
 public sealed class RedisStreamsInteropTests : IAsyncLifetime
 {
+    private static readonly string[] MissedMessages = ["a", "b", "n", "all-b"];
+
     private RedisServer _redis = null!;
     private ConnectionMultiplexer _connA = null!;
     private ConnectionMultiplexer _connB = null!;
@@ -123,7 +125,7 @@ public sealed class RedisStreamsInteropTests : IAsyncLifetime
         for (var i = 0; i < 3; i++)
         {
             // what was missed comes before the next live message
-            Assert.All(new[] { "a", "b", "n", "all-b" }, m => Assert.True(received.IndexOf($"m{i}-{m}") < received.IndexOf($"live-{i + 1}")));
+            Assert.All(MissedMessages, m => Assert.True(received.IndexOf($"m{i}-{m}") < received.IndexOf($"live-{i + 1}")));
             Assert.True(received.IndexOf($"live-{i}") < received.IndexOf($"m{i}-a"));
         }
     }
