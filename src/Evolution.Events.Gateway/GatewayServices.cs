@@ -1,4 +1,5 @@
 using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Ingestion;
@@ -6,6 +7,7 @@ using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.Observability;
 using Evolution.Events.Gateway.Options;
 using Evolution.Events.Gateway.PlainWebSockets;
+using Evolution.Events.Gateway.Relay;
 using FluentValidation;
 using Microsoft.AspNetCore.HttpOverrides;
 using Serilog;

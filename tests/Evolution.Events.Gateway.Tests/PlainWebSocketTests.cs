@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using System.Text;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Microsoft.Extensions.DependencyInjection;
 

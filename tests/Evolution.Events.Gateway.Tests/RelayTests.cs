@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Relay;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;

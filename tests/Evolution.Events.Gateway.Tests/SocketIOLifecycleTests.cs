@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using Evolution.Events.EngineIO;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,4 +1,5 @@
 using Evolution.Events.EngineIO;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.Fanout;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Evolution.Events.EngineIO;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Evolution.Events.SocketIO;
 

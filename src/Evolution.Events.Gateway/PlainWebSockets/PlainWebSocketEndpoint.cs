@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using Evolution.Events.EngineIO;
 using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.Gateway.Auth;
+using Evolution.Events.Gateway.Connections;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Instances;

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Options;
 
-namespace Evolution.Events.Gateway.Fanout;
+namespace Evolution.Events.Gateway.Relay;
 
 /// <summary>
 /// Relays a client-emitted event to INBOUND_WEBHOOK_URL as

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Evolution.Events.Gateway.Options;
 
-namespace Evolution.Events.Gateway.PlainWebSockets;
+namespace Evolution.Events.Gateway.Connections;
 
 /// <summary>
 /// Admission control shared by the plain-WebSocket upgrade and Socket.IO:
