@@ -60,13 +60,14 @@ public sealed class EngineRequest
     /// </summary>
     public static EngineRequest From(HttpContext context, int maxHeaderChars)
     {
-        var query = new Dictionary<string, string>(StringComparer.Ordinal);
+        // sized to what they hold: an idle connection keeps both for its lifetime
+        var query = new Dictionary<string, string>(context.Request.Query.Count, StringComparer.Ordinal);
         foreach (var (key, value) in context.Request.Query)
         {
-            query[key] = value.ToString();
+            query[SharedStrings.Share(key)] = SharedStrings.Share(value.ToString());
         }
 
-        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var headers = new Dictionary<string, string>(context.Request.Headers.Count, StringComparer.OrdinalIgnoreCase);
         var budget = (long)maxHeaderChars;
         foreach (var (key, value) in context.Request.Headers)
         {
@@ -77,11 +78,11 @@ public sealed class EngineRequest
             }
 
             budget -= length;
-            headers[key] = value.ToString();
+            headers[SharedStrings.Share(key)] = SharedStrings.Share(value.ToString());
         }
 
         var request = context.Request;
-        var url = string.Concat(request.PathBase.ToString(), request.Path.ToString(), request.QueryString.ToString());
+        var url = SharedStrings.Share(string.Concat(request.PathBase.ToString(), request.Path.ToString(), request.QueryString.ToString()));
         return new EngineRequest(query, headers, context.Connection.RemoteIpAddress, url, request.IsHttps);
     }
 

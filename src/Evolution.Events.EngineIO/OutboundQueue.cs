@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Threading.Tasks.Sources;
 using Evolution.Events.EngineIO.Protocol;
 
@@ -9,9 +10,9 @@ namespace Evolution.Events.EngineIO;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Built to exist once per connection: a ring of packets under a small lock, allocated on the first
-/// packet and released when a large one empties (an idle queue holds a few dozen bytes, or a ring of
-/// <see cref="InitialCapacity"/> packets once used); no allocation per packet (the packets' bytes are
+/// Built to exist once per connection: a ring of packets under a small lock, rented from the shared
+/// array pool on the first packet and given back whenever the queue empties (an idle queue holds a few
+/// dozen bytes and no ring); no allocation per packet (the packets' bytes are
 /// shared between connections, never copied); the writer waits without allocating (the queue is its own
 /// reusable <see cref="IValueTaskSource{TResult}"/>), and its continuation never runs on the enqueuing thread.
 /// </para>
@@ -290,7 +291,7 @@ public sealed class OutboundQueue : IValueTaskSource<bool>
             var ring = _ring;
             if (ring is null)
             {
-                ring = _ring = new OutboundPacket[InitialCapacity];
+                ring = _ring = ArrayPool<OutboundPacket>.Shared.Rent(InitialCapacity);
             }
             else if (_count == ring.Length)
             {
@@ -318,10 +319,11 @@ public sealed class OutboundQueue : IValueTaskSource<bool>
 
     private OutboundPacket[] Grow(OutboundPacket[] ring)
     {
-        var bigger = new OutboundPacket[ring.Length * 2];
+        var bigger = ArrayPool<OutboundPacket>.Shared.Rent(ring.Length * 2);
         var first = Math.Min(_count, ring.Length - _head);
         Array.Copy(ring, _head, bigger, 0, first);
         Array.Copy(ring, 0, bigger, first, _count - first);
+        ArrayPool<OutboundPacket>.Shared.Return(ring, clearArray: true); // the pool keeps no packet's bytes alive
         _head = 0;
         _ring = bigger;
         return bigger;
@@ -343,9 +345,11 @@ public sealed class OutboundQueue : IValueTaskSource<bool>
         if (_count == 0)
         {
             _head = 0;
-            if (_ring is { Length: > InitialCapacity })
+            if (_ring is { } ring)
             {
-                _ring = null; // a burst's large ring is not kept by an idle connection
+                // an idle connection keeps no ring; the drained slots are already cleared (TakeOne)
+                _ring = null;
+                ArrayPool<OutboundPacket>.Shared.Return(ring);
             }
         }
     }

@@ -13,7 +13,8 @@ internal sealed class Client : IEngineSocketListener
 {
     private readonly SocketIOServer _server;
     private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _connecting = new(StringComparer.Ordinal);
+    // namespaces whose CONNECT is still in its middlewares: only while one is (an idle connection holds no set)
+    private HashSet<string>? _connecting;
     private Timer? _connectTimer;
     private BinaryReconstructor? _reconstructor;
     private int _attachmentsToSkip;
@@ -179,7 +180,7 @@ internal sealed class Client : IEngineSocketListener
         lock (_sockets)
         {
             _sockets[socket.Namespace.Name] = socket;
-            _connecting.Remove(socket.Namespace.Name);
+            DoneConnecting(socket.Namespace.Name);
         }
 
         Interlocked.Exchange(ref _connectTimer, null)?.Dispose();
@@ -274,7 +275,7 @@ internal sealed class Client : IEngineSocketListener
         lock (_sockets)
         {
             joined = _sockets.ContainsKey(name);
-            if (joined || !_connecting.Add(name))
+            if (joined || !(_connecting ??= new(StringComparer.Ordinal)).Add(name))
             {
                 // a second CONNECT while the first one's middlewares run is dropped: the first one answers
                 if (!joined)
@@ -297,7 +298,7 @@ internal sealed class Client : IEngineSocketListener
         {
             lock (_sockets)
             {
-                _connecting.Remove(name);
+                DoneConnecting(name);
             }
 
             _server.OnRefused(name, "Invalid namespace", Connection.Request.RemoteAddress?.ToString());
@@ -324,8 +325,17 @@ internal sealed class Client : IEngineSocketListener
         {
             lock (_sockets)
             {
-                _connecting.Remove(name);
+                DoneConnecting(name);
             }
+        }
+    }
+
+    /// <summary>Under the lock of <c>_sockets</c>: the set goes once it is empty.</summary>
+    private void DoneConnecting(string name)
+    {
+        if (_connecting is { } connecting && connecting.Remove(name) && connecting.Count == 0)
+        {
+            _connecting = null;
         }
     }
 

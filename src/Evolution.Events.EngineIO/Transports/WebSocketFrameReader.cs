@@ -74,9 +74,23 @@ internal sealed class WebSocketFrameReader
             if (_buffer is null)
             {
                 // idle: wait for data without holding a buffer (a zero-byte read returns once data is there)
+                if (_stream is Hosting.DuplexPipeStream pipeStream)
+                {
+                    // the raw path: wait on the pipe itself, so no read state machine of the stream stays alive per idle connection
+                    var input = pipeStream.Input;
+                    var waited = await input.ReadAsync(cancellationToken);
+                    input.AdvanceTo(waited.Buffer.Start); // nothing consumed or examined: the read below returns these bytes
+                    if (waited.IsCanceled)
+                    {
+                        throw new OperationCanceledException();
+                    }
+                }
+                else
+                {
 #pragma warning disable CA2022
-                await _stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+                    await _stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
 #pragma warning restore CA2022
+                }
                 _buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
                 _start = 0;
             }

@@ -250,6 +250,9 @@ internal sealed class RawExchange : IHttpResponseFeature, IHttpUpgradeFeature, I
 /// <summary>The upgraded connection as a stream: reads from and writes to the transport's pipes, nothing in between.</summary>
 internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 {
+    /// <summary>The connection's input, for an idle wait that needs no state machine of its own.</summary>
+    internal PipeReader Input => pipe.Input;
+
     public override bool CanRead => true;
 
     public override bool CanSeek => false;
