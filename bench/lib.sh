@@ -5,6 +5,7 @@
 TARGETS_DEF="
 gateway       gateway
 gateway-http  gateway  WEBSOCKET_RAW_UPGRADE=false
+gateway-base  gateway-base
 node          node
 ceiling       ceiling  CEILING_UPGRADE=raw
 ceiling-http  ceiling  CEILING_UPGRADE=http
@@ -26,6 +27,17 @@ start_server() { # target; sets SERVER_PID, PORT
       env SERVER_PORT=$PORT AUTHENTICATION_API_KEY=$KEY DATABASE_PATH=$LOGS/gw.db LOG_LEVEL=Warning \
         WEBSOCKET_MAX_CONNECTIONS=200000 $extra \
         dotnet src/Evolution.Events.Gateway/bin/Release/net10.0/Evolution.Events.Gateway.dll >"$LOGS/$t.log" 2>&1 &
+      ;;
+    gateway-base)
+      # the A/B of a whole change: the gateway built from another commit (e.g. a worktree of the commit before it)
+      if [ -z "${BASE_GATEWAY_DLL:-}" ] || [ ! -f "$BASE_GATEWAY_DLL" ]; then
+        echo "   $t needs BASE_GATEWAY_DLL: the Release dll of a gateway built from the commit to compare with" >&2
+        return 1
+      fi
+      rm -f "$LOGS"/gw.db*
+      env SERVER_PORT=$PORT AUTHENTICATION_API_KEY=$KEY DATABASE_PATH=$LOGS/gw.db LOG_LEVEL=Warning \
+        WEBSOCKET_MAX_CONNECTIONS=200000 $extra \
+        dotnet "$BASE_GATEWAY_DLL" >"$LOGS/$t.log" 2>&1 &
       ;;
     node)
       env SERVER_PORT=$PORT AUTHENTICATION_API_KEY=$KEY $extra node bench/node-peer/server.js >"$LOGS/$t.log" 2>&1 &
