@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Evolution.Events.EngineIO.Hosting;
+using Evolution.Events.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -132,38 +133,9 @@ public sealed class RawUpgradeDetachTests
         using var client = new TcpClient { NoDelay = true };
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await client.ConnectAsync(server.Host, server.Port, timeout.Token);
-        var stream = client.GetStream();
-        var bytes = Encoding.Latin1.GetBytes(request);
-        var size = chunk <= 0 ? bytes.Length : chunk;
-        for (var i = 0; i < bytes.Length; i += size)
-        {
-            await stream.WriteAsync(bytes.AsMemory(i, Math.Min(size, bytes.Length - i)), timeout.Token);
-            if (chunk > 0)
-                await Task.Delay(1, timeout.Token);
-        }
-
-        var received = new StringBuilder();
-        var buffer = new byte[16 * 1024];
-        try
-        {
-            while (true)
-            {
-                var n = await stream.ReadAsync(buffer, timeout.Token);
-                if (n == 0)
-                    break;
-                received.Append(Encoding.Latin1.GetString(buffer, 0, n));
-                var text = received.ToString();
-                if ((untilHead && text.Contains("\r\n\r\n", StringComparison.Ordinal))
-                    || (untilStatusLines > 0 && StatusLines(text).Count >= untilStatusLines
-                        && text.LastIndexOf("HTTP/1.", StringComparison.Ordinal) < text.LastIndexOf("\r\n\r\n", StringComparison.Ordinal)))
-                    break;
-            }
-        }
-        catch (IOException)
-        {
-            // reset after the answer (e.g. Kestrel closing on a TLS hello)
-        }
-
-        return received.ToString();
+        return await RawHttp.SendAsync(client.GetStream(), request, chunk, text =>
+            (untilHead && RawHttp.HasHead(text))
+            || (untilStatusLines > 0 && StatusLines(text).Count >= untilStatusLines
+                && text.LastIndexOf("HTTP/1.", StringComparison.Ordinal) < text.LastIndexOf("\r\n\r\n", StringComparison.Ordinal)));
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.SocketIO;
+using Evolution.Events.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Evolution.Events.Gateway.Tests;
@@ -218,38 +219,6 @@ public class RawUpgradeTests
     }
 
     /// <summary>Sends (in writes of <paramref name="chunk"/> bytes; 0: one write), reads until closed or, with <paramref name="untilHead"/>, a head.</summary>
-    private static async Task<string> SendAsync(TcpClient client, string request, bool untilHead, int chunk = 0)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        var stream = client.GetStream();
-        var bytes = Encoding.Latin1.GetBytes(request);
-        var size = chunk <= 0 ? bytes.Length : chunk;
-        for (var i = 0; i < bytes.Length; i += size)
-        {
-            await stream.WriteAsync(bytes.AsMemory(i, Math.Min(size, bytes.Length - i)), timeout.Token);
-            if (chunk > 0)
-                await Task.Delay(1, timeout.Token);
-        }
-
-        var received = new StringBuilder();
-        var buffer = new byte[16 * 1024];
-        try
-        {
-            while (true)
-            {
-                var n = await stream.ReadAsync(buffer, timeout.Token);
-                if (n == 0)
-                    break;
-                received.Append(Encoding.Latin1.GetString(buffer, 0, n));
-                if (untilHead && received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
-                    break;
-            }
-        }
-        catch (IOException)
-        {
-            // a reset after the answer
-        }
-
-        return received.ToString();
-    }
+    private static Task<string> SendAsync(TcpClient client, string request, bool untilHead, int chunk = 0) =>
+        RawHttp.SendAsync(client.GetStream(), request, chunk, untilHead ? RawHttp.HasHead : null);
 }
