@@ -41,6 +41,17 @@ for trx in "$results"/*.trx; do
   fi
   grep -oE '<UnitTestResult [^>]*outcome="NotExecuted"[^>]*>' "$trx" | grep -oE 'testName="[^"]*"' | sed 's/^testName=/  skipped: /' || true
 done
+# The failed tests by name, with the first line of their message, here at the end where a log excerpt
+# (the tail of a CI run) still shows them.
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  # one record per test result; the message is the first line inside <Message>
+  awk 'BEGIN { RS = "<UnitTestResult " } NR > 1 {
+         head = $0; sub(/>.*/, "", head); if (head !~ /outcome="(Failed|Error|Timeout|Aborted)"/) next
+         name = head; sub(/.*testName="/, "", name); sub(/".*/, "", name)
+         msg = ""; if (match($0, /<Message>[^\n<]*/)) msg = substr($0, RSTART + 9, RLENGTH - 9)
+         printf "  failed: %s: %s\n", name, substr(msg, 1, 300) }' "$trx" || true
+done
 for project in $projects; do
   dll=$(echo "$project.dll" | tr '[:upper:]' '[:lower:]')
   if ! grep -qil "storage=\"[^\"]*/$dll\"" "$results"/*.trx 2>/dev/null; then

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Evolution.Events.EngineIO.Tests;
 
-/// <summary>Attack tests measure this process's managed memory: nothing else may run meanwhile.</summary>
+/// <summary>Tests that measure this process's managed memory or its process-wide string table: nothing else may run meanwhile.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class AttackCollection
 {

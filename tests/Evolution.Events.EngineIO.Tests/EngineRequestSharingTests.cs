@@ -2,7 +2,12 @@ using Microsoft.AspNetCore.Http;
 
 namespace Evolution.Events.EngineIO.Tests;
 
-/// <summary>What each idle session keeps of its handshake: repeated strings are one shared instance (issue 11).</summary>
+/// <summary>
+/// What each idle session keeps of its handshake: repeated strings are one shared instance (issue 11). The table is
+/// process-wide and lossy (a slot keeps the last string hashed to it), so a handshake served by a test running in
+/// parallel could replace a slot between the two handshakes here: these tests run alone.
+/// </summary>
+[Collection(AttackCollection.Name)]
 public class EngineRequestSharingTests
 {
     private static EngineRequest Describe(string key)
