@@ -55,6 +55,12 @@ public class RawUpgradeTests
         Assert.Equal(["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"], StatusLines(replies));
         if (dispatcher is not null)
             Assert.Equal(4, dispatcher.Requests);
+
+        // /metrics says how many went the raw way (the series exists only in that mode)
+        var metrics = await gw.MetricsAsync();
+        Assert.Equal(raw, metrics.Contains("evolution_websocket_raw_upgrades_total 4", StringComparison.Ordinal));
+        Assert.Equal(raw, metrics.Contains("evolution_websocket_raw_requests_total 4", StringComparison.Ordinal));
+        Assert.Equal(raw, metrics.Contains("evolution_websocket_raw_", StringComparison.Ordinal));
     }
 
     /// <summary>Every refusal of an upgrade, run in both modes: the same status, headers that matter, JSON body and metrics.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.SocketIO.Adapters;
 using Prometheus;
@@ -151,6 +152,26 @@ public sealed class GatewayMetrics
 
     /// <summary>Reads the log's drop count at every scrape.</summary>
     public void Attach(GatewayLog log) => Registry.AddBeforeCollectCallback(() => _logDropped.IncTo(log.Dropped));
+
+    /// <summary>
+    /// Publishes what the raw-connection upgrade path took (<c>WEBSOCKET_RAW_UPGRADE=true</c> only), read at every scrape:
+    /// its refusals and connections are counted with the HTTP path's own metrics (it runs the same pipeline); these say
+    /// how many went that way.
+    /// </summary>
+    public void Attach(RawUpgradeDispatcher raw)
+    {
+        var factory = Metrics.WithCustomRegistry(Registry);
+        var requests = factory.CreateCounter("evolution_websocket_raw_requests_total",
+            "WebSocket upgrade requests served on the raw connection (WEBSOCKET_RAW_UPGRADE=true), upgraded or refused; "
+            + "every other request goes to Kestrel's HTTP pipeline.");
+        var upgrades = factory.CreateCounter("evolution_websocket_raw_upgrades_total",
+            "Connections upgraded to WebSocket on the raw connection (WEBSOCKET_RAW_UPGRADE=true), Socket.IO and plain WebSocket.");
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            requests.IncTo(raw.Requests);
+            upgrades.IncTo(raw.Upgrades);
+        });
+    }
 
     /// <summary>Sets <c>evolution_redis_up</c> (and publishes the outage counter, at 0 until the first outage).</summary>
     public void RedisUp(bool up)

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Evolution.Events.EngineIO;
+using Evolution.Events.EngineIO.Hosting;
 using Evolution.Events.Gateway.Auth;
 using Evolution.Events.Gateway.Http;
 using Evolution.Events.Gateway.Options;
@@ -53,6 +54,8 @@ public static class GatewayObservability
         var io = options.WebSocketEnabled ? app.Services.GetRequiredService<SocketIOServer>() : null;
         metrics.Gauges.Attach(io, app.Services.GetRequiredService<PlainWebSocketHub>());
         metrics.Attach(app.Services.GetRequiredService<GatewayLog>());
+        if (app.Services.GetService<RawUpgradeDispatcher>() is { } raw)
+            metrics.Attach(raw);
         if (io is not null)
         {
             io.ConnectionRefused += (_, message) => metrics.SocketIORefused(message);
