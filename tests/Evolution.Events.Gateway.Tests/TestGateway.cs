@@ -15,12 +15,21 @@ public sealed class TestGateway : IAsyncDisposable
     private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(10);
     private bool _stopped;
 
-    private TestGateway(WebApplication app, string dir)
+    private readonly byte[]? _pinned;
+
+    private TestGateway(WebApplication app, string dir, byte[]? pinned = null)
     {
         App = app;
         Dir = dir;
         BaseUri = GatewayApp.BoundAddress(app);
-        Http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
+        // over https (a test's own self-signed certificate), the clients trust exactly that certificate
+        _pinned = pinned;
+        Http = IsTls
+            ? new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = IsPinned } })
+            {
+                BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20),
+            }
+            : new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(20) };
     }
 
     public WebApplication App { get; }
@@ -30,6 +39,14 @@ public sealed class TestGateway : IAsyncDisposable
     public Uri BaseUri { get; }
 
     public HttpClient Http { get; }
+
+    /// <summary>Whether the gateway listens on https (Kestrel terminating TLS).</summary>
+    public bool IsTls => BaseUri.Scheme == Uri.UriSchemeHttps;
+
+    /// <summary>Accepts the server's certificate when it is the one in the test's <c>Kestrel:Certificates:Default</c> file.</summary>
+    public bool IsPinned(object sender, System.Security.Cryptography.X509Certificates.X509Certificate? certificate,
+        System.Security.Cryptography.X509Certificates.X509Chain? chain, System.Net.Security.SslPolicyErrors errors) =>
+        _pinned is not null && certificate is not null && certificate.GetRawCertData().AsSpan().SequenceEqual(_pinned);
 
     public static async Task<TestGateway> StartAsync(Dictionary<string, string?>? overrides = null, string? dir = null)
     {
@@ -46,7 +63,15 @@ public sealed class TestGateway : IAsyncDisposable
             settings[k] = v;
         var app = GatewayApp.Build([], settings, hermetic: true);
         await app.StartAsync();
-        return new TestGateway(app, dir);
+        byte[]? pinned = null;
+        if (settings.TryGetValue("Kestrel:Certificates:Default:Path", out var pfx) && pfx is not null)
+        {
+            using var certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
+                pfx, settings.GetValueOrDefault("Kestrel:Certificates:Default:Password"));
+            pinned = certificate.RawData;
+        }
+
+        return new TestGateway(app, dir, pinned);
     }
 
     public async Task StopAsync()
@@ -134,11 +159,13 @@ public sealed class TestGateway : IAsyncDisposable
     public static string Event(string eventName, string instance, string data = "{}") =>
         $$"""{"event":"{{eventName}}","instance":"{{instance}}","data":{{data}}}""";
 
-    public Uri WsUri(string pathAndQuery) => new($"ws://{BaseUri.Authority}{pathAndQuery}");
+    public Uri WsUri(string pathAndQuery) => new($"{(IsTls ? "wss" : "ws")}://{BaseUri.Authority}{pathAndQuery}");
 
     public async Task<ClientWebSocket> ConnectAsync(string pathAndQuery)
     {
         var ws = new ClientWebSocket();
+        if (IsTls)
+            ws.Options.RemoteCertificateValidationCallback = IsPinned;
         using var timeout = new CancellationTokenSource(ReceiveTimeout);
         await ws.ConnectAsync(WsUri(pathAndQuery), timeout.Token);
         return ws;
