@@ -37,6 +37,46 @@ public sealed class RawEngineWebSocketTests(RawEngineWebSocketFixture fixture)
     }
 }
 
+/// <summary>An <c>Origin</c> check (socket.io's way: <c>allowRequest</c>) holds for upgrades on either path.</summary>
+public sealed class RawUpgradeOriginTests
+{
+    private const string Allowed = "https://allowed.example";
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task An_origin_check_in_AllowRequest_refuses_on_either_path(bool raw)
+    {
+        await using var host = await EngineHost.StartAsync(o => o.AllowRequest = context => ValueTask.FromResult(
+            context.Request.Headers.Origin is [var origin] && origin != Allowed ? new HandshakeRefusal(403, "origin not allowed") : null),
+            rawUpgrade: raw);
+        var dispatcher = host.App.Services.GetService<RawUpgradeDispatcher>();
+
+        async Task<int> UpgradeAsync(string? origin)
+        {
+            using var ws = new ClientWebSocket();
+            ws.Options.CollectHttpResponseDetails = true;
+            if (origin is not null)
+                ws.Options.SetRequestHeader("Origin", origin);
+            try
+            {
+                await ws.ConnectAsync(host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
+            }
+            catch (WebSocketException)
+            {
+            }
+
+            return (int)ws.HttpStatusCode;
+        }
+
+        Assert.Equal(403, await UpgradeAsync("https://evil.example"));
+        Assert.Equal(101, await UpgradeAsync(Allowed));
+        Assert.Equal(101, await UpgradeAsync(null)); // not a browser: no Origin
+        Assert.Equal(raw ? 3 : null, dispatcher?.Requests);
+        Assert.Equal(raw ? 2 : null, dispatcher?.Upgrades);
+    }
+}
+
 /// <summary>What the raw path lets go of: the request's objects, once a WebSocket is detached.</summary>
 public sealed class RawUpgradeDetachTests
 {
