@@ -31,7 +31,8 @@ public static class GatewayApp
     /// <param name="overrides">Settings that win over everything else.</param>
     /// <param name="hermetic">True: <paramref name="overrides"/> are the only settings (no environment variables, no
     /// appsettings.json), so a test's gateway never picks up the ambient environment of the machine running it.</param>
-    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null, bool hermetic = false)
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? overrides = null, bool hermetic = false,
+        Serilog.Core.ILogEventSink? alsoLogTo = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
         if (hermetic)
@@ -48,7 +49,7 @@ public static class GatewayApp
             builder.Services.AddRawWebSocketUpgrades();
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.UseRawWebSocketUpgrades());
         }
-        builder.Services.AddGatewayLogging(options);
+        builder.Services.AddGatewayLogging(options, alsoLogTo);
         builder.Services.AddGateway(options);
         builder.Services.AddGatewaySocketIO(options);
         // after the Socket.IO services: it must stop first (lifecycle services stop in reverse order)

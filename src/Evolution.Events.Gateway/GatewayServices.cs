@@ -63,11 +63,12 @@ public static class GatewayServices
     /// <summary>
     /// Serilog to the console at LOG_LEVEL (ASP.NET Core's own chatter at Warning) through <see cref="GatewayLog"/>:
     /// a bounded background writer that never blocks the thread that logs nor shutdown, counts what it drops,
-    /// and escapes client text.
+    /// and escapes client text. <paramref name="alsoLogTo"/> (tests) gets every event too, as the console would.
     /// </summary>
-    public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options)
+    public static IServiceCollection AddGatewayLogging(this IServiceCollection services, GatewayOptions options,
+        Serilog.Core.ILogEventSink? alsoLogTo = null)
     {
-        var log = new GatewayLog(options);
+        var log = new GatewayLog(options, alsoLogTo);
         // registered by factory so that the container disposes it (bounded flush) when the app is disposed
         services.AddSingleton(_ => log);
         return services.AddSerilog(log.Logger, dispose: false);

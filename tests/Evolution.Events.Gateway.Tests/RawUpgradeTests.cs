@@ -63,7 +63,7 @@ public class RawUpgradeTests
         Assert.Equal(raw, metrics.Contains("evolution_websocket_raw_", StringComparison.Ordinal));
     }
 
-    /// <summary>Every refusal of an upgrade, run in both modes: the same status, headers that matter, JSON body and metrics.</summary>
+    /// <summary>Every refusal of an upgrade, run in both modes: the same status, headers that matter, JSON body, metrics and log lines.</summary>
     [Fact]
     public async Task RefusalsAreTheSameOnTheRawPathAsOnTheHttpPath()
     {
@@ -72,7 +72,10 @@ public class RawUpgradeTests
         Assert.Equal(http, raw);
         Assert.Equal(
             ["401", "403", "101", "503", "101", "101", "429", "503", "503", "429", "metrics", "404", "404"],
-            raw.Select(r => r.Split(' ')[0]));
+            raw.Where(r => !r.StartsWith("log ", StringComparison.Ordinal)).Select(r => r.Split(' ')[0]));
+        // the refusals are logged, with the client's (forwarded) address, on both paths
+        Assert.Contains(raw, r => r.StartsWith("log Information Plain WebSocket refused 401 for \"10.0.0.1\"", StringComparison.Ordinal));
+        Assert.Contains(raw, r => r.StartsWith("log Information Engine.IO handshake refused with 429", StringComparison.Ordinal));
     }
 
     private static async Task<List<string>> RefusalsAsync(bool raw)
@@ -86,8 +89,10 @@ public class RawUpgradeTests
                 ["WEBSOCKET_MAX_CONNECTIONS"] = "1",
                 ["WEBSOCKET_CONNECT_RATE"] = "2",
                 ["TRUSTED_PROXIES"] = "127.0.0.1/32",
+                ["LOG_LEVEL"] = "Information",
             });
-            await using (var gw = await TestGateway.StartAsync(settings))
+            var log = new CapturedLog();
+            await using (var gw = await TestGateway.StartAsync(settings, logs: log))
             {
                 var sales = await gw.CreateInstanceAsync("sales");
                 // each check from its own address (X-Forwarded-For from a trusted proxy): the rate is counted per address
@@ -109,6 +114,10 @@ public class RawUpgradeTests
                 Assert.Equal(raw ? 10 : null, dispatcher?.Requests);
                 Assert.Equal(raw ? 3 : null, dispatcher?.Upgrades);
             }
+
+            // the same log lines (their order may differ: a connection logs from its own task; durations vary)
+            foreach (var line in log.Lines.Select(l => Regex.Replace(l, "[0-9]+ ms", "N ms")).Order(StringComparer.Ordinal))
+                seen.Add("log " + line);
 
             await using (var disabled = await TestGateway.StartAsync(Mode(raw, new() { ["WEBSOCKET_ENABLED"] = "false" })))
             {

@@ -48,7 +48,8 @@ public sealed class TestGateway : IAsyncDisposable
         System.Security.Cryptography.X509Certificates.X509Chain? chain, System.Net.Security.SslPolicyErrors errors) =>
         _pinned is not null && certificate is not null && certificate.GetRawCertData().AsSpan().SequenceEqual(_pinned);
 
-    public static async Task<TestGateway> StartAsync(Dictionary<string, string?>? overrides = null, string? dir = null)
+    public static async Task<TestGateway> StartAsync(Dictionary<string, string?>? overrides = null, string? dir = null,
+        Serilog.Core.ILogEventSink? logs = null)
     {
         dir ??= Path.Combine(Path.GetTempPath(), "gw-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
@@ -61,7 +62,7 @@ public sealed class TestGateway : IAsyncDisposable
         };
         foreach (var (k, v) in overrides ?? [])
             settings[k] = v;
-        var app = GatewayApp.Build([], settings, hermetic: true);
+        var app = GatewayApp.Build([], settings, hermetic: true, alsoLogTo: logs);
         await app.StartAsync();
         byte[]? pinned = null;
         if (settings.TryGetValue("Kestrel:Certificates:Default:Path", out var pfx) && pfx is not null)

@@ -21,9 +21,9 @@ public sealed class GatewayLog : IAsyncLogEventSinkMonitor, IAsyncDisposable
 
     private IAsyncLogEventSinkInspector? _inspector;
 
-    public GatewayLog(GatewayOptions options)
+    public GatewayLog(GatewayOptions options, Serilog.Core.ILogEventSink? alsoLogTo = null)
     {
-        Logger = new LoggerConfiguration()
+        var configuration = new LoggerConfiguration()
             .MinimumLevel.Is(options.LogLevel)
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
@@ -31,8 +31,10 @@ public sealed class GatewayLog : IAsyncLogEventSinkMonitor, IAsyncDisposable
             .MinimumLevel.Override("Microsoft.Extensions.Hosting.Internal.Host", LogEventLevel.Fatal)
             .Enrich.FromLogContext()
             .Enrich.With<SafeLogText>()
-            .WriteTo.Async(sink => sink.Console(), bufferSize: options.LogQueueSize, blockWhenFull: false, monitor: this)
-            .CreateLogger();
+            .WriteTo.Async(sink => sink.Console(), bufferSize: options.LogQueueSize, blockWhenFull: false, monitor: this);
+        if (alsoLogTo is not null)
+            configuration = configuration.WriteTo.Sink(alsoLogTo);
+        Logger = configuration.CreateLogger();
     }
 
     /// <summary>The logger (registered as the app's Serilog logger).</summary>
