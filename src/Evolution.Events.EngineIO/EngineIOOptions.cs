@@ -77,6 +77,12 @@ public sealed class EngineIOOptions
     /// </summary>
     public Func<Microsoft.AspNetCore.Http.HttpContext, ValueTask<HandshakeRefusal?>>? AllowRequest { get; set; }
 
+    /// <summary>
+    /// HTTP compression of polling responses, as engine.io's <c>httpCompression</c>: on by default with a threshold of
+    /// 1024 bytes; null turns it off.
+    /// </summary>
+    public HttpCompressionOptions? HttpCompression { get; set; } = new();
+
     internal void Validate()
     {
         if (PingInterval <= 0 || PingTimeout <= 0 || MaxPayload <= 0 || UpgradeTimeout <= 0)
@@ -97,6 +103,11 @@ public sealed class EngineIOOptions
         if (MaxQueuedPackets <= 0 || MaxQueuedBytes <= 0)
         {
             throw new InvalidOperationException("Engine.IO queue bounds must be positive");
+        }
+
+        if (HttpCompression is { Threshold: < 0 })
+        {
+            throw new InvalidOperationException("Engine.IO HttpCompression.Threshold must not be negative");
         }
     }
 }

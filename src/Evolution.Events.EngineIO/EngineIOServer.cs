@@ -92,7 +92,7 @@ public sealed partial class EngineIOServer
             {
                 // this poll crossed the close packet that ended its session (sent together, served
                 // after it): it gets what it would have had had it been waiting, once
-                await EngineHttp.WritePayloadAsync(context, protocol!.ControlPayload(OutboundPacket.Noop));
+                await PollingTransport.WriteDetachedNoopAsync(context, protocol!, Options);
                 return;
             }
 
@@ -173,24 +173,13 @@ public sealed partial class EngineIOServer
             return;
         }
 
-        if (session.IsWebSocket)
+        if (session.IsWebSocket || session.Polling is not { } polling)
         {
             await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
             return;
         }
 
-        if (HttpMethods.IsGet(context.Request.Method))
-        {
-            await session.HandlePollAsync(context);
-        }
-        else if (HttpMethods.IsPost(context.Request.Method))
-        {
-            await session.HandlePostAsync(context);
-        }
-        else
-        {
-            await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
-        }
+        await polling.HandleRequestAsync(context);
     }
 
     private async Task HandshakeAsync(HttpContext context, bool isWebSocket, EngineProtocol protocol)
@@ -201,6 +190,24 @@ public sealed partial class EngineIOServer
             return;
         }
 
+        // JSONP polling (revision 3, engine.io's polling-jsonp) is chosen by the handshake's callback index j
+        string? jsonpIndex = null;
+        if (!isWebSocket)
+        {
+            jsonpIndex = PollingTransport.JsonpIndex(context.Request, protocol, out var validJsonp);
+            if (!validJsonp)
+            {
+                await EngineHttp.WriteErrorAsync(context, EngineErrorCode.BadRequest);
+                return;
+            }
+
+            if (jsonpIndex is not null)
+            {
+                // a JSONP response is JavaScript text: binary messages go as base64 whatever b64 says
+                protocol = protocol.WithBase64(true);
+            }
+        }
+
         if (Options.AllowRequest is { } allow && await allow(context) is { } refusal)
         {
             LogHandshakeRefused(refusal.StatusCode, refusal.Message, context.Connection.RemoteIpAddress?.ToString());
@@ -208,7 +215,7 @@ public sealed partial class EngineIOServer
             return;
         }
 
-        var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket, protocol);
+        var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket, protocol, jsonpIndex);
         _sessions[session.Id] = session;
         if (isWebSocket)
         {
@@ -260,7 +267,7 @@ public sealed partial class EngineIOServer
         }
         else
         {
-            await session.HandlePollAsync(context);
+            await session.Polling!.HandlePollAsync(context);
         }
     }
 

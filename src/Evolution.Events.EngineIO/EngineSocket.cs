@@ -34,15 +34,18 @@ public sealed partial class EngineSocket
     private long _pingSentAt;
     private long _pingDeliveredAt;
     private long _clientPingDeadline;
-    private int _pollActive;
-    private int _postActive;
     private IEngineSocketListener? _listener;
+
+    /// <summary>The polling transport of a session that began on polling; null for one that began on WebSocket.</summary>
+    private readonly PollingTransport? _polling;
     private WebSocketFrameWriter? _activeWriter;
 
     /// <summary>How long a discarded session's transport may take to send its close frame before its connection is aborted.</summary>
     internal const int CloseGraceMs = 2000;
 
-    internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket, EngineProtocol? protocol = null)
+    /// <param name="jsonpIndex">The JSONP callback index of a polling handshake that named one (<c>j</c>), else null.</param>
+    internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket, EngineProtocol? protocol = null,
+        string? jsonpIndex = null)
     {
         Protocol = protocol ?? EngineProtocol.V4;
         _server = server;
@@ -50,6 +53,7 @@ public sealed partial class EngineSocket
         Id = id;
         Request = request;
         _isWebSocket = isWebSocket;
+        _polling = isWebSocket ? null : new PollingTransport(this, jsonpIndex);
         _queue = new OutboundQueue(_options.MaxQueuedPackets, _options.MaxQueuedBytes);
         _pingDue = Environment.TickCount64 + _options.PingInterval;
         _timer = new Timer(static s => ((EngineSocket)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
@@ -87,6 +91,16 @@ public sealed partial class EngineSocket
     public long DroppedPackets => Interlocked.Read(ref _dropped);
 
     internal bool IsWebSocket => Volatile.Read(ref _isWebSocket);
+
+    /// <summary>The polling transport (null when the session began on WebSocket).</summary>
+    internal PollingTransport? Polling => _polling;
+
+    /// <summary>Whether a poll request is being served now (for tests).</summary>
+    internal bool IsPollWaiting => _polling?.IsPollWaiting == true;
+
+    internal EngineIOServer Server => _server;
+
+    internal EngineIOOptions Options => _options;
 
     internal OutboundQueue Queue => _queue;
 

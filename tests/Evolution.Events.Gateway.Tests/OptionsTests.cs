@@ -34,6 +34,8 @@ public class OptionsTests
         Assert.Equal(120, options.RecoverySeconds);
         Assert.Equal(1000, options.MaxPendingConnections);
         Assert.Equal(TimeSpan.FromSeconds(5), options.ConnectTimeout);
+        Assert.True(options.HttpCompression);
+        Assert.Equal(1024, options.HttpCompressionThreshold);
     }
 
     [Fact]
@@ -46,7 +48,8 @@ public class OptionsTests
             ("WEBSOCKET_MAX_CONNECTIONS", "5"), ("WEBSOCKET_MAX_PAYLOAD", "100"), ("WEBSOCKET_CONNECT_RATE", "7"),
             ("WEBHOOK_MAX_BODY", "2048"), ("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16"),
             ("WEBSOCKET_REPLAY_LAST_STATE", "off"), ("WEBSOCKET_RECOVERY_SECONDS", "0"),
-            ("WEBSOCKET_MAX_PENDING", "9"), ("WEBSOCKET_CONNECT_TIMEOUT_MS", "2500"));
+            ("WEBSOCKET_MAX_PENDING", "9"), ("WEBSOCKET_CONNECT_TIMEOUT_MS", "2500"),
+            ("WEBSOCKET_HTTP_COMPRESSION", "false"), ("WEBSOCKET_HTTP_COMPRESSION_THRESHOLD", "0"));
         Assert.Equal(9000, options.Port);
         Assert.Equal("https://gw.example.com", options.ServerUrl);
         Assert.False(options.WebSocketEnabled);
@@ -66,6 +69,8 @@ public class OptionsTests
         Assert.Equal(0, options.RecoverySeconds);
         Assert.Equal(9, options.MaxPendingConnections);
         Assert.Equal(TimeSpan.FromMilliseconds(2500), options.ConnectTimeout);
+        Assert.False(options.HttpCompression);
+        Assert.Equal(0, options.HttpCompressionThreshold);
     }
 
     [Theory]
@@ -99,6 +104,9 @@ public class OptionsTests
     [InlineData("REDIS_STREAM_MAXLEN", "5")]
     [InlineData("NODE_ID", "a b")]
     [InlineData("NODE_HEARTBEAT_MS", "99")]
+    [InlineData("WEBSOCKET_HTTP_COMPRESSION", "gzip")]
+    [InlineData("WEBSOCKET_HTTP_COMPRESSION_THRESHOLD", "-1")]
+    [InlineData("WEBSOCKET_HTTP_COMPRESSION_THRESHOLD", "1k")]
     public void InvalidValueFailsWithOneLineNamingTheVariable(string name, string value)
     {
         var ex = Assert.Throws<GatewayConfigurationException>(() => Bind((name, value)));

@@ -39,10 +39,10 @@ internal static class EngineHttp
         await context.Response.WriteAsync(json, context.RequestAborted).ConfigureAwait(false);
     }
 
-    public static async Task WritePayloadAsync(HttpContext context, ReadOnlyMemory<byte> payload, bool binary = false)
+    public static async Task WritePayloadAsync(HttpContext context, ReadOnlyMemory<byte> payload, bool binary = false, string? contentType = null)
     {
         context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = binary ? "application/octet-stream" : "text/plain; charset=UTF-8";
+        context.Response.ContentType = contentType ?? (binary ? "application/octet-stream" : "text/plain; charset=UTF-8");
         context.Response.Headers.CacheControl = "no-store";
         context.Response.ContentLength = payload.Length;
         try

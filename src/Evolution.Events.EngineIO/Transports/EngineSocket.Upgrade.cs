@@ -108,7 +108,7 @@ public sealed partial class EngineSocket
     }
 
     /// <summary>While a probe is under way: completes when the upgrade is done or abandoned. Else null.</summary>
-    private Task? PendingUpgrade
+    internal Task? PendingUpgrade
     {
         get
         {

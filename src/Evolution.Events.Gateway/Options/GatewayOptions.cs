@@ -118,6 +118,12 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_ALLOW_EIO3: also serve Socket.IO 2.x clients (Engine.IO 3), as socket.io's <c>allowEIO3</c> (default false).</summary>
     public bool AllowEio3 { get; init; }
 
+    /// <summary>WEBSOCKET_HTTP_COMPRESSION: gzip/deflate of Socket.IO polling responses, as engine.io's <c>httpCompression</c> (default true).</summary>
+    public bool HttpCompression { get; init; } = true;
+
+    /// <summary>WEBSOCKET_HTTP_COMPRESSION_THRESHOLD: smallest polling response compressed, in bytes (default 1024, as engine.io).</summary>
+    public int HttpCompressionThreshold { get; init; } = 1024;
+
     /// <summary>WEBSOCKET_TRANSPORTS: the Socket.IO transports served (default both: polling and websocket).</summary>
     public IReadOnlySet<string> Transports { get; init; } = new HashSet<string> { "polling", "websocket" };
 

@@ -32,6 +32,8 @@ public static class GatewayOptionsBinder
             AdminUIReadOnly = ReadBool(config, "ADMIN_UI_READONLY", false),
             WebSocketReplayLastState = ReadBool(config, "WEBSOCKET_REPLAY_LAST_STATE", true),
             AllowEio3 = ReadBool(config, "WEBSOCKET_ALLOW_EIO3", false),
+            HttpCompression = ReadBool(config, "WEBSOCKET_HTTP_COMPRESSION", true),
+            HttpCompressionThreshold = ReadInt(config, "WEBSOCKET_HTTP_COMPRESSION_THRESHOLD", 1024, 0, int.MaxValue),
             ApiKey = apiKey ?? GenerateKey(),
             ApiKeyGenerated = apiKey is null,
             CorsOrigins = ReadCors(config),
