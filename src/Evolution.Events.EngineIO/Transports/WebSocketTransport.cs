@@ -102,22 +102,29 @@ internal sealed class WebSocketTransport : IPacketOrigin
 
     private async Task ServeAsync()
     {
-        // one registration for the connection's life: reads and waits take no token of their own
-        using var abort = _session.Aborted.UnsafeRegister(static s => ((Action)s!)(), _abortConnection);
-        _session.AttachWriter(_writer);
-        var writer = WriteLoopAsync();
-        var reader = ReadLoopAsync();
-        if (await Task.WhenAny(reader, writer) == reader && _session.ReadyState == EngineReadyState.Open)
+        // for the connection's life, an abort of the session ends this connection; reads and waits take no token of their own
+        _session.AttachWebSocketAbort(_abortConnection);
+        try
         {
-            _session.Close(EngineCloseReason.TransportClose, "WebSocket ended", discard: true);
-        }
+            _session.AttachWriter(_writer);
+            var writer = WriteLoopAsync();
+            var reader = ReadLoopAsync();
+            if (await Task.WhenAny(reader, writer) == reader && _session.ReadyState == EngineReadyState.Open)
+            {
+                _session.Close(EngineCloseReason.TransportClose, "WebSocket ended", discard: true);
+            }
 
-        // the session is closing: the writer flushes and sends the close frame, the reader sees the reply
-        var both = Task.WhenAll(reader, writer);
-        if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
+            // the session is closing: the writer flushes and sends the close frame, the reader sees the reply
+            var both = Task.WhenAll(reader, writer);
+            if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
+            {
+                _session.AbortTransports(); // through the abort attached above: aborts the connection
+                await both;
+            }
+        }
+        finally
         {
-            _session.AbortTransports(); // through the registration above: aborts the connection
-            await both;
+            _session.DetachWebSocketAbort(_abortConnection);
         }
 
         _reader.Complete();
