@@ -313,6 +313,9 @@ public sealed partial class EngineIOServer
     /// <summary>Closed polling sessions remembered now (for tests).</summary>
     internal int ClosedPollCount => _closedPolls.Count;
 
+    /// <summary>The heartbeat sweep (for tests).</summary>
+    internal HeartbeatSweep Heartbeat => _heartbeat;
+
     internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
 
     /// <summary>A 20-character URL-safe random id (120 bits), like engine.io's base64id.</summary>

@@ -44,6 +44,9 @@ internal sealed class HeartbeatSweep
     /// <summary>How often the sessions are swept, in milliseconds.</summary>
     public int TickMs { get; }
 
+    /// <summary>Whether the sweep is armed (false while the server has no session).</summary>
+    public bool IsRunning => Volatile.Read(ref _running) != 0;
+
     /// <summary>The tick for these options: a tenth of the shortest heartbeat interval, clamped.</summary>
     public static int TickFor(EngineIOOptions options) =>
         Math.Clamp(Math.Min(options.PingInterval, options.PingTimeout) / 10, MinTickMs, MaxTickMs);
