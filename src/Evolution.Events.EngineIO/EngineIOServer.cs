@@ -20,6 +20,7 @@ public sealed partial class EngineIOServer
     private readonly ConcurrentDictionary<string, EngineSocket> _sessions = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
     private readonly ClosedPollTombstones _closedPolls;
+    private readonly HeartbeatSweep _heartbeat;
     private int _webSocketCount;
 
     public EngineIOServer(EngineIOOptions options, ILogger<EngineIOServer>? logger = null)
@@ -27,6 +28,7 @@ public sealed partial class EngineIOServer
         options.Validate();
         Options = options;
         _closedPolls = new ClosedPollTombstones(options.ClosedPollCapacity, options.ClosedPollGraceMs);
+        _heartbeat = new HeartbeatSweep(_sessions, options);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
@@ -217,6 +219,7 @@ public sealed partial class EngineIOServer
 
         var session = new EngineSocket(this, NewId(), EngineRequest.From(context, Options.MaxHandshakeHeaderChars), isWebSocket, protocol, jsonpIndex);
         _sessions[session.Id] = session;
+        _heartbeat.EnsureRunning();
         if (isWebSocket)
         {
             Interlocked.Increment(ref _webSocketCount);
@@ -316,6 +319,9 @@ public sealed partial class EngineIOServer
 
     /// <summary>Closed polling sessions remembered now (for tests).</summary>
     internal int ClosedPollCount => _closedPolls.Count;
+
+    /// <summary>The heartbeat sweep (for tests).</summary>
+    internal HeartbeatSweep Heartbeat => _heartbeat;
 
     internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
 

@@ -11,7 +11,8 @@ public enum EngineReadyState
 }
 
 /// <summary>
-/// One Engine.IO session: its bounded outbound queue, its heartbeat timer and its current transport
+/// One Engine.IO session: its bounded outbound queue, its heartbeat due time (swept by the server's
+/// <see cref="HeartbeatSweep"/>: no timer per session) and its current transport
 /// (HTTP long-polling or WebSocket, switched once by an upgrade). Every packet leaves through the
 /// queue, so an upgrade never loses or duplicates one; producers only enqueue and never wait.
 /// </summary>
@@ -21,8 +22,11 @@ public sealed partial class EngineSocket
     private readonly EngineIOOptions _options;
     private readonly OutboundQueue _queue;
     private readonly object _sync = new();
-    private readonly Timer _timer;
-    private readonly CancellationTokenSource _aborted = new();
+    private CancellationTokenSource? _aborted;
+    private int _abortRequested;
+    private object? _webSocketAbort;
+    private int _webSocketAbortThread;
+    private long _timerDue = NotArmed;
     private long _dropped;
     private volatile EngineReadyState _state;
     private HeartbeatPhase _phase;
@@ -43,6 +47,12 @@ public sealed partial class EngineSocket
     /// <summary>How long a discarded session's transport may take to send its close frame before its connection is aborted.</summary>
     internal const int CloseGraceMs = 2000;
 
+    /// <summary><see cref="_webSocketAbort"/> while an abort runs it.</summary>
+    private static readonly object s_abortRunning = new();
+
+    /// <summary><see cref="_timerDue"/> when nothing is due.</summary>
+    private const long NotArmed = long.MaxValue;
+
     /// <param name="jsonpIndex">The JSONP callback index of a polling handshake that named one (<c>j</c>), else null.</param>
     internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket, EngineProtocol? protocol = null,
         string? jsonpIndex = null)
@@ -56,7 +66,6 @@ public sealed partial class EngineSocket
         _polling = isWebSocket ? null : new PollingTransport(this, jsonpIndex);
         _queue = new OutboundQueue(_options.MaxQueuedPackets, _options.MaxQueuedBytes);
         _pingDue = Environment.TickCount64 + _options.PingInterval;
-        _timer = new Timer(static s => ((EngineSocket)s!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
     }
 
     private enum HeartbeatPhase
@@ -104,7 +113,27 @@ public sealed partial class EngineSocket
 
     internal OutboundQueue Queue => _queue;
 
-    internal CancellationToken Aborted => _aborted.Token;
+    /// <summary>Cancelled by <see cref="AbortTransports"/>; its source is created on first use (most sessions never ask).</summary>
+    internal CancellationToken Aborted
+    {
+        get
+        {
+            var cts = Volatile.Read(ref _aborted);
+            if (cts is null)
+            {
+                var created = new CancellationTokenSource();
+                cts = Interlocked.CompareExchange(ref _aborted, created, null) ?? created;
+            }
+
+            // an abort that came before the source existed cancels it now (the flag is set before the abort reads the field)
+            if (Volatile.Read(ref _abortRequested) != 0)
+            {
+                CancelAborted(cts);
+            }
+
+            return cts.Token;
+        }
+    }
 
     internal bool Discarded => Volatile.Read(ref _discarded);
 
@@ -175,13 +204,13 @@ public sealed partial class EngineSocket
                 // as engine.io for revision 3: the client pings first, within pingInterval + pingTimeout
                 _phase = HeartbeatPhase.AwaitingClientPing;
                 _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
-                _timer.Change(ClientPingWindow, Timeout.Infinite);
+                ArmTimer(ClientPingWindow);
                 return;
             }
 
             _phase = HeartbeatPhase.WaitingToPing;
             _pingDue = Environment.TickCount64 + _options.PingInterval;
-            _timer.Change(_options.PingInterval, Timeout.Infinite);
+            ArmTimer(_options.PingInterval);
         }
     }
 
@@ -336,7 +365,7 @@ public sealed partial class EngineSocket
                 {
                     if (_state != EngineReadyState.Closed)
                     {
-                        _timer.Change(_options.CloseTimeout, Timeout.Infinite);
+                        ArmTimer(_options.CloseTimeout);
                     }
                 }
             }
@@ -356,16 +385,73 @@ public sealed partial class EngineSocket
             _state = EngineReadyState.Closed;
         }
 
-        _timer.Dispose();
+        Volatile.Write(ref _timerDue, NotArmed);
         _queue.Complete();
         _server.Forget(this);
     }
 
     internal void AbortTransports()
     {
+        Interlocked.Exchange(ref _abortRequested, 1); // a full fence: a source or a WebSocket attached from now on sees the flag
+        if (Volatile.Read(ref _aborted) is { } cts)
+        {
+            CancelAborted(cts);
+        }
+
+        RunWebSocketAbort();
+    }
+
+    /// <summary>
+    /// The WebSocket serving the session: <see cref="AbortTransports"/> ends its connection through
+    /// <paramref name="abort"/> (a field, not a registration on <see cref="Aborted"/>: no token source per session).
+    /// </summary>
+    internal void AttachWebSocketAbort(Action abort)
+    {
+        Interlocked.Exchange(ref _webSocketAbort, abort); // a full fence: an abort requested before is seen below
+        if (Volatile.Read(ref _abortRequested) != 0)
+        {
+            RunWebSocketAbort();
+        }
+    }
+
+    /// <summary>
+    /// The WebSocket is done: an abort from now on no longer touches its connection; one running now on another
+    /// thread ends first (as a token registration's disposal waits for its running callback).
+    /// </summary>
+    internal void DetachWebSocketAbort(Action abort)
+    {
+        Interlocked.CompareExchange(ref _webSocketAbort, null, abort);
+        var spin = default(SpinWait);
+        while (ReferenceEquals(Volatile.Read(ref _webSocketAbort), s_abortRunning)
+            && Volatile.Read(ref _webSocketAbortThread) != Environment.CurrentManagedThreadId)
+        {
+            spin.SpinOnce();
+        }
+    }
+
+    private void RunWebSocketAbort()
+    {
+        if (Volatile.Read(ref _webSocketAbort) is Action abort
+            && ReferenceEquals(Interlocked.CompareExchange(ref _webSocketAbort, s_abortRunning, abort), abort))
+        {
+            Volatile.Write(ref _webSocketAbortThread, Environment.CurrentManagedThreadId);
+            try
+            {
+                abort();
+            }
+            finally
+            {
+                Volatile.Write(ref _webSocketAbortThread, 0);
+                Volatile.Write(ref _webSocketAbort, null);
+            }
+        }
+    }
+
+    private static void CancelAborted(CancellationTokenSource cts)
+    {
         try
         {
-            _aborted.Cancel();
+            cts.Cancel();
         }
         catch (ObjectDisposedException)
         {
@@ -409,8 +495,7 @@ public sealed partial class EngineSocket
     /// </summary>
     private bool AbortIfWriteOverdue()
     {
-        var since = Volatile.Read(ref _activeWriter)?.WritingSince ?? 0;
-        if (since == 0 || Environment.TickCount64 - since <= _options.PingTimeout)
+        if (!IsWriteOverdue())
         {
             return false;
         }
@@ -418,6 +503,12 @@ public sealed partial class EngineSocket
         Close(EngineCloseReason.TransportError, "write timed out", discard: true);
         AbortTransports();
         return true;
+    }
+
+    private bool IsWriteOverdue()
+    {
+        var since = Volatile.Read(ref _activeWriter)?.WritingSince ?? 0;
+        return since != 0 && Environment.TickCount64 - since > _options.PingTimeout;
     }
 
     private void NotifyListener(EngineCloseReason reason, string? description)
@@ -474,7 +565,7 @@ public sealed partial class EngineSocket
             var now = Environment.TickCount64;
             _phase = HeartbeatPhase.WaitingToPing;
             _pingDue = Math.Max(now, _pingDue + _options.PingInterval);
-            _timer.Change(_pingDue - now, Timeout.Infinite);
+            ArmTimer(_pingDue - now);
         }
     }
 
@@ -492,7 +583,7 @@ public sealed partial class EngineSocket
             }
 
             _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
-            _timer.Change(ClientPingWindow, Timeout.Infinite);
+            ArmTimer(ClientPingWindow);
         }
 
         Send(OutboundPacket.Pong);
@@ -551,6 +642,46 @@ public sealed partial class EngineSocket
         return overdue;
     }
 
+    /// <summary>Arms the heartbeat (under the lock): the server's sweep fires it once <paramref name="delayMs"/> have passed.</summary>
+    private void ArmTimer(long delayMs) => Volatile.Write(ref _timerDue, Environment.TickCount64 + delayMs);
+
+    /// <summary>
+    /// The server's <see cref="HeartbeatSweep"/>, every tick: fires the heartbeat once if it is due. A ping is
+    /// queued on the sweep's thread; anything that closes (whose cascade runs user code) runs on the thread pool.
+    /// </summary>
+    internal void OnHeartbeatTick(long now)
+    {
+        var due = Volatile.Read(ref _timerDue);
+        if (now < due || Interlocked.CompareExchange(ref _timerDue, NotArmed, due) != due)
+        {
+            return;
+        }
+
+        if (_state == EngineReadyState.Open && IsWriteOverdue())
+        {
+            RunTimerOnPool();
+            return;
+        }
+
+        bool ping;
+        lock (_sync)
+        {
+            ping = _state == EngineReadyState.Open && _phase == HeartbeatPhase.WaitingToPing;
+        }
+
+        if (ping)
+        {
+            OnTimer();
+        }
+        else
+        {
+            RunTimerOnPool();
+        }
+    }
+
+    private void RunTimerOnPool() =>
+        ThreadPool.UnsafeQueueUserWorkItem(static session => session.OnTimer(), this, preferLocal: false);
+
     private void OnTimer()
     {
         if (_state == EngineReadyState.Open && AbortIfWriteOverdue())
@@ -561,8 +692,9 @@ public sealed partial class EngineSocket
         HeartbeatPhase phase;
         lock (_sync)
         {
-            if (_state == EngineReadyState.Closed)
+            if (_state == EngineReadyState.Closed || Volatile.Read(ref _timerDue) != NotArmed)
             {
+                // ended, or re-armed since this tick took its due time (a pong, a close): the new due time counts
                 return;
             }
 
@@ -573,17 +705,17 @@ public sealed partial class EngineSocket
                 _phase = HeartbeatPhase.AwaitingPong;
                 _pingSentAt = now;
                 _pingDeliveredAt = 0;
-                _timer.Change(_options.PingTimeout, Timeout.Infinite);
+                ArmTimer(_options.PingTimeout);
             }
             else if (phase == HeartbeatPhase.AwaitingClientPing && _clientPingDeadline - now is var remaining and > 0)
             {
-                _timer.Change(remaining, Timeout.Infinite);
+                ArmTimer(remaining);
                 return;
             }
             else if (phase == HeartbeatPhase.AwaitingPong && PongDeadline() - now is var left and > 0)
             {
                 // the ping reached a polling client after it was sent: it has the rest of its time
-                _timer.Change(left, Timeout.Infinite);
+                ArmTimer(left);
                 return;
             }
         }

@@ -25,6 +25,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private readonly EngineProtocol _protocol;
     private EngineRequest? _request;
     private int _closeSent;
+    private bool _readDone;
 
     /// <param name="session">The session this WebSocket serves.</param>
     /// <param name="stream">The upgraded connection.</param>
@@ -100,27 +101,68 @@ internal sealed class WebSocketTransport : IPacketOrigin
         _reader.Complete();
     }
 
+    /// <summary>
+    /// Runs the write loop as its own task and the read loop here, in this method's own state (an idle
+    /// connection keeps one state machine less and no task combinator). Whichever ends first, the other gets
+    /// <see cref="CloseGraceMs"/> to end too, then the connection is aborted.
+    /// </summary>
     private async Task ServeAsync()
     {
-        // one registration for the connection's life: reads and waits take no token of their own
-        using var abort = _session.Aborted.UnsafeRegister(static s => ((Action)s!)(), _abortConnection);
-        _session.AttachWriter(_writer);
-        var writer = WriteLoopAsync();
-        var reader = ReadLoopAsync();
-        if (await Task.WhenAny(reader, writer) == reader && _session.ReadyState == EngineReadyState.Open)
+        // for the connection's life, an abort of the session ends this connection; reads and waits take no token of their own
+        _session.AttachWebSocketAbort(_abortConnection);
+        try
         {
-            _session.Close(EngineCloseReason.TransportClose, "WebSocket ended", discard: true);
-        }
+            _session.AttachWriter(_writer);
+            var writer = WriteLoopAsync();
+            try
+            {
+                while (_session.ReadyState != EngineReadyState.Closed)
+                {
+                    var message = await _reader.ReadAsync();
+                    if (!Dispatch(message))
+                    {
+                        break;
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException)
+            {
+                _session.Close(EngineCloseReason.TransportClose, ex.Message, discard: true);
+            }
 
-        // the session is closing: the writer flushes and sends the close frame, the reader sees the reply
-        var both = Task.WhenAll(reader, writer);
-        if (await Task.WhenAny(both, Task.Delay(CloseGraceMs)) != both)
+            Volatile.Write(ref _readDone, true);
+            if (!writer.IsCompleted && _session.ReadyState == EngineReadyState.Open)
+            {
+                _session.Close(EngineCloseReason.TransportClose, "WebSocket ended", discard: true);
+            }
+
+            // the session is closing: the writer flushes and sends the close frame
+            if (!writer.IsCompleted && await Task.WhenAny(writer, Task.Delay(CloseGraceMs)) != writer)
+            {
+                _session.AbortTransports(); // through the abort attached above: aborts the connection
+            }
+
+            await writer;
+        }
+        finally
         {
-            _session.AbortTransports(); // through the registration above: aborts the connection
-            await both;
+            _session.DetachWebSocketAbort(_abortConnection);
         }
 
         _reader.Complete();
+    }
+
+    /// <summary>The write loop ended first (the session closed): the client has the grace to answer the close frame, then the connection is aborted.</summary>
+    private async Task AbortUnlessReadEndsAsync()
+    {
+        await Task.Delay(CloseGraceMs).ConfigureAwait(false);
+        if (!Volatile.Read(ref _readDone))
+        {
+            _session.AbortTransports();
+        }
     }
 
     private async Task<bool> ProbeAsync(CancellationToken cancellationToken)
@@ -148,28 +190,6 @@ internal sealed class WebSocketTransport : IPacketOrigin
                 default:
                     return false;
             }
-        }
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        try
-        {
-            while (_session.ReadyState != EngineReadyState.Closed)
-            {
-                var message = await _reader.ReadAsync();
-                if (!Dispatch(message))
-                {
-                    return;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException)
-        {
-            _session.Close(EngineCloseReason.TransportClose, ex.Message, discard: true);
         }
     }
 
@@ -219,7 +239,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
                 if (await WriteBatchAsync())
                 {
                     _session.Finish();
-                    return;
+                    break; // the close frame is sent (CloseAsync below does nothing more)
                 }
             }
         }
@@ -232,6 +252,10 @@ internal sealed class WebSocketTransport : IPacketOrigin
         }
 
         await CloseAsync(WebSocketCloseStatus.NormalClosure);
+        if (!Volatile.Read(ref _readDone))
+        {
+            _ = AbortUnlessReadEndsAsync();
+        }
     }
 
     /// <summary>Writes what is queued in as few writes as possible; true once the close packet was reached.</summary>
