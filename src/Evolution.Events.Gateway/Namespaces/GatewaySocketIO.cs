@@ -58,6 +58,7 @@ public static class GatewaySocketIO
             o.Engine.AllowWebSocket = options.Transports.Contains("websocket");
             o.Engine.AllowUpgrades = o.Engine.AllowPolling && o.Engine.AllowWebSocket;
             o.Engine.AllowEIO3 = options.AllowEio3;
+            o.Engine.PerMessageDeflate = options.PerMessageDeflate;
             // before a namespace is joined a connection costs little and briefly (docs/reliability.md)
             o.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
             o.MaxPendingConnections = options.MaxPendingConnections;

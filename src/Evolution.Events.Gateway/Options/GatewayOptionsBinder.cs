@@ -32,6 +32,7 @@ public static class GatewayOptionsBinder
             AdminUIReadOnly = ReadBool(config, "ADMIN_UI_READONLY", false),
             WebSocketReplayLastState = ReadBool(config, "WEBSOCKET_REPLAY_LAST_STATE", true),
             AllowEio3 = ReadBool(config, "WEBSOCKET_ALLOW_EIO3", false),
+            PerMessageDeflate = ReadPerMessageDeflate(config),
             ApiKey = apiKey ?? GenerateKey(),
             ApiKeyGenerated = apiKey is null,
             CorsOrigins = ReadCors(config),
@@ -293,6 +294,14 @@ public static class GatewayOptionsBinder
                 throw Invalid(name, "must be a comma-separated list of IP addresses, CIDR ranges or localhost", item);
         }
         return result;
+    }
+
+    private static Evolution.Events.EngineIO.PerMessageDeflateOptions? ReadPerMessageDeflate(IConfiguration config)
+    {
+        var threshold = ReadInt(config, "WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD", 1024, 0, int.MaxValue);
+        return ReadBool(config, "WEBSOCKET_PER_MESSAGE_DEFLATE", false)
+            ? new Evolution.Events.EngineIO.PerMessageDeflateOptions { Threshold = threshold }
+            : null;
     }
 
     private static string GenerateKey() =>
