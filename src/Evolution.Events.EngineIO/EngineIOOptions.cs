@@ -72,6 +72,13 @@ public sealed class EngineIOOptions
     internal int ClosedPollCapacity { get; set; } = 1024;
 
     /// <summary>
+    /// WebSocket <c>permessage-deflate</c> (RFC 7692), as engine.io's <c>perMessageDeflate</c>: null (default) never
+    /// negotiates it; set, a client's offer is accepted and messages of at least its threshold are compressed.
+    /// Costs CPU per compressed message, no memory per idle socket (see <see cref="PerMessageDeflateOptions"/>).
+    /// </summary>
+    public PerMessageDeflateOptions? PerMessageDeflate { get; set; }
+
+    /// <summary>
     /// Called before a new session is created (handshake). Return null to accept, or a refusal
     /// (HTTP status and message) — e.g. a connection limit or a rate limit.
     /// </summary>
@@ -109,6 +116,7 @@ public sealed class EngineIOOptions
         {
             throw new InvalidOperationException("Engine.IO HttpCompression.Threshold must not be negative");
         }
+        PerMessageDeflate?.Validate();
     }
 }
 

@@ -145,17 +145,19 @@ public sealed partial class EngineIOServer
                 return;
             }
 
-            if (await WebSocketHandshake.AcceptAsync(context) is not { } stream)
+            if (await WebSocketHandshake.AcceptAsync(context, Options.PerMessageDeflate) is not { } accepted)
             {
                 return;
             }
 
+            var (stream, deflate) = accepted;
+
             var detach = context.Features.Get<IConnectionDetachFeature>();
             var upgradeProtocol = session.Protocol.WithBase64(EngineProtocol.AsksBase64(context.Request));
             var transport = detach is null
-                ? new WebSocketTransport(session, stream, Options.MaxPayload, context, protocol: upgradeProtocol)
+                ? new WebSocketTransport(session, stream, Options.MaxPayload, context, protocol: upgradeProtocol, deflate: deflate)
                 : new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection,
-                    EngineRequest.From(context, Options.MaxHandshakeHeaderChars), upgradeProtocol);
+                    EngineRequest.From(context, Options.MaxHandshakeHeaderChars), upgradeProtocol, deflate);
             if (!session.TryClaimUpgrade())
             {
                 // as engine.io: a second WebSocket for the same session is accepted, then closed at once
@@ -245,11 +247,13 @@ public sealed partial class EngineIOServer
         session.Start();
         if (isWebSocket)
         {
-            if (await WebSocketHandshake.AcceptAsync(context) is not { } stream)
+            if (await WebSocketHandshake.AcceptAsync(context, Options.PerMessageDeflate) is not { } accepted)
             {
                 session.Close(EngineCloseReason.TransportError, "WebSocket handshake failed", discard: true);
                 return;
             }
+
+            var (stream, deflate) = accepted;
 
             if (!protocol.ServerPings)
             {
@@ -262,11 +266,11 @@ public sealed partial class EngineIOServer
             if (context.Features.Get<IConnectionDetachFeature>() is { } detach)
             {
                 // the raw path: the connection middleware runs the WebSocket, the request's objects are let go
-                detach.Detach(new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection, session.Request, protocol).RunAsync);
+                detach.Detach(new WebSocketTransport(session, stream, Options.MaxPayload, detach.AbortConnection, session.Request, protocol, deflate).RunAsync);
                 return;
             }
 
-            await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request, protocol).RunAsync();
+            await new WebSocketTransport(session, stream, Options.MaxPayload, context, session.Request, protocol, deflate).RunAsync();
         }
         else
         {

@@ -36,6 +36,16 @@ public class OptionsTests
         Assert.Equal(TimeSpan.FromSeconds(5), options.ConnectTimeout);
         Assert.True(options.HttpCompression);
         Assert.Equal(1024, options.HttpCompressionThreshold);
+        Assert.Null(options.PerMessageDeflate); // off, as socket.io's perMessageDeflate
+    }
+
+    [Fact]
+    public void PerMessageDeflateIsOnWithItsThreshold()
+    {
+        Assert.Equal(1024, Bind(("WEBSOCKET_PER_MESSAGE_DEFLATE", "true")).PerMessageDeflate!.Threshold);
+        var options = Bind(("WEBSOCKET_PER_MESSAGE_DEFLATE", "true"), ("WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD", "0"));
+        Assert.Equal(0, options.PerMessageDeflate!.Threshold);
+        Assert.Null(Bind(("WEBSOCKET_PER_MESSAGE_DEFLATE", "false"), ("WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD", "10")).PerMessageDeflate);
     }
 
     [Fact]
@@ -79,6 +89,8 @@ public class OptionsTests
     [InlineData("SERVER_URL", "not a url")]
     [InlineData("WEBSOCKET_ENABLED", "maybe")]
     [InlineData("WEBSOCKET_GLOBAL_EVENTS", "2")]
+    [InlineData("WEBSOCKET_PER_MESSAGE_DEFLATE", "yes please")]
+    [InlineData("WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD", "-1")]
     [InlineData("CORS_ORIGIN", "ftp://x")]
     [InlineData("LOG_LEVEL", "chatty")]
     [InlineData("INBOUND_WEBHOOK_URL", "/relative")]

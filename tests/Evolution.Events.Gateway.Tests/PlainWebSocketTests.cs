@@ -9,6 +9,35 @@ namespace Evolution.Events.Gateway.Tests;
 public class PlainWebSocketTests
 {
     [Fact]
+    public async Task PerMessageDeflateIsNegotiatedOnlyWhenOnAndLargeEventsArriveIntact()
+    {
+        var data = "{\"messages\":[" + string.Join(",", Enumerable.Range(0, 400).Select(i => $"{{\"id\":\"m{i % 20}\",\"text\":\"hello\"}}")) + "]}";
+        foreach (var on in new[] { true, false })
+        {
+            await using var gw = await TestGateway.StartAsync(on ? new() { ["WEBSOCKET_PER_MESSAGE_DEFLATE"] = "true" } : null);
+            await gw.CreateInstanceAsync("sales");
+            foreach (var path in new[] { $"/ws/events?apikey={TestGateway.Key}", "/socket.io/?EIO=4&transport=websocket" })
+            {
+                using var ws = new ClientWebSocket();
+                ws.Options.DangerousDeflateOptions = new WebSocketDeflateOptions();
+                ws.Options.CollectHttpResponseDetails = true;
+                await ws.ConnectAsync(gw.WsUri(path), CancellationToken.None);
+                var extensions = ws.HttpResponseHeaders?.TryGetValue("Sec-WebSocket-Extensions", out var values) == true ? string.Join(",", values) : "";
+                Assert.Equal(on, extensions.StartsWith("permessage-deflate", StringComparison.Ordinal));
+                if (!path.StartsWith("/ws/", StringComparison.Ordinal))
+                {
+                    Assert.StartsWith("0{", await TestGateway.ReceiveTextAsync(ws)); // the Engine.IO open packet
+                    continue;
+                }
+
+                await gw.IngestAsync(TestGateway.Event("messages.upsert", "sales", data));
+                var e = await TestGateway.ReceiveJsonAsync(ws);
+                Assert.Equal(400, e["data"]!["messages"]!.AsArray().Count);
+            }
+        }
+    }
+
+    [Fact]
     public async Task GlobalAndScopedSubscribersFollowTheSettings()
     {
         await using var gw = await TestGateway.StartAsync();

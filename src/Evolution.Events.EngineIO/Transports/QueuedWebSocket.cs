@@ -21,7 +21,7 @@ public enum WebSocketReceiveKind
     /// <summary>A framing error: close with 1002.</summary>
     ProtocolError,
 
-    /// <summary>A text message that is not UTF-8: close with 1007.</summary>
+    /// <summary>A text message that is not UTF-8, or a compressed message that does not inflate: close with 1007.</summary>
     InvalidUtf8,
 }
 
@@ -39,12 +39,15 @@ public sealed class QueuedWebSocket
     private readonly WebSocketFrameReader _reader;
     private int _closeSent;
 
-    private QueuedWebSocket(Action abort, Stream stream, int maxPayload)
+    private QueuedWebSocket(Action abort, Stream stream, int maxPayload, WebSocketDeflate? deflate)
     {
         _abort = abort;
         _writer = new WebSocketFrameWriter(stream);
-        _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
+        _reader = new WebSocketFrameReader(stream, _writer, maxPayload, deflate);
     }
+
+    /// <summary>Whether the handshake negotiated <c>permessage-deflate</c>.</summary>
+    public bool IsCompressed => _reader.Deflate is not null;
 
     /// <summary>
     /// <see cref="Environment.TickCount64"/> when the write now under way started (0: none): a client that stops
@@ -57,19 +60,20 @@ public sealed class QueuedWebSocket
     /// answering 400 to a malformed one (check the request first with ASP.NET Core's <c>IsWebSocketRequest</c>).
     /// </summary>
     /// <param name="context">The upgrade request; aborting it ends the connection at once.</param>
-    /// <param name="maxPayload">Largest message the client may send (bytes); a larger one reads as <see cref="WebSocketReceiveKind.TooLarge"/>.</param>
-    public static async Task<QueuedWebSocket?> AcceptAsync(HttpContext context, int maxPayload)
+    /// <param name="maxPayload">Largest message the client may send (bytes, decompressed); a larger one reads as <see cref="WebSocketReceiveKind.TooLarge"/>.</param>
+    /// <param name="perMessageDeflate">When set, a client's <c>permessage-deflate</c> offer is accepted (null: never).</param>
+    public static async Task<QueuedWebSocket?> AcceptAsync(HttpContext context, int maxPayload, PerMessageDeflateOptions? perMessageDeflate = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPayload);
-        var stream = await WebSocketHandshake.AcceptAsync(context).ConfigureAwait(false);
-        if (stream is null)
+        perMessageDeflate?.Validate();
+        if (await WebSocketHandshake.AcceptAsync(context, perMessageDeflate).ConfigureAwait(false) is not { } accepted)
         {
             return null;
         }
 
         // on the raw path (the request detached from its connection) hold the connection, never the request
         var abort = context.Features.Get<Hosting.IConnectionDetachFeature>()?.AbortConnection ?? context.Abort;
-        return new QueuedWebSocket(abort, stream, maxPayload);
+        return new QueuedWebSocket(abort, accepted.Stream, maxPayload, accepted.Deflate);
     }
 
     /// <summary>
@@ -100,7 +104,7 @@ public sealed class QueuedWebSocket
             WebSocketFrameReader.Kind.Text or WebSocketFrameReader.Kind.Binary => WebSocketReceiveKind.Message,
             WebSocketFrameReader.Kind.Close => WebSocketReceiveKind.Close,
             WebSocketFrameReader.Kind.TooLarge => WebSocketReceiveKind.TooLarge,
-            WebSocketFrameReader.Kind.InvalidUtf8 => WebSocketReceiveKind.InvalidUtf8,
+            WebSocketFrameReader.Kind.InvalidUtf8 or WebSocketFrameReader.Kind.InvalidCompressed => WebSocketReceiveKind.InvalidUtf8,
             _ => WebSocketReceiveKind.ProtocolError,
         };
     }
@@ -128,6 +132,7 @@ public sealed class QueuedWebSocket
 
     private async ValueTask SendBatchAsync(OutboundQueue queue)
     {
+        var deflate = _reader.Deflate;
         var taken = ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
         var batch = new PooledBufferWriter(4096);
         try
@@ -140,14 +145,15 @@ public sealed class QueuedWebSocket
                     var packet = taken[i];
                     taken[i] = default;
                     var opcode = packet.IsBinary ? WebSocketFrameWriter.Opcode.Binary : WebSocketFrameWriter.Opcode.Text;
-                    if (WebSocketFrameWriter.FrameSize(packet.Bytes.Length) > WebSocketFrameWriter.BatchBytes)
+                    var (bytes, compressed) = deflate is null ? (packet.Bytes, false) : deflate.Prepare(packet.Bytes);
+                    if (WebSocketFrameWriter.FrameSize(bytes.Length) > WebSocketFrameWriter.BatchBytes)
                     {
                         await FlushAsync(batch).ConfigureAwait(false);
-                        await _writer.WriteFrameAsync(opcode, packet.Bytes, CancellationToken.None).ConfigureAwait(false);
+                        await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None, compressed).ConfigureAwait(false);
                         continue;
                     }
 
-                    WebSocketFrameWriter.Append(batch, opcode, packet.Bytes.Span);
+                    WebSocketFrameWriter.Append(batch, opcode, bytes.Span, compressed);
                 }
             }
 

@@ -11,7 +11,8 @@ namespace Evolution.Events.EngineIO.Transports;
 /// An idle connection holds no receive buffer: it waits with a zero-byte read, rents a buffer for
 /// what arrives, and returns it once every byte is consumed. Reads take no cancellation token (a
 /// registration per pending read costs memory on every idle socket): the transport aborts the
-/// connection instead.
+/// connection instead. With <c>permessage-deflate</c> negotiated, a message whose first frame has RSV1 set is
+/// inflated once whole, never past the maximum payload.
 /// </summary>
 internal sealed class WebSocketFrameReader
 {
@@ -25,13 +26,19 @@ internal sealed class WebSocketFrameReader
     private int _count;
     private ArrayBufferWriter<byte>? _fragments;
     private byte _fragmentOpcode;
+    private bool _fragmentsCompressed;
+    private readonly WebSocketDeflate? _deflate;
 
-    public WebSocketFrameReader(Stream stream, WebSocketFrameWriter writer, int maxPayload)
+    public WebSocketFrameReader(Stream stream, WebSocketFrameWriter writer, int maxPayload, WebSocketDeflate? deflate = null)
     {
         _stream = stream;
         _writer = writer;
         _maxPayload = maxPayload;
+        _deflate = deflate;
     }
+
+    /// <summary><c>permessage-deflate</c> as negotiated for this connection (null: not negotiated).</summary>
+    public WebSocketDeflate? Deflate => _deflate;
 
     public enum Kind
     {
@@ -41,6 +48,9 @@ internal sealed class WebSocketFrameReader
         TooLarge,
         ProtocolError,
         InvalidUtf8,
+
+        /// <summary>A compressed message that does not inflate (close 1007, as ws).</summary>
+        InvalidCompressed,
     }
 
     public readonly record struct Message(Kind Kind, string? Text = null, byte[]? Binary = null);
@@ -215,7 +225,9 @@ internal sealed class WebSocketFrameReader
 
     private async ValueTask<Message?> OnFrameAsync(Frame frame, CancellationToken cancellationToken)
     {
-        if (frame.Rsv != 0 || !frame.Masked)
+        // RSV1 marks a compressed message: only with permessage-deflate, only on a message's first frame
+        var compressed = frame.Rsv == 0x40 && _deflate is not null && frame.Opcode is 0x1 or 0x2;
+        if ((frame.Rsv != 0 && !compressed) || !frame.Masked)
         {
             return new Message(Kind.ProtocolError);
         }
@@ -232,11 +244,12 @@ internal sealed class WebSocketFrameReader
             case 0x1 or 0x2 when _fragments is null:
                 if (frame.Fin)
                 {
-                    return Decode(frame.Opcode, frame.Payload);
+                    return compressed ? Inflate(frame.Opcode, frame.Payload) : Decode(frame.Opcode, frame.Payload);
                 }
 
                 _fragments = new ArrayBufferWriter<byte>(Math.Max(256, frame.Payload.Length * 2));
                 _fragmentOpcode = frame.Opcode;
+                _fragmentsCompressed = compressed;
                 _fragments.Write(frame.Payload);
                 return null;
             case 0x0 when _fragments is not null:
@@ -251,6 +264,13 @@ internal sealed class WebSocketFrameReader
                     return null;
                 }
 
+                if (_fragmentsCompressed)
+                {
+                    var inflated = Inflate(_fragmentOpcode, _fragments.WrittenSpan);
+                    _fragments = null;
+                    return inflated;
+                }
+
                 var whole = _fragments.WrittenSpan.ToArray();
                 _fragments = null;
                 return Decode(_fragmentOpcode, whole);
@@ -258,6 +278,14 @@ internal sealed class WebSocketFrameReader
                 return new Message(Kind.ProtocolError);
         }
     }
+
+    private Message Inflate(byte opcode, ReadOnlySpan<byte> compressed) =>
+        WebSocketDeflate.Inflate(compressed, _maxPayload, out var message) switch
+        {
+            WebSocketDeflate.InflateResult.Ok => Decode(opcode, message!),
+            WebSocketDeflate.InflateResult.TooLarge => new Message(Kind.TooLarge),
+            _ => new Message(Kind.InvalidCompressed),
+        };
 
     private static Message Decode(byte opcode, byte[] payload)
     {
@@ -282,7 +310,7 @@ internal static class WebSocketCloseCodes
     public static WebSocketCloseStatus For(WebSocketFrameReader.Kind kind) => kind switch
     {
         WebSocketFrameReader.Kind.TooLarge => WebSocketCloseStatus.MessageTooBig,
-        WebSocketFrameReader.Kind.InvalidUtf8 => WebSocketCloseStatus.InvalidPayloadData,
+        WebSocketFrameReader.Kind.InvalidUtf8 or WebSocketFrameReader.Kind.InvalidCompressed => WebSocketCloseStatus.InvalidPayloadData,
         WebSocketFrameReader.Kind.ProtocolError => WebSocketCloseStatus.ProtocolError,
         _ => WebSocketCloseStatus.NormalClosure,
     };

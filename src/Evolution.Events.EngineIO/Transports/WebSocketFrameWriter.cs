@@ -15,6 +15,9 @@ internal sealed class WebSocketFrameWriter
     public const int BatchBytes = 64 * 1024;
 
     private const byte Fin = 0x80;
+
+    /// <summary>RSV1: the message is compressed (permessage-deflate).</summary>
+    private const byte Rsv1 = 0x40;
     private readonly Stream _stream;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private long _writingSince;
@@ -39,11 +42,11 @@ internal sealed class WebSocketFrameWriter
     /// <summary>Room a frame of this payload length takes (header + payload).</summary>
     public static int FrameSize(int payloadLength) => HeaderSize(payloadLength) + payloadLength;
 
-    /// <summary>Appends one frame to a batch buffer.</summary>
-    public static void Append(IBufferWriter<byte> batch, Opcode opcode, ReadOnlySpan<byte> payload)
+    /// <summary>Appends one frame to a batch buffer (<paramref name="compressed"/>: RSV1 set, the payload is deflated).</summary>
+    public static void Append(IBufferWriter<byte> batch, Opcode opcode, ReadOnlySpan<byte> payload, bool compressed = false)
     {
         var span = batch.GetSpan(FrameSize(payload.Length));
-        var header = WriteHeader(span, opcode, payload.Length);
+        var header = WriteHeader(span, opcode, payload.Length, compressed);
         payload.CopyTo(span[header..]);
         batch.Advance(header + payload.Length);
     }
@@ -65,10 +68,11 @@ internal sealed class WebSocketFrameWriter
     }
 
     /// <summary>Writes one frame without copying its payload (for frames larger than a batch).</summary>
-    public async ValueTask WriteFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    public async ValueTask WriteFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken,
+        bool compressed = false)
     {
         var header = new byte[HeaderSize(payload.Length)];
-        WriteHeader(header, opcode, payload.Length);
+        WriteHeader(header, opcode, payload.Length, compressed);
         await _lock.WaitAsync(cancellationToken);
         Volatile.Write(ref _writingSince, Environment.TickCount64);
         try
@@ -112,9 +116,9 @@ internal sealed class WebSocketFrameWriter
 
     private static int HeaderSize(int length) => length < 126 ? 2 : length <= ushort.MaxValue ? 4 : 10;
 
-    private static int WriteHeader(Span<byte> span, Opcode opcode, int length)
+    private static int WriteHeader(Span<byte> span, Opcode opcode, int length, bool compressed = false)
     {
-        span[0] = (byte)(Fin | (byte)opcode);
+        span[0] = (byte)(Fin | (compressed ? Rsv1 : 0) | (byte)opcode);
         if (length < 126)
         {
             span[1] = (byte)length;

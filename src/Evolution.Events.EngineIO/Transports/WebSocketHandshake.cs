@@ -8,7 +8,8 @@ namespace Evolution.Events.EngineIO.Transports;
 /// <summary>
 /// The server side of the WebSocket opening handshake (RFC 6455 over HTTP/1.1 upgrade, RFC 8441 over
 /// HTTP/2 extended CONNECT), giving the raw duplex stream that <see cref="WebSocketFrameReader"/> and
-/// <see cref="WebSocketFrameWriter"/> speak. No extension is negotiated.
+/// <see cref="WebSocketFrameWriter"/> speak. The only extension negotiated is <c>permessage-deflate</c>, when the
+/// server allows it (<see cref="PerMessageDeflateOptions"/>) and the client offers it.
 /// </summary>
 internal static class WebSocketHandshake
 {
@@ -28,8 +29,15 @@ internal static class WebSocketHandshake
             && context.Request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase);
     }
 
-    /// <summary>Completes the handshake and returns the stream, or null after answering 400 to a malformed one.</summary>
-    public static async Task<Stream?> AcceptAsync(HttpContext context)
+    /// <summary>An accepted WebSocket: its stream, and <c>permessage-deflate</c> when it was negotiated.</summary>
+    public readonly record struct Accepted(Stream Stream, WebSocketDeflate? Deflate);
+
+    /// <summary>
+    /// Completes the handshake and returns the stream, or null after answering 400 to a malformed one. With
+    /// <paramref name="deflate"/>, a client's <c>permessage-deflate</c> offer is answered; an offer that cannot be
+    /// accepted (unknown or invalid parameters) is declined, the connection goes on uncompressed.
+    /// </summary>
+    public static async Task<Accepted?> AcceptAsync(HttpContext context, PerMessageDeflateOptions? deflate)
     {
         var headers = context.Request.Headers;
         if (headers.SecWebSocketVersion.ToString() != "13")
@@ -42,7 +50,8 @@ internal static class WebSocketHandshake
         var connect = context.Features.Get<IHttpExtendedConnectFeature>();
         if (connect is { IsExtendedConnect: true })
         {
-            return await connect.AcceptAsync();
+            var negotiatedOverHttp2 = Negotiate(context, deflate);
+            return new Accepted(await connect.AcceptAsync(), negotiatedOverHttp2);
         }
 
         var key = headers.SecWebSocketKey.ToString();
@@ -52,11 +61,29 @@ internal static class WebSocketHandshake
             return null;
         }
 
+        var negotiated = Negotiate(context, deflate);
         var response = context.Response.Headers;
         response.Connection = "Upgrade";
         response.Upgrade = "websocket";
         response.SecWebSocketAccept = AcceptKey(key);
-        return await context.Features.Get<IHttpUpgradeFeature>()!.UpgradeAsync();
+        return new Accepted(await context.Features.Get<IHttpUpgradeFeature>()!.UpgradeAsync(), negotiated);
+    }
+
+    private static WebSocketDeflate? Negotiate(HttpContext context, PerMessageDeflateOptions? deflate)
+    {
+        var offers = context.Request.Headers.SecWebSocketExtensions;
+        if (deflate is null || offers.Count == 0)
+        {
+            return null;
+        }
+
+        var negotiated = WebSocketDeflate.Negotiate(offers, deflate, out var answer);
+        if (negotiated is not null)
+        {
+            context.Response.Headers.SecWebSocketExtensions = answer;
+        }
+
+        return negotiated;
     }
 
     private static bool IsValidKey(string key)

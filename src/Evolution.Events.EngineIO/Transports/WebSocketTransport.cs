@@ -33,8 +33,9 @@ internal sealed class WebSocketTransport : IPacketOrigin
     /// <param name="context">The WebSocket's request (alive as long as the connection); aborting it ends the connection at once.</param>
     /// <param name="request">The copy of that request when one exists already (the handshake of a session that began here).</param>
     /// <param name="protocol">The revision's encodings for this WebSocket (its own request's <c>b64</c>); the session's by default.</param>
+    /// <param name="deflate"><c>permessage-deflate</c> when the handshake negotiated it.</param>
     public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Microsoft.AspNetCore.Http.HttpContext context,
-        EngineRequest? request = null, EngineProtocol? protocol = null)
+        EngineRequest? request = null, EngineProtocol? protocol = null, WebSocketDeflate? deflate = null)
     {
         _protocol = protocol ?? session.Protocol;
         _session = session;
@@ -42,7 +43,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
         _abortConnection = context.Abort;
         _request = request;
         _writer = new WebSocketFrameWriter(stream);
-        _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
+        _reader = new WebSocketFrameReader(stream, _writer, maxPayload, deflate);
     }
 
     /// <summary>A WebSocket whose request is gone already (detached from it, see <c>IConnectionDetachFeature</c>).</summary>
@@ -52,15 +53,16 @@ internal sealed class WebSocketTransport : IPacketOrigin
     /// <param name="abortConnection">Ends the connection at once.</param>
     /// <param name="request">The copy of the WebSocket's request.</param>
     /// <param name="protocol">The revision's encodings for this WebSocket (its own request's <c>b64</c>); the session's by default.</param>
+    /// <param name="deflate"><c>permessage-deflate</c> when the handshake negotiated it.</param>
     public WebSocketTransport(EngineSocket session, Stream stream, int maxPayload, Action abortConnection, EngineRequest request,
-        EngineProtocol? protocol = null)
+        EngineProtocol? protocol = null, WebSocketDeflate? deflate = null)
     {
         _protocol = protocol ?? session.Protocol;
         _session = session;
         _abortConnection = abortConnection;
         _request = request;
         _writer = new WebSocketFrameWriter(stream);
-        _reader = new WebSocketFrameReader(stream, _writer, maxPayload);
+        _reader = new WebSocketFrameReader(stream, _writer, maxPayload, deflate);
     }
 
     /// <summary>The WebSocket's request, copied on first use (only its read loop asks).</summary>
@@ -262,6 +264,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
     private async ValueTask<bool> WriteBatchAsync()
     {
         var queue = _session.Queue;
+        var deflate = _reader.Deflate;
         var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
         using var batch = new PooledBufferWriter(4096);
         try
@@ -290,14 +293,21 @@ internal sealed class WebSocketTransport : IPacketOrigin
                         (opcode, bytes) = (asText ? WebSocketFrameWriter.Opcode.Text : WebSocketFrameWriter.Opcode.Binary, framed);
                     }
 
+                    var compressed = false;
+                    if (deflate is not null)
+                    {
+                        // compressed once per message, whichever socket asks first; the others share the bytes
+                        (bytes, compressed) = deflate.Prepare(bytes);
+                    }
+
                     if (WebSocketFrameWriter.FrameSize(bytes.Length) > WebSocketFrameWriter.BatchBytes)
                     {
                         await FlushAsync(batch);
-                        await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None);
+                        await _writer.WriteFrameAsync(opcode, bytes, CancellationToken.None, compressed);
                         continue;
                     }
 
-                    WebSocketFrameWriter.Append(batch, opcode, bytes.Span);
+                    WebSocketFrameWriter.Append(batch, opcode, bytes.Span, compressed);
                 }
             }
 

@@ -61,6 +61,7 @@ public static class GatewaySocketIO
             o.Engine.HttpCompression = options.HttpCompression
                 ? new HttpCompressionOptions { Threshold = options.HttpCompressionThreshold }
                 : null;
+            o.Engine.PerMessageDeflate = options.PerMessageDeflate;
             // before a namespace is joined a connection costs little and briefly (docs/reliability.md)
             o.ConnectTimeout = (int)options.ConnectTimeout.TotalMilliseconds;
             o.MaxPendingConnections = options.MaxPendingConnections;

@@ -115,6 +115,13 @@ public sealed class GatewayOptions
     /// <summary>WEBSOCKET_PING_TIMEOUT_MS: Engine.IO's <c>pingTimeout</c> (default 20 s).</summary>
     public TimeSpan PingTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// WEBSOCKET_PER_MESSAGE_DEFLATE (default false) and WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD (default 1024 bytes):
+    /// WebSocket <c>permessage-deflate</c> for Socket.IO and the plain WebSocket, as socket.io's <c>perMessageDeflate</c>;
+    /// null when off.
+    /// </summary>
+    public Evolution.Events.EngineIO.PerMessageDeflateOptions? PerMessageDeflate { get; init; }
+
     /// <summary>WEBSOCKET_ALLOW_EIO3: also serve Socket.IO 2.x clients (Engine.IO 3), as socket.io's <c>allowEIO3</c> (default false).</summary>
     public bool AllowEio3 { get; init; }
 

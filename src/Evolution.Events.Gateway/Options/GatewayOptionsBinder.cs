@@ -34,6 +34,7 @@ public static class GatewayOptionsBinder
             AllowEio3 = ReadBool(config, "WEBSOCKET_ALLOW_EIO3", false),
             HttpCompression = ReadBool(config, "WEBSOCKET_HTTP_COMPRESSION", true),
             HttpCompressionThreshold = ReadInt(config, "WEBSOCKET_HTTP_COMPRESSION_THRESHOLD", 1024, 0, int.MaxValue),
+            PerMessageDeflate = ReadPerMessageDeflate(config),
             ApiKey = apiKey ?? GenerateKey(),
             ApiKeyGenerated = apiKey is null,
             CorsOrigins = ReadCors(config),
@@ -295,6 +296,14 @@ public static class GatewayOptionsBinder
                 throw Invalid(name, "must be a comma-separated list of IP addresses, CIDR ranges or localhost", item);
         }
         return result;
+    }
+
+    private static Evolution.Events.EngineIO.PerMessageDeflateOptions? ReadPerMessageDeflate(IConfiguration config)
+    {
+        var threshold = ReadInt(config, "WEBSOCKET_PER_MESSAGE_DEFLATE_THRESHOLD", 1024, 0, int.MaxValue);
+        return ReadBool(config, "WEBSOCKET_PER_MESSAGE_DEFLATE", false)
+            ? new Evolution.Events.EngineIO.PerMessageDeflateOptions { Threshold = threshold }
+            : null;
     }
 
     private static string GenerateKey() =>

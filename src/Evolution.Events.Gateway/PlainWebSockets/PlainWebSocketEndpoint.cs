@@ -73,7 +73,7 @@ public sealed class PlainWebSocketEndpoint(RequestDelegate next, GatewayOptions 
         try
         {
             // the engine's framing: every queued message up to a batch leaves in one write
-            if (await QueuedWebSocket.AcceptAsync(context, options.MaxPayload) is not { } socket)
+            if (await QueuedWebSocket.AcceptAsync(context, options.MaxPayload, options.PerMessageDeflate) is not { } socket)
                 return false;
             logger.LogInformation("Plain WebSocket {ConnectionId} connected from {RemoteAddress} ({Subscription})",
                 connection.Id, remote, subscription.Describe());
