@@ -1,7 +1,7 @@
 namespace Evolution.Events.EngineIO;
 
 /// <summary>The closed set of handshake/request error codes of Engine.IO (same numbers as engine.io's Server.errors).</summary>
-public enum EngineErrorCode
+internal enum EngineErrorCode
 {
     UnknownTransport = 0,
     UnknownSid = 1,
@@ -11,7 +11,7 @@ public enum EngineErrorCode
     UnsupportedProtocolVersion = 5,
 }
 
-public static class EngineErrors
+internal static class EngineErrors
 {
     public static string Message(EngineErrorCode code) => code switch
     {
@@ -48,7 +48,7 @@ public enum EngineCloseReason
     SlowConsumer,
 }
 
-public static class EngineCloseReasons
+internal static class EngineCloseReasons
 {
     public static string ToWire(this EngineCloseReason reason) => reason switch
     {

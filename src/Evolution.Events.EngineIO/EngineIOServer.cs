@@ -313,7 +313,7 @@ public sealed partial class EngineIOServer
     internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
 
     /// <summary>A 20-character URL-safe random id (120 bits), like engine.io's base64id.</summary>
-    public static string NewId()
+    internal static string NewId()
     {
         Span<byte> bytes = stackalloc byte[15];
         RandomNumberGenerator.Fill(bytes);
