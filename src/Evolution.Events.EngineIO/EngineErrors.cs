@@ -34,6 +34,7 @@ public enum EngineCloseReason
     /// <summary>A transport failed (socket error, overlapping polls, oversized payload).</summary>
     TransportError,
 
+    /// <summary>The client answered no ping within pingTimeout (revision 3: sent no ping within pingInterval + pingTimeout).</summary>
     PingTimeout,
 
     /// <summary>The client sent something that is not Engine.IO or not the upper protocol.</summary>
@@ -42,6 +43,7 @@ public enum EngineCloseReason
     /// <summary>The server closed the session on purpose.</summary>
     ForcedClose,
 
+    /// <summary>The server closed every session because it is stopping (<see cref="EngineIOServer.CloseAll"/>).</summary>
     ServerShuttingDown,
 
     /// <summary>The bounded outbound queue overflowed: the client does not read fast enough.</summary>
