@@ -28,10 +28,13 @@ public sealed class Namespace
         Adapter = server.AdapterFactory.Create(this);
     }
 
+    /// <summary>The namespace's name, e.g. <c>/</c> or <c>/chat</c>.</summary>
     public string Name { get; }
 
+    /// <summary>The server this namespace belongs to.</summary>
     public SocketIOServer Server { get; }
 
+    /// <summary>This namespace's adapter: its rooms, broadcasts and cluster operations.</summary>
     public IAdapter Adapter { get; }
 
     /// <summary>The dynamic namespace this one was made from, if any.</summary>
@@ -40,6 +43,7 @@ public sealed class Namespace
     /// <summary>This node's connected sockets, by id.</summary>
     public IReadOnlyDictionary<string, Socket> SocketsById => _sockets;
 
+    /// <summary>The number of this node's sockets connected to the namespace.</summary>
     public int SocketCount => _sockets.Count;
 
     /// <summary>Whether a socket is registered here (lock-free).</summary>
@@ -51,6 +55,7 @@ public sealed class Namespace
     /// </summary>
     public bool HasSocketsOrSessions => !_sockets.IsEmpty || Server.RecoveryStore?.HasSessions(Name) == true;
 
+    /// <summary>Adds a middleware run for every socket that connects to this namespace, in the order added; one that returns an error refuses the socket with a CONNECT_ERROR.</summary>
     public Namespace Use(SocketMiddleware middleware)
     {
         lock (_sockets)
@@ -61,6 +66,7 @@ public sealed class Namespace
         return this;
     }
 
+    /// <summary>Adds a handler run for every socket that joined this namespace (socket.io's <c>connection</c> event).</summary>
     public Namespace OnConnection(Func<Socket, ValueTask> handler)
     {
         lock (_sockets)
@@ -71,6 +77,7 @@ public sealed class Namespace
         return this;
     }
 
+    /// <summary>Adds a synchronous handler run for every socket that joined this namespace.</summary>
     public Namespace OnConnection(Action<Socket> handler) => OnConnection(s =>
     {
         handler(s);
@@ -94,12 +101,16 @@ public sealed class Namespace
         return this;
     }
 
+    /// <summary>A broadcast to the sockets in <paramref name="room"/>.</summary>
     public BroadcastOperator To(string room) => new BroadcastOperator(this).To(room);
 
+    /// <summary>A broadcast to the sockets in any of <paramref name="rooms"/>.</summary>
     public BroadcastOperator To(IEnumerable<string> rooms) => new BroadcastOperator(this).To(rooms);
 
+    /// <summary>A broadcast to every socket but those in <paramref name="room"/>.</summary>
     public BroadcastOperator Except(string room) => new BroadcastOperator(this).Except(room);
 
+    /// <summary>A broadcast that a socket whose outbound queue is not empty misses (may be lost).</summary>
     public BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
 
     /// <summary>Every socket of the namespace on this node only (socket.io's <c>local</c>: nothing is published to other nodes).</summary>
@@ -493,6 +504,7 @@ public sealed class ParentNamespace
         _predicate = predicate;
     }
 
+    /// <summary>The namespaces made so far for names the predicate accepted.</summary>
     public IReadOnlyCollection<Namespace> Children => _children.Values.ToArray();
 
     internal SocketMiddleware[] Middlewares => System.Threading.Volatile.Read(ref _middlewares);
@@ -501,6 +513,7 @@ public sealed class ParentNamespace
 
     internal JoinInterceptor[] JoinInterceptors => System.Threading.Volatile.Read(ref _joinInterceptors);
 
+    /// <summary>Adds a middleware run for the sockets of every child namespace, before the child's own.</summary>
     public ParentNamespace Use(SocketMiddleware middleware)
     {
         lock (_children)
@@ -511,6 +524,7 @@ public sealed class ParentNamespace
         return this;
     }
 
+    /// <summary>Adds a handler run for every socket that joined any child namespace.</summary>
     public ParentNamespace OnConnection(Func<Socket, ValueTask> handler)
     {
         lock (_children)
@@ -521,6 +535,7 @@ public sealed class ParentNamespace
         return this;
     }
 
+    /// <summary>Adds a synchronous handler run for every socket that joined any child namespace.</summary>
     public ParentNamespace OnConnection(Action<Socket> handler) => OnConnection(s =>
     {
         handler(s);

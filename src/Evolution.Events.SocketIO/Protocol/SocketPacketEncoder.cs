@@ -8,6 +8,7 @@ namespace Evolution.Events.SocketIO.Protocol;
 /// <summary>Encodes Socket.IO 5 packets straight into Engine.IO message packets (one buffer each).</summary>
 public static class SocketPacketEncoder
 {
+    /// <summary>An EVENT (BINARY_EVENT when an argument is binary) of <paramref name="eventName"/> with <paramref name="args"/>, asking for an ack when <paramref name="ackId"/> is set.</summary>
     public static EncodedPacket Event(string nsp, string eventName, ReadOnlySpan<object?> args, long? ackId = null)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
@@ -28,6 +29,7 @@ public static class SocketPacketEncoder
         return Compose(type, nsp, ackId, json.WrittenSpan, attachments);
     }
 
+    /// <summary>An ACK (BINARY_ACK when an argument is binary) answering <paramref name="ackId"/> with <paramref name="args"/>.</summary>
     public static EncodedPacket Ack(string nsp, long ackId, ReadOnlySpan<object?> args)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
@@ -69,6 +71,7 @@ public static class SocketPacketEncoder
         return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
     }
 
+    /// <summary>A CONNECT_ERROR refusing the namespace: <c>{"message":…,"data":…}</c>.</summary>
     public static EncodedPacket ConnectError(string nsp, string message, object? data = null)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
@@ -89,6 +92,7 @@ public static class SocketPacketEncoder
         return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
     }
 
+    /// <summary>A DISCONNECT of the namespace (the server disconnects the socket).</summary>
     public static EncodedPacket Disconnect(string nsp) => Compose(SocketPacketType.Disconnect, nsp, null, [], []);
 
     /// <summary>
