@@ -26,16 +26,16 @@ public readonly struct OutboundPacket
     public bool IsBinary { get; }
 
     /// <summary>The server's heartbeat ping (revision 4).</summary>
-    public static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
+    internal static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
 
     /// <summary>Engine.IO 3's answer to a client's ping.</summary>
-    public static OutboundPacket Pong { get; } = Control(EnginePacketType.Pong);
+    internal static OutboundPacket Pong { get; } = Control(EnginePacketType.Pong);
 
     /// <summary>A no-op, sent to end a pending poll during an upgrade.</summary>
-    public static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
+    internal static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
 
     /// <summary>The close packet.</summary>
-    public static OutboundPacket Close { get; } = Control(EnginePacketType.Close);
+    internal static OutboundPacket Close { get; } = Control(EnginePacketType.Close);
 
     /// <summary>A message packet from UTF-8 bytes that already start with the <c>4</c> digit.</summary>
     public static OutboundPacket FromEncodedText(ReadOnlyMemory<byte> utf8WithType)
@@ -64,7 +64,7 @@ public readonly struct OutboundPacket
     /// A text message that is only UTF-8 bytes, without the Engine.IO type digit: for a <see cref="QueuedWebSocket"/>
     /// (a plain WebSocket), never for an Engine.IO session.
     /// </summary>
-    public static OutboundPacket PlainText(ReadOnlyMemory<byte> utf8) => new(EnginePacketType.Message, utf8, isBinary: false);
+    internal static OutboundPacket PlainText(ReadOnlyMemory<byte> utf8) => new(EnginePacketType.Message, utf8, isBinary: false);
 
     internal static OutboundPacket Text(EnginePacketType type, string payload)
     {
