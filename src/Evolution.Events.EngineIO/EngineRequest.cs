@@ -25,13 +25,13 @@ public sealed class EngineRequest
         Time = time ?? DateTimeOffset.UtcNow;
     }
 
-    /// <summary>The query string parameters (<c>EIO</c>, <c>transport</c> and the client's own), last value per name.</summary>
+    /// <summary>The query string parameters (<c>EIO</c>, <c>transport</c> and the client's own); a repeated one's values joined by a comma.</summary>
     public IReadOnlyDictionary<string, string> Query { get; }
 
     /// <summary>Request headers, names compared case-insensitively; repeated ones joined by a comma.</summary>
     public IReadOnlyDictionary<string, string> Headers { get; }
 
-    /// <summary>The client's IP address as the server saw it (no proxy headers applied), when known.</summary>
+    /// <summary>The client's IP address as ASP.NET Core reports it (<c>HttpContext.Connection.RemoteIpAddress</c>), when known.</summary>
     public IPAddress? RemoteAddress { get; }
 
     /// <summary>The request's path base, path and query string, as engine.io's <c>req.url</c>.</summary>

@@ -12,7 +12,7 @@ public interface IEngineSocketListener
     /// <summary>Called for each text message the client sent, in order.</summary>
     void OnMessage(EngineSocket socket, string text);
 
-    /// <summary>Called for each binary message the client sent, in order (the array is the listener's to keep).</summary>
+    /// <summary>Called for each binary message the client sent, in order.</summary>
     void OnBinary(EngineSocket socket, byte[] data);
 
     /// <summary>
