@@ -14,6 +14,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY global.json Directory.Build.props .editorconfig ./
+# src/Directory.Build.props adds the public API analyzer to the library projects: restore must see it
+COPY src/Directory.Build.props src/
 COPY src/Evolution.Events.EngineIO/Evolution.Events.EngineIO.csproj src/Evolution.Events.EngineIO/
 COPY src/Evolution.Events.SocketIO/Evolution.Events.SocketIO.csproj src/Evolution.Events.SocketIO/
 COPY src/Evolution.Events.SocketIO.Redis/Evolution.Events.SocketIO.Redis.csproj src/Evolution.Events.SocketIO.Redis/

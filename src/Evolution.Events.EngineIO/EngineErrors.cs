@@ -1,7 +1,7 @@
 namespace Evolution.Events.EngineIO;
 
 /// <summary>The closed set of handshake/request error codes of Engine.IO (same numbers as engine.io's Server.errors).</summary>
-public enum EngineErrorCode
+internal enum EngineErrorCode
 {
     UnknownTransport = 0,
     UnknownSid = 1,
@@ -11,7 +11,7 @@ public enum EngineErrorCode
     UnsupportedProtocolVersion = 5,
 }
 
-public static class EngineErrors
+internal static class EngineErrors
 {
     public static string Message(EngineErrorCode code) => code switch
     {
@@ -34,6 +34,7 @@ public enum EngineCloseReason
     /// <summary>A transport failed (socket error, overlapping polls, oversized payload).</summary>
     TransportError,
 
+    /// <summary>The client answered no ping within pingTimeout (revision 3: sent no ping within pingInterval + pingTimeout).</summary>
     PingTimeout,
 
     /// <summary>The client sent something that is not Engine.IO or not the upper protocol.</summary>
@@ -42,13 +43,14 @@ public enum EngineCloseReason
     /// <summary>The server closed the session on purpose.</summary>
     ForcedClose,
 
+    /// <summary>The server closed every session because it is stopping (<see cref="EngineIOServer.CloseAll"/>).</summary>
     ServerShuttingDown,
 
     /// <summary>The bounded outbound queue overflowed: the client does not read fast enough.</summary>
     SlowConsumer,
 }
 
-public static class EngineCloseReasons
+internal static class EngineCloseReasons
 {
     public static string ToWire(this EngineCloseReason reason) => reason switch
     {

@@ -25,8 +25,10 @@ public sealed class EngineIOOptions
     /// <summary>How long an upgrade may take between the probe and the upgrade packet (ms). Default 10000.</summary>
     public int UpgradeTimeout { get; set; } = 10_000;
 
+    /// <summary>Whether the HTTP long-polling transport is served (engine.io's <c>transports</c> includes <c>polling</c>). Default true.</summary>
     public bool AllowPolling { get; set; } = true;
 
+    /// <summary>Whether the WebSocket transport is served, for a direct connection or an upgrade. Default true.</summary>
     public bool AllowWebSocket { get; set; } = true;
 
     /// <summary>Whether a polling session may upgrade to WebSocket. Default true.</summary>
@@ -51,6 +53,7 @@ public sealed class EngineIOOptions
     /// <summary>Most bytes one session may have queued before the overflow policy applies. Default 8 MiB.</summary>
     public long MaxQueuedBytes { get; set; } = 8L * 1024 * 1024;
 
+    /// <summary>What happens when a session's outbound queue is full (<see cref="MaxQueuedPackets"/>, <see cref="MaxQueuedBytes"/>). Default <see cref="OverflowPolicy.Disconnect"/>.</summary>
     public OverflowPolicy OverflowPolicy { get; set; } = OverflowPolicy.Disconnect;
 
     /// <summary>Longest a server-closed polling session waits for the client's last poll (ms). Default 10000.</summary>

@@ -23,6 +23,7 @@ public sealed partial class EngineIOServer
     private readonly HeartbeatSweep _heartbeat;
     private int _webSocketCount;
 
+    /// <summary>An Engine.IO server with validated <paramref name="options"/>; serve it with <see cref="Hosting.EngineIOEndpointExtensions.MapEngineIO"/> or <see cref="HandleRequestAsync"/>.</summary>
     public EngineIOServer(EngineIOOptions options, ILogger<EngineIOServer>? logger = null)
     {
         options.Validate();
@@ -32,6 +33,7 @@ public sealed partial class EngineIOServer
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
+    /// <summary>The options the server was made with (validated; not to be changed once it serves).</summary>
     public EngineIOOptions Options { get; }
 
     /// <summary>Called for every new session, before any of its packets is read; returns its listener.</summary>
@@ -46,6 +48,7 @@ public sealed partial class EngineIOServer
     /// <summary>Open sessions whose transport is WebSocket (the rest poll).</summary>
     public int WebSocketSessionCount => Volatile.Read(ref _webSocketCount);
 
+    /// <summary>The open session with this id (engine.io's <c>clients[sid]</c>), if any.</summary>
     public bool TryGetSession(string sid, out EngineSocket session) => _sessions.TryGetValue(sid, out session!);
 
     /// <summary>Closes every session (server shutting down).</summary>
@@ -330,7 +333,7 @@ public sealed partial class EngineIOServer
     internal void CountUpgrade() => Interlocked.Increment(ref _webSocketCount);
 
     /// <summary>A 20-character URL-safe random id (120 bits), like engine.io's base64id.</summary>
-    public static string NewId()
+    internal static string NewId()
     {
         Span<byte> bytes = stackalloc byte[15];
         RandomNumberGenerator.Fill(bytes);

@@ -25,17 +25,22 @@ public sealed class EngineRequest
         Time = time ?? DateTimeOffset.UtcNow;
     }
 
+    /// <summary>The query string parameters (<c>EIO</c>, <c>transport</c> and the client's own); a repeated one's values joined by a comma.</summary>
     public IReadOnlyDictionary<string, string> Query { get; }
 
     /// <summary>Request headers, names compared case-insensitively; repeated ones joined by a comma.</summary>
     public IReadOnlyDictionary<string, string> Headers { get; }
 
+    /// <summary>The client's IP address as ASP.NET Core reports it (<c>HttpContext.Connection.RemoteIpAddress</c>), when known.</summary>
     public IPAddress? RemoteAddress { get; }
 
+    /// <summary>The request's path base, path and query string, as engine.io's <c>req.url</c>.</summary>
     public string Url { get; }
 
+    /// <summary>Whether the request came over TLS (https/wss).</summary>
     public bool Secure { get; }
 
+    /// <summary>When the request was copied (the handshake time of a session).</summary>
     public DateTimeOffset Time { get; }
 
     /// <summary>

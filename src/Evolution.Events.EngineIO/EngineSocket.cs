@@ -3,10 +3,16 @@ using Evolution.Events.EngineIO.Transports;
 
 namespace Evolution.Events.EngineIO;
 
+/// <summary>The life of an Engine.IO session, as engine.io's <c>readyState</c>: open, closing, then closed.</summary>
 public enum EngineReadyState
 {
+    /// <summary>Packets flow both ways.</summary>
     Open,
+
+    /// <summary>The close has started: no new packet is accepted; queued ones may still be flushed.</summary>
     Closing,
+
+    /// <summary>The session is gone from the server.</summary>
     Closed,
 }
 
@@ -78,8 +84,10 @@ public sealed partial class EngineSocket
         Closing,
     }
 
+    /// <summary>The session id (<c>sid</c>), random and unique on this server.</summary>
     public string Id { get; }
 
+    /// <summary>The handshake request that opened the session (copied; a later request naming the sid is <see cref="CurrentRequest"/>).</summary>
     public EngineRequest Request { get; }
 
     /// <summary>The Engine.IO protocol revision the client speaks: 4, or 3 (<see cref="EngineIOOptions.AllowEIO3"/>), as engine.io's <c>socket.protocol</c>.</summary>
@@ -91,6 +99,7 @@ public sealed partial class EngineSocket
     /// <summary><c>polling</c> or <c>websocket</c>: the transport packets leave by now.</summary>
     public string Transport => Volatile.Read(ref _isWebSocket) ? "websocket" : "polling";
 
+    /// <summary>Where the session is in its life.</summary>
     public EngineReadyState ReadyState => _state;
 
     /// <summary>Packets now waiting in the outbound queue.</summary>

@@ -9,8 +9,10 @@ namespace Evolution.Events.EngineIO;
 /// </summary>
 public interface IEngineSocketListener
 {
+    /// <summary>Called for each text message the client sent, in order.</summary>
     void OnMessage(EngineSocket socket, string text);
 
+    /// <summary>Called for each binary message the client sent, in order.</summary>
     void OnBinary(EngineSocket socket, byte[] data);
 
     /// <summary>

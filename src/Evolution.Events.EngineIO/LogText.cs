@@ -7,7 +7,7 @@ namespace Evolution.Events.EngineIO;
 /// characters are escaped (<c>\n</c>, <c>\r</c>, <c>\t</c>, else <c>\uXXXX</c>) and the result is cut to a
 /// bound (marked <c>…(+N chars)</c>), so one packet can neither forge log lines nor make a log line large.
 /// </summary>
-public static class LogText
+internal static class LogText
 {
     /// <summary>Default longest text kept, in characters (before escaping).</summary>
     public const int DefaultMaxLength = 200;

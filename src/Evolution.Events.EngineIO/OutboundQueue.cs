@@ -23,7 +23,7 @@ namespace Evolution.Events.EngineIO;
 /// each connection's writer wakes once, at the end, and writes them all at once.
 /// </para>
 /// </remarks>
-public sealed class OutboundQueue : IValueTaskSource<bool>
+internal sealed class OutboundQueue : IValueTaskSource<bool>
 {
     /// <summary>Packets the ring holds when first allocated; a ring grown past this is released once empty.</summary>
     public const int InitialCapacity = 8;

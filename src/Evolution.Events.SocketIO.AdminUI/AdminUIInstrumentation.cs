@@ -121,6 +121,7 @@ public sealed class AdminUIInstrumentation : IDisposable
         return new AdminUIInstrumentation(io, options, logger);
     }
 
+    /// <summary>Stops the instrumentation: the stats timer and the server event subscriptions (the admin namespace stays).</summary>
     public void Dispose()
     {
         if (_disposed)

@@ -20,7 +20,7 @@ public enum AdminUIMode
 /// <param name="Socket">The admin socket being authenticated (its handshake: address, headers).</param>
 public sealed record AdminUICredentials(string? Username, string? Password, Socket Socket);
 
-/// <summary>Options of <see cref="AdminUIInstrumentation.Instrument"/> (<c>instrument(io, opts)</c> of @socket.io/admin-ui).</summary>
+/// <summary>Options of <see cref="AdminUIInstrumentation.Instrument(SocketIOServer, AdminUIOptions, Microsoft.Extensions.Logging.ILoggerFactory?)"/> (<c>instrument(io, opts)</c> of @socket.io/admin-ui).</summary>
 public sealed class AdminUIOptions
 {
     /// <summary>The namespace the UI connects to (socket.io's <c>namespaceName</c>, default <c>/admin</c>).</summary>

@@ -24,11 +24,13 @@ public sealed class MsgPackParser : ISocketIOParser
 {
     private static readonly Func<EncodedPacket, EncodedPacket> Transcode = ToMsgPack;
 
+    /// <summary>The one instance, for <see cref="SocketIOOptions.Parser"/>.</summary>
     public static MsgPackParser Instance { get; } = new();
 
     /// <summary>Encoded once per packet (kept on it), whatever the number of connections it is written to.</summary>
     public EncodedPacket Encode(EncodedPacket packet) => packet.GetOrAddForm(this, Transcode);
 
+    /// <summary>Refuses a text message: with this parser every packet is a binary MessagePack message.</summary>
     public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? failure)
     {
         packet = null;
@@ -36,6 +38,7 @@ public sealed class MsgPackParser : ISocketIOParser
         return false;
     }
 
+    /// <summary>Decodes one MessagePack map (<c>type</c>, <c>nsp</c>, <c>id</c>, <c>data</c>) and checks it as the default form is checked.</summary>
     public bool TryDecode(byte[] data, SocketPacketLimits limits, out SocketPacket? packet, out string? failure)
     {
         packet = null;

@@ -19,6 +19,7 @@ public readonly struct BroadcastOperator
     private readonly BroadcastFlags _flags;
     private readonly TimeSpan? _timeout;
 
+    /// <summary>A broadcast to every socket of <paramref name="nsp"/>, to narrow with <see cref="To(string)"/> and <see cref="Except(string)"/>.</summary>
     public BroadcastOperator(Namespace nsp)
         : this(nsp, ImmutableHashSet.Create<string>(StringComparer.Ordinal), ImmutableHashSet.Create<string>(StringComparer.Ordinal), BroadcastFlags.None, null)
     {
@@ -33,14 +34,19 @@ public readonly struct BroadcastOperator
         _timeout = timeout;
     }
 
+    /// <summary>Also targets the sockets in <paramref name="room"/> (rooms add up: a socket in any of them receives the packet once).</summary>
     public BroadcastOperator To(string room) => new(_nsp, _rooms.Add(room), _except, _flags, _timeout);
 
+    /// <summary>Also targets the sockets in any of <paramref name="rooms"/>.</summary>
     public BroadcastOperator To(IEnumerable<string> rooms) => new(_nsp, _rooms.Union(rooms), _except, _flags, _timeout);
 
+    /// <summary>The same as <see cref="To(string)"/> (socket.io's alias).</summary>
     public BroadcastOperator In(string room) => To(room);
 
+    /// <summary>Leaves out the sockets in <paramref name="room"/> (a socket id excludes that socket).</summary>
     public BroadcastOperator Except(string room) => new(_nsp, _rooms, _except.Add(room), _flags, _timeout);
 
+    /// <summary>Leaves out the sockets in any of <paramref name="rooms"/>.</summary>
     public BroadcastOperator Except(IEnumerable<string> rooms) => new(_nsp, _rooms, _except.Union(rooms), _flags, _timeout);
 
     /// <summary>The packet may be dropped for a socket that is not ready (its queue is not empty).</summary>
@@ -56,6 +62,7 @@ public readonly struct BroadcastOperator
         return new(_nsp, _rooms, _except, _flags, timeout);
     }
 
+    /// <summary>Emits the event to every selected socket, on every node: encoded once, only enqueued (never waits for a client).</summary>
     public void Emit(string eventName, params object?[] args) =>
         _nsp.Adapter.Broadcast(SocketPacketEncoder.Event(_nsp.Name, eventName, args), Options);
 

@@ -34,10 +34,13 @@ public sealed class Handshake
     /// <summary>The remote address as the server saw it (no proxy header is trusted here).</summary>
     public string? Address => Request.RemoteAddress?.ToString();
 
+    /// <summary>When the Engine.IO handshake came in (socket.io's <c>handshake.time</c>).</summary>
     public DateTimeOffset Time => Request.Time;
 
+    /// <summary>Whether the handshake came over TLS (socket.io's <c>handshake.secure</c>).</summary>
     public bool Secure => Request.Secure;
 
+    /// <summary>The handshake request's URL: path and query string (socket.io's <c>handshake.url</c>).</summary>
     public string Url => Request.Url;
 
     /// <summary>The CONNECT payload (<c>{}</c> when the client sent none).</summary>

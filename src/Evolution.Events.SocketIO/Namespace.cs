@@ -10,7 +10,7 @@ namespace Evolution.Events.SocketIO;
 /// broadcast). Made by <see cref="SocketIOServer.Of(string)"/>, or on demand for a name that a
 /// dynamic namespace admits (then it shares that parent's middlewares and handlers).
 /// </summary>
-public class Namespace
+public sealed class Namespace
 {
     private readonly ConcurrentDictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
     private SocketMiddleware[] _middlewares = [];
@@ -28,10 +28,13 @@ public class Namespace
         Adapter = server.AdapterFactory.Create(this);
     }
 
+    /// <summary>The namespace's name, e.g. <c>/</c> or <c>/chat</c>.</summary>
     public string Name { get; }
 
+    /// <summary>The server this namespace belongs to.</summary>
     public SocketIOServer Server { get; }
 
+    /// <summary>This namespace's adapter: its rooms, broadcasts and cluster operations.</summary>
     public IAdapter Adapter { get; }
 
     /// <summary>The dynamic namespace this one was made from, if any.</summary>
@@ -40,6 +43,7 @@ public class Namespace
     /// <summary>This node's connected sockets, by id.</summary>
     public IReadOnlyDictionary<string, Socket> SocketsById => _sockets;
 
+    /// <summary>The number of this node's sockets connected to the namespace.</summary>
     public int SocketCount => _sockets.Count;
 
     /// <summary>Whether a socket is registered here (lock-free).</summary>
@@ -51,7 +55,8 @@ public class Namespace
     /// </summary>
     public bool HasSocketsOrSessions => !_sockets.IsEmpty || Server.RecoveryStore?.HasSessions(Name) == true;
 
-    public virtual Namespace Use(SocketMiddleware middleware)
+    /// <summary>Adds a middleware run for every socket that connects to this namespace, in the order added; one that returns an error refuses the socket with a CONNECT_ERROR.</summary>
+    public Namespace Use(SocketMiddleware middleware)
     {
         lock (_sockets)
         {
@@ -61,7 +66,8 @@ public class Namespace
         return this;
     }
 
-    public virtual Namespace OnConnection(Func<Socket, ValueTask> handler)
+    /// <summary>Adds a handler run for every socket that joined this namespace (socket.io's <c>connection</c> event).</summary>
+    public Namespace OnConnection(Func<Socket, ValueTask> handler)
     {
         lock (_sockets)
         {
@@ -71,6 +77,7 @@ public class Namespace
         return this;
     }
 
+    /// <summary>Adds a synchronous handler run for every socket that joined this namespace.</summary>
     public Namespace OnConnection(Action<Socket> handler) => OnConnection(s =>
     {
         handler(s);
@@ -83,7 +90,7 @@ public class Namespace
     /// the application serializes with the interceptor (e.g. under the same lock). Interceptors of a dynamic
     /// parent run first (outermost), then this namespace's, in the order added.
     /// </summary>
-    public virtual Namespace OnJoining(JoinInterceptor interceptor)
+    public Namespace OnJoining(JoinInterceptor interceptor)
     {
         ArgumentNullException.ThrowIfNull(interceptor);
         lock (_sockets)
@@ -94,31 +101,35 @@ public class Namespace
         return this;
     }
 
-    public virtual BroadcastOperator To(string room) => new BroadcastOperator(this).To(room);
+    /// <summary>A broadcast to the sockets in <paramref name="room"/>.</summary>
+    public BroadcastOperator To(string room) => new BroadcastOperator(this).To(room);
 
-    public virtual BroadcastOperator To(IEnumerable<string> rooms) => new BroadcastOperator(this).To(rooms);
+    /// <summary>A broadcast to the sockets in any of <paramref name="rooms"/>.</summary>
+    public BroadcastOperator To(IEnumerable<string> rooms) => new BroadcastOperator(this).To(rooms);
 
-    public virtual BroadcastOperator Except(string room) => new BroadcastOperator(this).Except(room);
+    /// <summary>A broadcast to every socket but those in <paramref name="room"/>.</summary>
+    public BroadcastOperator Except(string room) => new BroadcastOperator(this).Except(room);
 
-    public virtual BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
+    /// <summary>A broadcast that a socket whose outbound queue is not empty misses (may be lost).</summary>
+    public BroadcastOperator Volatile => new BroadcastOperator(this).Volatile;
 
     /// <summary>Every socket of the namespace on this node only (socket.io's <c>local</c>: nothing is published to other nodes).</summary>
-    public virtual BroadcastOperator Local => new BroadcastOperator(this).Local;
+    public BroadcastOperator Local => new BroadcastOperator(this).Local;
 
     /// <summary>Emits to every socket of the namespace: encoded once, enqueued on each, never waits.</summary>
-    public virtual void Emit(string eventName, params object?[] args) => new BroadcastOperator(this).Emit(eventName, args);
+    public void Emit(string eventName, params object?[] args) => new BroadcastOperator(this).Emit(eventName, args);
 
     /// <summary>Every socket of the namespace, with a timeout for <see cref="BroadcastOperator.EmitWithAckAsync"/>.</summary>
-    public virtual BroadcastOperator Timeout(TimeSpan timeout) => new BroadcastOperator(this).Timeout(timeout);
+    public BroadcastOperator Timeout(TimeSpan timeout) => new BroadcastOperator(this).Timeout(timeout);
 
     /// <summary>Every socket of the namespace on every node (see <see cref="BroadcastOperator.FetchSocketsAsync"/>).</summary>
-    public virtual ValueTask<IReadOnlyList<IClusterSocket>> FetchSocketsAsync() => new BroadcastOperator(this).FetchSocketsAsync();
+    public ValueTask<IReadOnlyList<IClusterSocket>> FetchSocketsAsync() => new BroadcastOperator(this).FetchSocketsAsync();
 
     /// <summary>
     /// Sends an event to this namespace on the other nodes of the cluster (their <see cref="OnServerSideEmit"/>
     /// handlers), not to clients; nothing happens on a single node. Goes through <see cref="IAdapter.ServerSideEmit"/>.
     /// </summary>
-    public virtual void ServerSideEmit(string eventName, params object?[] args)
+    public void ServerSideEmit(string eventName, params object?[] args)
     {
         ThrowIfReserved(eventName);
         Adapter.ServerSideEmit(eventName, args);
@@ -128,7 +139,7 @@ public class Namespace
     /// <see cref="ServerSideEmit"/> awaiting one answer per other node (see <see cref="IAdapter.ServerSideEmitWithAckAsync"/>):
     /// completes at once with no answers on a single node.
     /// </summary>
-    public virtual Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<JsonNode?[]>> ServerSideEmitWithAckAsync(string eventName, object?[] args, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ThrowIfReserved(eventName);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
@@ -146,7 +157,7 @@ public class Namespace
     }
 
     /// <summary>Handles a server-side event that another node of the cluster emitted to this namespace.</summary>
-    public virtual Namespace OnServerSideEmit(string eventName, ServerSideEventHandler handler)
+    public Namespace OnServerSideEmit(string eventName, ServerSideEventHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
         lock (_sockets)
@@ -209,7 +220,7 @@ public class Namespace
     }
 
     /// <summary>Disconnects every socket of the namespace (with <paramref name="close"/>, their whole connections).</summary>
-    public virtual void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);
+    public void DisconnectSockets(bool close = false) => new BroadcastOperator(this).DisconnectSockets(close);
 
     /// <summary>
     /// Runs the middlewares and, unless one refuses, joins the socket. The caller got this namespace
@@ -493,6 +504,7 @@ public sealed class ParentNamespace
         _predicate = predicate;
     }
 
+    /// <summary>The namespaces made so far for names the predicate accepted.</summary>
     public IReadOnlyCollection<Namespace> Children => _children.Values.ToArray();
 
     internal SocketMiddleware[] Middlewares => System.Threading.Volatile.Read(ref _middlewares);
@@ -501,6 +513,7 @@ public sealed class ParentNamespace
 
     internal JoinInterceptor[] JoinInterceptors => System.Threading.Volatile.Read(ref _joinInterceptors);
 
+    /// <summary>Adds a middleware run for the sockets of every child namespace, before the child's own.</summary>
     public ParentNamespace Use(SocketMiddleware middleware)
     {
         lock (_children)
@@ -511,6 +524,7 @@ public sealed class ParentNamespace
         return this;
     }
 
+    /// <summary>Adds a handler run for every socket that joined any child namespace.</summary>
     public ParentNamespace OnConnection(Func<Socket, ValueTask> handler)
     {
         lock (_children)
@@ -521,6 +535,7 @@ public sealed class ParentNamespace
         return this;
     }
 
+    /// <summary>Adds a synchronous handler run for every socket that joined any child namespace.</summary>
     public ParentNamespace OnConnection(Action<Socket> handler) => OnConnection(s =>
     {
         handler(s);

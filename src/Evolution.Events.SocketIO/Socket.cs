@@ -55,6 +55,7 @@ public sealed class Socket : IClusterSocket
         }
     }
 
+    /// <summary>The socket id, random and unique (its own room); kept across a connection state recovery.</summary>
     public string Id { get; }
 
     /// <summary>
@@ -70,19 +71,23 @@ public sealed class Socket : IClusterSocket
     /// <summary>Connection state recovery: the join point kept in the session (<see cref="PersistedSession.JoinOffset"/>).</summary>
     internal string? JoinOffset { get; set; }
 
+    /// <summary>The namespace the socket joined.</summary>
     public Namespace Namespace { get; }
 
+    /// <summary>The connection's handshake: headers, query, address, auth payload.</summary>
     public Handshake Handshake { get; }
 
     /// <summary>Free storage for the application (e.g. who authenticated).</summary>
     public ConcurrentDictionary<string, object?> Data =>
         _data ?? Interlocked.CompareExchange(ref _data, new ConcurrentDictionary<string, object?>(StringComparer.Ordinal), null) ?? _data;
 
+    /// <summary>Whether the socket is still in its namespace.</summary>
     public bool Connected => System.Threading.Volatile.Read(ref _connected) == 1;
 
     /// <summary>The Engine.IO transport now in use (<c>polling</c> or <c>websocket</c>).</summary>
     public string Transport => Client.Connection.Transport;
 
+    /// <summary>The rooms the socket is in, its own room included.</summary>
     public IReadOnlyCollection<string> Rooms => Namespace.Adapter.SocketRooms(Id);
 
     internal Client Client { get; }
@@ -106,6 +111,7 @@ public sealed class Socket : IClusterSocket
     /// </summary>
     public event Action<Socket, Exception>? Error;
 
+    /// <summary>Adds a handler for the client's <paramref name="eventName"/> events; handlers run in the order added.</summary>
     public void On(string eventName, SocketEventHandler handler)
     {
         lock (this)
@@ -116,6 +122,7 @@ public sealed class Socket : IClusterSocket
         }
     }
 
+    /// <summary>Adds a synchronous handler for the client's <paramref name="eventName"/> events.</summary>
     public void On(string eventName, Action<SocketEvent> handler) => On(eventName, e =>
     {
         handler(e);
@@ -409,10 +416,13 @@ public sealed class Socket : IClusterSocket
 
     void IClusterSocket.Emit(string eventName, params object?[] args) => Emit(eventName, args);
 
+    /// <summary>Adds the socket to <paramref name="room"/>.</summary>
     public void Join(string room) => Namespace.Adapter.AddAll(Id, [room]);
 
+    /// <summary>Adds the socket to every room of <paramref name="rooms"/>.</summary>
     public void Join(IEnumerable<string> rooms) => Namespace.Adapter.AddAll(Id, rooms);
 
+    /// <summary>Removes the socket from <paramref name="room"/>.</summary>
     public void Leave(string room) => Namespace.Adapter.Del(Id, room);
 
     /// <summary>Targets the other sockets in these rooms (this one excluded).</summary>

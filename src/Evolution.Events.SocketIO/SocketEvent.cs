@@ -16,10 +16,13 @@ public sealed class SocketEvent
         _ackId = ackId;
     }
 
+    /// <summary>The socket the event came from.</summary>
     public Socket Socket { get; }
 
+    /// <summary>The event name (the first element of the packet's array).</summary>
     public string Name { get; }
 
+    /// <summary>The arguments after the name; a binary one is a <see cref="JsonValue"/> holding a byte[] (<see cref="Protocol.JsonArguments.TryGetBinary"/>).</summary>
     public IReadOnlyList<JsonNode?> Args { get; }
 
     /// <summary>Whether the client asked for an acknowledgement.</summary>
@@ -37,4 +40,5 @@ public sealed class SocketEvent
     }
 }
 
+/// <summary>Handles an event a client emitted (<see cref="Socket.On(string, SocketEventHandler)"/>, <see cref="Socket.OnAny"/>).</summary>
 public delegate ValueTask SocketEventHandler(SocketEvent e);

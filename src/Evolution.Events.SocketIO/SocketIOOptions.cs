@@ -6,6 +6,7 @@ namespace Evolution.Events.SocketIO;
 /// <summary>Socket.IO server options (the Engine.IO ones under <see cref="Engine"/>).</summary>
 public sealed class SocketIOOptions
 {
+    /// <summary>The options of the underlying Engine.IO server (heartbeat, payload limit, transports, CORS, outbound queue).</summary>
     public EngineIOOptions Engine { get; set; } = new();
 
     /// <summary>Milliseconds a client has to join a namespace before its connection is closed. Default 45000.</summary>

@@ -20,6 +20,7 @@ public sealed partial class SocketIOServer
     private readonly ILogger _logger;
     private readonly LinkedList<Client> _pending = new();
 
+    /// <summary>A Socket.IO server with its Engine.IO server and main namespace; <paramref name="adapterFactory"/> defaults to <see cref="InMemoryAdapterFactory"/> (one node).</summary>
     public SocketIOServer(SocketIOOptions options, ILoggerFactory? loggerFactory = null, IAdapterFactory? adapterFactory = null)
     {
         Options = options;
@@ -40,10 +41,13 @@ public sealed partial class SocketIOServer
         Of(Protocol.SocketPacket.MainNamespace);
     }
 
+    /// <summary>The options the server was made with.</summary>
     public SocketIOOptions Options { get; }
 
+    /// <summary>The underlying Engine.IO server (socket.io's <c>io.engine</c>): sessions, counts, close events.</summary>
     public EngineIOServer Engine { get; }
 
+    /// <summary>Makes each namespace's adapter.</summary>
     public IAdapterFactory AdapterFactory { get; }
 
     /// <summary>
@@ -81,6 +85,7 @@ public sealed partial class SocketIOServer
     /// <summary>The main namespace <c>/</c>.</summary>
     public Namespace Sockets => _namespaces[Protocol.SocketPacket.MainNamespace];
 
+    /// <summary>Every namespace made so far (dynamic children included).</summary>
     public IReadOnlyCollection<Namespace> Namespaces => _namespaces.Values.ToArray();
 
     /// <summary>The namespace of that name, made if it does not exist.</summary>
@@ -104,6 +109,7 @@ public sealed partial class SocketIOServer
         return parent;
     }
 
+    /// <summary>A dynamic namespace: every name <paramref name="pattern"/> matches is admitted, on demand.</summary>
     public ParentNamespace Of(Regex pattern) => Of(pattern.IsMatch);
 
     /// <summary>
@@ -186,6 +192,7 @@ public sealed partial class SocketIOServer
         }
     }
 
+    /// <summary>Serves one HTTP request of the Engine.IO endpoint (what <see cref="Hosting.SocketIOHostingExtensions.MapSocketIO"/> routes).</summary>
     public Task HandleRequestAsync(HttpContext context) => Engine.HandleRequestAsync(context);
 
     /// <summary>Closes every connection (e.g. at shutdown), then every namespace's adapter (<see cref="IAdapter.CloseAsync"/>).</summary>

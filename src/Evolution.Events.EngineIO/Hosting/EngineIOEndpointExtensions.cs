@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Evolution.Events.EngineIO.Hosting;
 
+/// <summary>Routes an <see cref="EngineIOServer"/> in an ASP.NET Core app (socket.io's <c>engine.attach</c>).</summary>
 public static class EngineIOEndpointExtensions
 {
     /// <summary>

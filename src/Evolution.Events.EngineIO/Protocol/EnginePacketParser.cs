@@ -1,13 +1,13 @@
 namespace Evolution.Events.EngineIO.Protocol;
 
 /// <summary>A decoded packet received from a client.</summary>
-public readonly record struct InboundPacket(EnginePacketType Type, string? Text, byte[]? Binary)
+internal readonly record struct InboundPacket(EnginePacketType Type, string? Text, byte[]? Binary)
 {
     public bool IsBinary => Binary is not null;
 }
 
 /// <summary>Pure decoders for Engine.IO 4 text packets and HTTP long-polling payloads.</summary>
-public static class EnginePacketParser
+internal static class EnginePacketParser
 {
     public const char RecordSeparator = '\u001e';
 

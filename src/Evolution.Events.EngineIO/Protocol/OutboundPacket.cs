@@ -16,20 +16,26 @@ public readonly struct OutboundPacket
         IsBinary = isBinary;
     }
 
+    /// <summary>The Engine.IO packet type.</summary>
     public EnginePacketType Type { get; }
 
+    /// <summary>The encoded bytes (for text, the UTF-8 packet with its type digit); shared, never to be changed.</summary>
     public ReadOnlyMemory<byte> Bytes { get; }
 
+    /// <summary>Whether the packet is a binary message (a WebSocket binary frame, a <c>b</c> payload in base64 polling).</summary>
     public bool IsBinary { get; }
 
-    public static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
+    /// <summary>The server's heartbeat ping (revision 4).</summary>
+    internal static OutboundPacket Ping { get; } = Control(EnginePacketType.Ping);
 
     /// <summary>Engine.IO 3's answer to a client's ping.</summary>
-    public static OutboundPacket Pong { get; } = Control(EnginePacketType.Pong);
+    internal static OutboundPacket Pong { get; } = Control(EnginePacketType.Pong);
 
-    public static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
+    /// <summary>A no-op, sent to end a pending poll during an upgrade.</summary>
+    internal static OutboundPacket Noop { get; } = Control(EnginePacketType.Noop);
 
-    public static OutboundPacket Close { get; } = Control(EnginePacketType.Close);
+    /// <summary>The close packet.</summary>
+    internal static OutboundPacket Close { get; } = Control(EnginePacketType.Close);
 
     /// <summary>A message packet from UTF-8 bytes that already start with the <c>4</c> digit.</summary>
     public static OutboundPacket FromEncodedText(ReadOnlyMemory<byte> utf8WithType)
@@ -51,13 +57,14 @@ public readonly struct OutboundPacket
         return new OutboundPacket(EnginePacketType.Message, bytes, isBinary: false);
     }
 
+    /// <summary>A binary message packet around <paramref name="data"/> (not copied: it must not change afterwards).</summary>
     public static OutboundPacket Binary(ReadOnlyMemory<byte> data) => new(EnginePacketType.Message, data, isBinary: true);
 
     /// <summary>
     /// A text message that is only UTF-8 bytes, without the Engine.IO type digit: for a <see cref="QueuedWebSocket"/>
     /// (a plain WebSocket), never for an Engine.IO session.
     /// </summary>
-    public static OutboundPacket PlainText(ReadOnlyMemory<byte> utf8) => new(EnginePacketType.Message, utf8, isBinary: false);
+    internal static OutboundPacket PlainText(ReadOnlyMemory<byte> utf8) => new(EnginePacketType.Message, utf8, isBinary: false);
 
     internal static OutboundPacket Text(EnginePacketType type, string payload)
     {

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 namespace Evolution.Events.EngineIO;
 
 /// <summary>What <see cref="QueuedWebSocket.ReceiveAsync"/> got from the client.</summary>
-public enum WebSocketReceiveKind
+internal enum WebSocketReceiveKind
 {
     /// <summary>A whole text or binary message.</summary>
     Message,
@@ -31,7 +31,7 @@ public enum WebSocketReceiveKind
 /// write, an idle connection holds no buffer, client pings are answered. The Engine.IO WebSocket transport
 /// is built on the same framing.
 /// </summary>
-public sealed class QueuedWebSocket
+internal sealed class QueuedWebSocket
 {
     private const int DrainChunk = 64;
     private readonly Action _abort;

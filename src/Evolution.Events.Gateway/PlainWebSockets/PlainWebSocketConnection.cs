@@ -77,7 +77,7 @@ public sealed class PlainWebSocketConnection
     /// Serves the accepted socket until the connection ends; returns the reason it ended. Frames queued
     /// between registration and the upgrade are sent first.
     /// </summary>
-    public async Task<string> RunAsync(QueuedWebSocket socket, CancellationToken requestAborted)
+    internal async Task<string> RunAsync(QueuedWebSocket socket, CancellationToken requestAborted)
     {
         _socket = socket;
         if (_cts.IsCancellationRequested)

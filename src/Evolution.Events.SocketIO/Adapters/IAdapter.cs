@@ -6,12 +6,15 @@ namespace Evolution.Events.SocketIO.Adapters;
 /// <summary>Who a broadcast goes to: sockets in any of <see cref="Rooms"/> (all when empty), minus those in any of <see cref="Except"/>.</summary>
 public sealed record BroadcastOptions(IReadOnlySet<string> Rooms, IReadOnlySet<string> Except, BroadcastFlags Flags = BroadcastFlags.None)
 {
+    /// <summary>Every socket of the namespace, no room excluded, no flag.</summary>
     public static BroadcastOptions All { get; } = new(new HashSet<string>(), new HashSet<string>());
 }
 
+/// <summary>Modifiers of a broadcast (socket.io's <c>volatile</c> and <c>local</c> flags).</summary>
 [Flags]
 public enum BroadcastFlags
 {
+    /// <summary>A plain broadcast: every matching socket on every node.</summary>
     None = 0,
 
     /// <summary>Dropped for a socket whose queue is not empty (may be lost).</summary>
@@ -45,10 +48,13 @@ public interface IAdapter
     /// <summary>The number of nodes in the cluster, this one included (1 for a single node).</summary>
     ValueTask<int> ServerCountAsync();
 
+    /// <summary>Adds this node's socket <paramref name="socketId"/> to <paramref name="rooms"/> (socket.io-adapter's <c>addAll</c>).</summary>
     void AddAll(string socketId, IEnumerable<string> rooms);
 
+    /// <summary>Removes this node's socket from one room (socket.io-adapter's <c>del</c>).</summary>
     void Del(string socketId, string room);
 
+    /// <summary>Removes this node's socket from every room, when it leaves the namespace (socket.io-adapter's <c>delAll</c>).</summary>
     void DelAll(string socketId);
 
     /// <summary>Writes an encoded packet to every matching socket. Only enqueues: never waits for a client.</summary>
@@ -145,5 +151,6 @@ public interface IAdapter
 /// <summary>Makes the adapter of each namespace (one per namespace).</summary>
 public interface IAdapterFactory
 {
+    /// <summary>Makes the adapter of <paramref name="nsp"/>; the server then calls its <see cref="IAdapter.InitAsync"/>.</summary>
     IAdapter Create(Namespace nsp);
 }

@@ -16,8 +16,10 @@ public class InMemoryAdapter : IAdapter
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _sids = new(StringComparer.Ordinal);
     private readonly object _sync = new();
 
+    /// <summary>The single-node adapter of <paramref name="nsp"/> (also the base of the scale-out adapters, which add the publishing).</summary>
     public InMemoryAdapter(Namespace nsp) => Namespace = nsp;
 
+    /// <summary>The namespace whose rooms this adapter keeps.</summary>
     public Namespace Namespace { get; }
 
     /// <summary>The named rooms with members (sockets' own rooms are not listed).</summary>
@@ -36,6 +38,7 @@ public class InMemoryAdapter : IAdapter
     /// </summary>
     public event Action<string, string>? RoomLeft;
 
+    /// <inheritdoc />
     public void AddAll(string socketId, IEnumerable<string> rooms)
     {
         List<string>? joined = null;
@@ -68,6 +71,7 @@ public class InMemoryAdapter : IAdapter
         Raise(RoomJoined, joined, socketId);
     }
 
+    /// <inheritdoc />
     public void Del(string socketId, string room)
     {
         bool left;
@@ -87,6 +91,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc />
     public void DelAll(string socketId)
     {
         List<string>? left = null;
@@ -369,6 +374,7 @@ public class InMemoryAdapter : IAdapter
         }
     }
 
+    /// <inheritdoc />
     public IReadOnlyCollection<string> Sockets(IReadOnlySet<string> rooms)
     {
         if (rooms.Count == 0)
@@ -379,6 +385,7 @@ public class InMemoryAdapter : IAdapter
         return Members(rooms);
     }
 
+    /// <inheritdoc />
     public IReadOnlyCollection<string> SocketRooms(string socketId)
     {
         if (!Namespace.SocketsById.ContainsKey(socketId))
@@ -428,7 +435,9 @@ public class InMemoryAdapter : IAdapter
     }
 }
 
+/// <summary>Makes an <see cref="InMemoryAdapter"/> per namespace: the default, for a single node.</summary>
 public sealed class InMemoryAdapterFactory : IAdapterFactory
 {
+    /// <inheritdoc />
     public IAdapter Create(Namespace nsp) => new InMemoryAdapter(nsp);
 }

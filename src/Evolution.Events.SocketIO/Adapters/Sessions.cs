@@ -35,7 +35,7 @@ public enum RecoveryOutcome
 }
 
 /// <summary>
-/// The answer of <see cref="IAdapter.RestoreSessionAsync"/>: the session (claimed: a pid recovers once)
+/// The answer of <see cref="IAdapter.RestoreSessionAsync(string, string)"/>: the session (claimed: a pid recovers once)
 /// when <see cref="Outcome"/> is <see cref="RecoveryOutcome.Recovered"/>, else null.
 /// </summary>
 public readonly record struct SessionRestoreResult(RecoveryOutcome Outcome, PersistedSession? Session)

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Evolution.Events.SocketIO.Hosting;
 
+/// <summary>Hosting a <see cref="SocketIOServer"/> in an ASP.NET Core app: register it (<see cref="AddSocketIO"/>), route it (<see cref="MapSocketIO"/>).</summary>
 public static class SocketIOHostingExtensions
 {
     /// <summary>

@@ -7,7 +7,7 @@ namespace Evolution.Events.SocketIO.Protocol;
 /// Collects the binary attachments that follow a BINARY_EVENT/BINARY_ACK packet and puts each one
 /// where its placeholder stands.
 /// </summary>
-public sealed class BinaryReconstructor
+internal sealed class BinaryReconstructor
 {
     private readonly SocketPacket _packet;
     private readonly List<byte[]> _buffers;

@@ -8,6 +8,7 @@ namespace Evolution.Events.SocketIO.Protocol;
 /// </summary>
 public sealed class EncodedPacket
 {
+    /// <summary>A packet from its text Engine.IO packet and its binary attachments (in order).</summary>
     public EncodedPacket(OutboundPacket text, IReadOnlyList<OutboundPacket> attachments)
         : this(text, attachments, null)
     {
@@ -23,8 +24,10 @@ public sealed class EncodedPacket
 
     private ParserForm? _form;
 
+    /// <summary>The text packet (or, in a parser's own form, its first message).</summary>
     public OutboundPacket Text { get; }
 
+    /// <summary>The binary messages that follow <see cref="Text"/>, one per attachment.</summary>
     public IReadOnlyList<OutboundPacket> Attachments { get; }
 
     /// <summary>The recovery offset appended as the last event argument, when the adapter kept this packet for replay.</summary>

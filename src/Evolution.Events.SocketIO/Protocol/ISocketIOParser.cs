@@ -29,14 +29,17 @@ public interface ISocketIOParser
 /// </summary>
 public sealed class DefaultSocketIOParser : ISocketIOParser
 {
+    /// <summary>The one instance.</summary>
     public static DefaultSocketIOParser Instance { get; } = new();
 
     private DefaultSocketIOParser()
     {
     }
 
+    /// <summary>The packet as it is: the default form is this parser's wire form.</summary>
     public EncodedPacket Encode(EncodedPacket packet) => packet;
 
+    /// <summary>Decodes a text packet with <see cref="SocketPacketDecoder"/>.</summary>
     public bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? failure) =>
         SocketPacketDecoder.TryDecode(text, limits, out packet, out failure);
 

@@ -15,7 +15,7 @@ public static class JsonArguments
     [ThreadStatic]
     private static List<ReadOnlyMemory<byte>>? _collector;
 
-    public static JsonWriterOptions WriterOptions { get; } = new()
+    internal static JsonWriterOptions WriterOptions { get; } = new()
     {
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         SkipValidation = false,
@@ -24,7 +24,7 @@ public static class JsonArguments
     /// <summary>Serializer options for values that are not JSON already; byte[] becomes a placeholder.</summary>
     public static JsonSerializerOptions SerializerOptions { get; } = CreateSerializerOptions();
 
-    public static void WriteValue(Utf8JsonWriter writer, object? value, List<ReadOnlyMemory<byte>> attachments)
+    internal static void WriteValue(Utf8JsonWriter writer, object? value, List<ReadOnlyMemory<byte>> attachments)
     {
         switch (value)
         {

@@ -13,5 +13,6 @@ public sealed record SocketPacket(
     JsonNode? Data,
     int Attachments = 0)
 {
+    /// <summary>The name of the main namespace.</summary>
     public const string MainNamespace = "/";
 }

@@ -9,6 +9,7 @@ public sealed record SocketPacketLimits(int MaxAttachments = 64, int MaxNamespac
     /// <summary>Deepest nesting of a packet's data (arrays and objects), as for the JSON payload of the default form.</summary>
     public const int MaxDepth = 64;
 
+    /// <summary>The default limits: 64 attachments, namespace names up to 256 characters.</summary>
     public static SocketPacketLimits Default { get; } = new();
 }
 
@@ -28,9 +29,11 @@ public static class SocketPacketDecoder
     // duplicate keys are refused here: a JsonObject with them throws on first access, far from the parser
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SocketPacketLimits.MaxDepth, AllowDuplicateProperties = false };
 
+    /// <summary>Decodes one text packet under <see cref="SocketPacketLimits.Default"/>.</summary>
     public static bool TryDecode(string text, out SocketPacket? packet, out string? error) =>
         TryDecode(text, SocketPacketLimits.Default, out packet, out error);
 
+    /// <summary>Decodes one text packet; on bad input returns false with a clear <paramref name="error"/> (never throws).</summary>
     public static bool TryDecode(string text, SocketPacketLimits limits, out SocketPacket? packet, out string? error)
     {
         packet = null;

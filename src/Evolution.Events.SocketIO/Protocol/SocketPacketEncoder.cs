@@ -5,9 +5,14 @@ using Evolution.Events.EngineIO.Protocol;
 
 namespace Evolution.Events.SocketIO.Protocol;
 
-/// <summary>Encodes Socket.IO 5 packets straight into Engine.IO message packets (one buffer each).</summary>
+/// <summary>
+/// Encodes Socket.IO 5 packets straight into Engine.IO message packets (one buffer each). Events and acks are public
+/// (e.g. to encode a broadcast once for <see cref="BroadcastOperator.Emit(EncodedPacket)"/>); the server's own
+/// CONNECT, CONNECT_ERROR and DISCONNECT packets are internal.
+/// </summary>
 public static class SocketPacketEncoder
 {
+    /// <summary>An EVENT (BINARY_EVENT when an argument is binary) of <paramref name="eventName"/> with <paramref name="args"/>, asking for an ack when <paramref name="ackId"/> is set.</summary>
     public static EncodedPacket Event(string nsp, string eventName, ReadOnlySpan<object?> args, long? ackId = null)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
@@ -28,6 +33,7 @@ public static class SocketPacketEncoder
         return Compose(type, nsp, ackId, json.WrittenSpan, attachments);
     }
 
+    /// <summary>An ACK (BINARY_ACK when an argument is binary) answering <paramref name="ackId"/> with <paramref name="args"/>.</summary>
     public static EncodedPacket Ack(string nsp, long ackId, ReadOnlySpan<object?> args)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
@@ -48,16 +54,16 @@ public static class SocketPacketEncoder
     }
 
     /// <summary>The CONNECT answer: <c>{"sid":…}</c>, with <c>"pid"</c> when connection state recovery is on.</summary>
-    public static EncodedPacket Connect(string nsp, string sid, string? pid = null) =>
+    internal static EncodedPacket Connect(string nsp, string sid, string? pid = null) =>
         Compose(SocketPacketType.Connect, nsp, null, pid is null
             ? JsonSerializer.SerializeToUtf8Bytes(new SidPayload(sid))
             : JsonSerializer.SerializeToUtf8Bytes(new SidPidPayload(sid, pid)), []);
 
     /// <summary>The CONNECT answer to a Socket.IO 2.x client (protocol 4): no payload (<c>0</c>, <c>0/admin,</c>).</summary>
-    public static EncodedPacket ConnectWithoutPayload(string nsp) => Compose(SocketPacketType.Connect, nsp, null, [], []);
+    internal static EncodedPacket ConnectWithoutPayload(string nsp) => Compose(SocketPacketType.Connect, nsp, null, [], []);
 
     /// <summary>A refusal for a Socket.IO 2.x client: the error's data, or its message, as the whole payload (<c>4"Not authorized"</c>).</summary>
-    public static EncodedPacket ConnectErrorValue(string nsp, object value)
+    internal static EncodedPacket ConnectErrorValue(string nsp, object value)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
         var json = new ArrayBufferWriter<byte>(64);
@@ -69,7 +75,8 @@ public static class SocketPacketEncoder
         return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
     }
 
-    public static EncodedPacket ConnectError(string nsp, string message, object? data = null)
+    /// <summary>A CONNECT_ERROR refusing the namespace: <c>{"message":…,"data":…}</c>.</summary>
+    internal static EncodedPacket ConnectError(string nsp, string message, object? data = null)
     {
         var attachments = new List<ReadOnlyMemory<byte>>();
         var json = new ArrayBufferWriter<byte>(64);
@@ -89,7 +96,8 @@ public static class SocketPacketEncoder
         return Compose(SocketPacketType.ConnectError, nsp, null, json.WrittenSpan, []);
     }
 
-    public static EncodedPacket Disconnect(string nsp) => Compose(SocketPacketType.Disconnect, nsp, null, [], []);
+    /// <summary>A DISCONNECT of the namespace (the server disconnects the socket).</summary>
+    internal static EncodedPacket Disconnect(string nsp) => Compose(SocketPacketType.Disconnect, nsp, null, [], []);
 
     /// <summary>
     /// A packet from its parts (a scale-out adapter's decoded packet): <paramref name="json"/> is its data with

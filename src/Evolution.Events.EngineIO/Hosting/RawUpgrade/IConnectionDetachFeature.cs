@@ -7,7 +7,7 @@ namespace Evolution.Events.EngineIO.Hosting;
 /// to <see cref="Detach"/> and return at once: the request objects (context, headers, features) become garbage
 /// and only what <c>run</c> holds stays alive while the socket is open.
 /// </summary>
-public interface IConnectionDetachFeature
+internal interface IConnectionDetachFeature
 {
     /// <summary>Fires when the connection is closed (what <c>HttpContext.RequestAborted</c> is on the HTTP path).</summary>
     CancellationToken ConnectionClosed { get; }

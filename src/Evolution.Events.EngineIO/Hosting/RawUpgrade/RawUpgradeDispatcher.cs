@@ -17,7 +17,7 @@ namespace Evolution.Events.EngineIO.Hosting;
 /// The raw-upgrade path (see <see cref="RawUpgradeExtensions"/>): the paths it serves, the pipeline it runs
 /// (captured by <c>app.UseRawWebSocketUpgrades()</c>) and the connection middleware itself.
 /// </summary>
-public sealed partial class RawUpgradeDispatcher
+internal sealed partial class RawUpgradeDispatcher
 {
     private readonly Lock _lock = new();
     private readonly IServiceScopeFactory _scopes;
