@@ -59,7 +59,7 @@ public sealed partial class EngineSocket
     /// <summary><see cref="_timerDue"/> when nothing is due.</summary>
     private const long NotArmed = long.MaxValue;
 
-    /// <param name="jsonpIndex">The JSONP callback index of a polling handshake that named one (<c>j</c>), else null.</param>
+    // jsonpIndex: the JSONP callback index of a polling handshake that named one (j), else null
     internal EngineSocket(EngineIOServer server, string id, EngineRequest request, bool isWebSocket, EngineProtocol? protocol = null,
         string? jsonpIndex = null)
     {

@@ -158,7 +158,7 @@ public sealed class GatewayMetrics
     /// its refusals and connections are counted with the HTTP path's own metrics (it runs the same pipeline); these say
     /// how many went that way.
     /// </summary>
-    public void Attach(RawUpgradeDispatcher raw)
+    internal void Attach(RawUpgradeDispatcher raw)
     {
         var factory = Metrics.WithCustomRegistry(Registry);
         var requests = factory.CreateCounter("evolution_websocket_raw_requests_total",
