@@ -40,6 +40,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
     // the writer's wait: one at a time, without allocation (any other concurrent wait, rare, gets a task)
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
     private bool _waiting;
+    private bool _coreInUse; // handed out and not yet read back (GetResult): a woken reader may still be on its way
     private bool _deferred;
     private CancellationToken _waitToken;
     private CancellationTokenRegistration _registration;
@@ -254,9 +255,11 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
                 return ValueTask.FromCanceled<bool>(cancellationToken);
             }
 
-            if (_waiting)
+            if (_waiting || _coreInUse)
             {
-                // a second reader (a poll that overlaps a WebSocket taking over, say): rare, so a task
+                // a second reader (a poll that overlaps a WebSocket taking over, say), or one that waits again before
+                // the reader woken with it has read its result (resetting the core would take that result away): rare,
+                // so a task
                 var other = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 (_otherWaiters ??= []).Add(other);
                 return new ValueTask<bool>(other.Task.WaitAsync(cancellationToken));
@@ -264,6 +267,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
 
             _core.Reset();
             _waiting = true;
+            _coreInUse = true;
             _waitToken = cancellationToken;
         }
 
@@ -307,7 +311,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             ring[tail] = packet;
             _count++;
             _bytes += length;
-            if (!_waiting || _deferred)
+            if (!HasReaderToWake || _deferred)
             {
                 return true;
             }
@@ -354,6 +358,9 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         }
     }
 
+    /// <summary>Whether a reader waits (the core's, or another one on a task, which may wait alone once the core's was cancelled); under the lock.</summary>
+    private bool HasReaderToWake => _waiting || _otherWaiters is not null;
+
     /// <summary>Wakes the waiting writer(s), or, inside a cork on this thread, puts the queue on the cork's list.</summary>
     private void Wake(bool deferrable)
     {
@@ -361,7 +368,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         {
             lock (_lock)
             {
-                if (!_waiting || _deferred)
+                if (!HasReaderToWake || _deferred)
                 {
                     return;
                 }
@@ -436,7 +443,17 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         var registration = _registration;
         _registration = default;
         registration.Unregister(); // never blocks: a callback running now finds the wait over
-        return _core.GetResult(token);
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _coreInUse = false;
+            }
+        }
     }
 
     ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _core.GetStatus(token);

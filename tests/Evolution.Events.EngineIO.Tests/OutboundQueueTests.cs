@@ -163,6 +163,37 @@ public class OutboundQueueTests
     }
 
     [Fact]
+    public async Task A_reader_that_waits_again_before_the_first_has_taken_its_wake_up_leaves_it_intact()
+    {
+        // two readers (a poll overlapping the WebSocket that takes over): the second, woken with the first, drains
+        // and waits again before the first reader's continuation has read its result
+        var queue = new OutboundQueue(10, 1_000);
+        var first = queue.WaitToReadAsync();
+        var second = queue.WaitToReadAsync().AsTask();
+        queue.TryEnqueue(Packet(1));
+        Assert.True(await second);
+        Assert.True(queue.TryDequeue(out _));
+        var again = queue.WaitToReadAsync().AsTask();
+        Assert.True(await first); // its wake-up was not reset under it
+        Assert.False(again.IsCompleted);
+        queue.TryEnqueue(Packet(1)); // and the reader waiting again is woken by the next packet
+        Assert.True(await again.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task A_reader_waiting_behind_a_cancelled_one_is_still_woken()
+    {
+        var queue = new OutboundQueue(10, 1_000);
+        using var cts = new CancellationTokenSource();
+        var first = queue.WaitToReadAsync(cts.Token);
+        var second = queue.WaitToReadAsync().AsTask();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await first);
+        queue.TryEnqueue(Packet(1));
+        Assert.True(await second.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task ACorkWakesTheWriterOnceAtItsEnd()
     {
         var queue = new OutboundQueue(100, 100_000);
