@@ -29,7 +29,7 @@ done
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 command -v redis-server >/dev/null || { echo "cluster.sh: redis-server is not installed" >&2; exit 2; }
 KEY=bench-$RANDOM$RANDOM
-BASE_PORT=$((20000 + RANDOM % 20000))
+BASE_PORT=$((20000 + RANDOM % 10000)) # below the ephemeral range (32768+)
 LOGS=$(mktemp -d /tmp/evo-cluster.XXXXXX)
 RESULTS_DIR=$ROOT/bench/results
 mkdir -p "$RESULTS_DIR"

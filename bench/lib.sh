@@ -20,6 +20,8 @@ start_server() { # target; sets SERVER_PID, PORT
   local extra
   extra=$(target_env "$t")
   PORT=$((PORT + 1))
+  # the load generator's thousands of client sockets take ephemeral ports: skip one that is in use
+  while ss -Htan "( sport = :$PORT )" 2>/dev/null | grep -q .; do PORT=$((PORT + 1)); done
   # shellcheck disable=SC2086
   case "$(target_server "$t")" in
     gateway)

@@ -40,7 +40,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ $((CLIENTS + 300)) -gt "$(ulimit -n)" ];
   echo "open-file limit $(ulimit -n) is below $CLIENTS clients + 300" >&2; exit 2
 fi
 KEY=bench-$RANDOM$RANDOM
-PORT=$((20000 + RANDOM % 20000))
+PORT=$((20000 + RANDOM % 10000)) # below the ephemeral range (32768+) the load generator's clients use
 LOGS=$(mktemp -d /tmp/evo-memory.XXXXXX)
 RESULTS_DIR=$ROOT/bench/results
 mkdir -p "$RESULTS_DIR"

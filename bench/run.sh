@@ -61,7 +61,7 @@ if [ $((S6_CLIENTS + 300)) -gt "$NOFILE" ]; then
   echo "note: open-file limit $NOFILE (hard $NOFILE_HARD): S6 holds $S6_CLIENTS clients instead of 18,000" >&2
 fi
 KEY=bench-$RANDOM$RANDOM
-PORT=$((20000 + RANDOM % 20000)) # fresh ports, clear of other benches on this machine
+PORT=$((20000 + RANDOM % 10000)) # fresh ports, clear of other benches and below the ephemeral range (32768+)
 RESULTS_DIR=$ROOT/bench/results
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

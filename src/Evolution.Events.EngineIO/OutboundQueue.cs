@@ -295,7 +295,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             var ring = _ring;
             if (ring is null)
             {
-                ring = _ring = ArrayPool<OutboundPacket>.Shared.Rent(InitialCapacity);
+                ring = _ring = SmallRings.Rent();
             }
             else if (_count == ring.Length)
             {
@@ -327,7 +327,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         var first = Math.Min(_count, ring.Length - _head);
         Array.Copy(ring, _head, bigger, 0, first);
         Array.Copy(ring, 0, bigger, first, _count - first);
-        ArrayPool<OutboundPacket>.Shared.Return(ring, clearArray: true); // the pool keeps no packet's bytes alive
+        Release(ring, clear: true); // a pool keeps no packet's bytes alive
         _head = 0;
         _ring = bigger;
         return bigger;
@@ -353,7 +353,61 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             {
                 // an idle connection keeps no ring; the drained slots are already cleared (TakeOne)
                 _ring = null;
-                ArrayPool<OutboundPacket>.Shared.Return(ring);
+                Release(ring, clear: false);
+            }
+        }
+    }
+
+    private static void Release(OutboundPacket[] ring, bool clear)
+    {
+        if (ring.Length == InitialCapacity)
+        {
+            if (clear)
+            {
+                Array.Clear(ring);
+            }
+
+            SmallRings.Return(ring);
+        }
+        else
+        {
+            ArrayPool<OutboundPacket>.Shared.Return(ring, clearArray: clear);
+        }
+    }
+
+    /// <summary>
+    /// The small rings of every queue, shared: a broadcast to N idle connections takes N rings at once and gives them
+    /// back as each writer drains, which <see cref="ArrayPool{T}.Shared"/> (a few arrays per core) would mostly
+    /// allocate and drop, a gen-0 collection every few events at low rates. Bounded: at most
+    /// <see cref="MaxKept"/> rings (about 1.8 MB) are kept; an idle connection holds none.
+    /// </summary>
+    private static class SmallRings
+    {
+        public const int MaxKept = 8192;
+        private static readonly Lock Gate = new();
+        private static readonly Stack<OutboundPacket[]> Free = new(MaxKept);
+
+        public static OutboundPacket[] Rent()
+        {
+            lock (Gate)
+            {
+                if (Free.TryPop(out var ring))
+                {
+                    return ring;
+                }
+            }
+
+            return new OutboundPacket[InitialCapacity];
+        }
+
+        public static void Return(OutboundPacket[] ring)
+        {
+            lock (Gate)
+            {
+                if (Free.Count < MaxKept)
+                {
+                    Free.Push(ring);
+                }
             }
         }
     }

@@ -97,6 +97,37 @@ public class OutboundQueueTests
     }
 
     [Fact]
+    public void A_broadcast_to_many_idle_queues_reuses_their_rings()
+    {
+        // one packet to each of 1,000 empty queues, then each drained (the fan-out of one event at a low rate): the
+        // rings taken and given back are the same ones, round after round (ArrayPool.Shared would allocate most)
+        var queues = Enumerable.Range(0, 1_000).Select(_ => new OutboundQueue(10, 1_000)).ToArray();
+        var packet = Packet(10);
+        var into = new OutboundPacket[8];
+        void Round()
+        {
+            foreach (var queue in queues)
+            {
+                queue.TryEnqueue(packet);
+            }
+
+            foreach (var queue in queues)
+            {
+                queue.TryDrain(into, long.MaxValue);
+            }
+        }
+
+        Round();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var round = 0; round < 20; round++)
+        {
+            Round();
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public async Task TheWriterWaitsUntilAPacketOrTheEnd()
     {
         var queue = new OutboundQueue(10, 1_000);
