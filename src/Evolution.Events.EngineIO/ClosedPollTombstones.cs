@@ -17,7 +17,7 @@ internal sealed class ClosedPollTombstones(int capacity, int graceMs)
 {
     private readonly ConcurrentDictionary<string, long> _entries = new(StringComparer.Ordinal);
     private int _count;
-    private long _lastSweep = Environment.TickCount64;
+    private long _lastSweep = EngineClock.Milliseconds;
 
     /// <summary>Entries now held (expired ones included until the next sweep).</summary>
     public int Count => Volatile.Read(ref _count);
@@ -25,7 +25,7 @@ internal sealed class ClosedPollTombstones(int capacity, int graceMs)
     /// <summary>Remembers a session the client closed over polling; dropped silently when full of live entries.</summary>
     public void Add(string sid)
     {
-        var now = Environment.TickCount64;
+        var now = EngineClock.Milliseconds;
         var sinceSweep = now - Volatile.Read(ref _lastSweep);
         if (sinceSweep >= graceMs || (Volatile.Read(ref _count) >= capacity && sinceSweep >= graceMs / 4))
         {
@@ -52,7 +52,7 @@ internal sealed class ClosedPollTombstones(int capacity, int graceMs)
         }
 
         Interlocked.Decrement(ref _count);
-        return Environment.TickCount64 < expiry;
+        return EngineClock.Milliseconds < expiry;
     }
 
     /// <summary>Forgets a session whose final poll has been answered another way (it was waiting when the close came).</summary>

@@ -71,7 +71,7 @@ public sealed partial class EngineSocket
         _isWebSocket = isWebSocket;
         _polling = isWebSocket ? null : new PollingTransport(this, jsonpIndex);
         _queue = new OutboundQueue(_options.MaxQueuedPackets, _options.MaxQueuedBytes);
-        _pingDue = Environment.TickCount64 + _options.PingInterval;
+        _pingDue = EngineClock.Milliseconds + _options.PingInterval;
     }
 
     private enum HeartbeatPhase
@@ -212,13 +212,13 @@ public sealed partial class EngineSocket
             {
                 // as engine.io for revision 3: the client pings first, within pingInterval + pingTimeout
                 _phase = HeartbeatPhase.AwaitingClientPing;
-                _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
+                _clientPingDeadline = EngineClock.Milliseconds + ClientPingWindow;
                 ArmTimer(ClientPingWindow);
                 return;
             }
 
             _phase = HeartbeatPhase.WaitingToPing;
-            _pingDue = Environment.TickCount64 + _options.PingInterval;
+            _pingDue = EngineClock.Milliseconds + _options.PingInterval;
             ArmTimer(_options.PingInterval);
         }
     }
@@ -517,7 +517,7 @@ public sealed partial class EngineSocket
     private bool IsWriteOverdue()
     {
         var since = Volatile.Read(ref _activeWriter)?.WritingSince ?? 0;
-        return since != 0 && Environment.TickCount64 - since > _options.PingTimeout;
+        return since != 0 && EngineClock.Milliseconds - since > _options.PingTimeout;
     }
 
     private void NotifyListener(EngineCloseReason reason, string? description)
@@ -571,7 +571,7 @@ public sealed partial class EngineSocket
 
             // pings keep their own rhythm, pingInterval apart from when each was due: neither the
             // pong's round trip nor a late timer pushes the next one back (never before the pong)
-            var now = Environment.TickCount64;
+            var now = EngineClock.Milliseconds;
             _phase = HeartbeatPhase.WaitingToPing;
             _pingDue = Math.Max(now, _pingDue + _options.PingInterval);
             ArmTimer(_pingDue - now);
@@ -591,7 +591,7 @@ public sealed partial class EngineSocket
                 return;
             }
 
-            _clientPingDeadline = Environment.TickCount64 + ClientPingWindow;
+            _clientPingDeadline = EngineClock.Milliseconds + ClientPingWindow;
             ArmTimer(ClientPingWindow);
         }
 
@@ -605,7 +605,7 @@ public sealed partial class EngineSocket
         {
             if (_phase == HeartbeatPhase.AwaitingPong && _pingDeliveredAt == 0)
             {
-                _pingDeliveredAt = Environment.TickCount64;
+                _pingDeliveredAt = EngineClock.Milliseconds;
             }
         }
     }
@@ -633,7 +633,7 @@ public sealed partial class EngineSocket
         bool overdue;
         lock (_sync)
         {
-            var now = Environment.TickCount64;
+            var now = EngineClock.Milliseconds;
             overdue = _phase switch
             {
                 HeartbeatPhase.AwaitingPong => now >= PongDeadline(),
@@ -652,7 +652,7 @@ public sealed partial class EngineSocket
     }
 
     /// <summary>Arms the heartbeat (under the lock): the server's sweep fires it once <paramref name="delayMs"/> have passed.</summary>
-    private void ArmTimer(long delayMs) => Volatile.Write(ref _timerDue, Environment.TickCount64 + delayMs);
+    private void ArmTimer(long delayMs) => Volatile.Write(ref _timerDue, EngineClock.Milliseconds + delayMs);
 
     /// <summary>
     /// The server's <see cref="HeartbeatSweep"/>, every tick: fires the heartbeat once if it is due. A ping is
@@ -708,7 +708,7 @@ public sealed partial class EngineSocket
             }
 
             phase = _phase;
-            var now = Environment.TickCount64;
+            var now = EngineClock.Milliseconds;
             if (phase == HeartbeatPhase.WaitingToPing)
             {
                 _phase = HeartbeatPhase.AwaitingPong;

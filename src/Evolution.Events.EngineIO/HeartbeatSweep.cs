@@ -63,7 +63,7 @@ internal sealed class HeartbeatSweep
 
     private void Sweep()
     {
-        var now = Environment.TickCount64;
+        var now = EngineClock.Milliseconds;
         foreach (var (_, session) in _sessions)
         {
             session.OnHeartbeatTick(now);

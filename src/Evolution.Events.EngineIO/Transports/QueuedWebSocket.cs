@@ -50,7 +50,7 @@ internal sealed class QueuedWebSocket
     public bool IsCompressed => _reader.Deflate is not null;
 
     /// <summary>
-    /// <see cref="Environment.TickCount64"/> when the write now under way started (0: none): a client that stops
+    /// <see cref="EngineClock.Milliseconds"/> when the write now under way started (0: none): a client that stops
     /// reading shows here.
     /// </summary>
     public long WritingSince => _writer.WritingSince;

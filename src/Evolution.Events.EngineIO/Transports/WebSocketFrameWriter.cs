@@ -34,7 +34,7 @@ internal sealed class WebSocketFrameWriter
     }
 
     /// <summary>
-    /// <see cref="Environment.TickCount64"/> when the write now under way started (0: none). The session's
+    /// <see cref="EngineClock.Milliseconds"/> when the write now under way started (0: none). The session's
     /// heartbeat aborts the connection when a write waits past the ping timeout.
     /// </summary>
     public long WritingSince => Volatile.Read(ref _writingSince);
@@ -54,7 +54,7 @@ internal sealed class WebSocketFrameWriter
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> frames, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken);
-        Volatile.Write(ref _writingSince, Environment.TickCount64);
+        Volatile.Write(ref _writingSince, EngineClock.Milliseconds);
         try
         {
             await _stream.WriteAsync(frames, cancellationToken);
@@ -74,7 +74,7 @@ internal sealed class WebSocketFrameWriter
         var header = new byte[HeaderSize(payload.Length)];
         WriteHeader(header, opcode, payload.Length, compressed);
         await _lock.WaitAsync(cancellationToken);
-        Volatile.Write(ref _writingSince, Environment.TickCount64);
+        Volatile.Write(ref _writingSince, EngineClock.Milliseconds);
         try
         {
             await _stream.WriteAsync(header, cancellationToken);
