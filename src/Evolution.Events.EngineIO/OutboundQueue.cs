@@ -503,10 +503,8 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         }
         finally
         {
-            lock (_lock)
-            {
-                _coreInUse = false;
-            }
+            // no lock on this per-wake path: a reader that still reads true just takes the task path once
+            Volatile.Write(ref _coreInUse, false);
         }
     }
 
