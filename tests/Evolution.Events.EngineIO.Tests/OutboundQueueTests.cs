@@ -2,7 +2,11 @@ using Evolution.Events.EngineIO.Protocol;
 
 namespace Evolution.Events.EngineIO.Tests;
 
-/// <summary>The per-connection outbound queue on its own: bounds, volatile, batch drain, the writer's wait, corking.</summary>
+/// <summary>
+/// The per-connection outbound queue on its own: bounds, volatile, batch drain, the writer's wait, corking. The small
+/// rings are shared process-wide, so the allocation tests would see another test's queues take them: these run alone.
+/// </summary>
+[Collection(AttackCollection.Name)]
 public class OutboundQueueTests
 {
     private static OutboundPacket Packet(int bytes) => OutboundPacket.Binary(new byte[bytes]);
