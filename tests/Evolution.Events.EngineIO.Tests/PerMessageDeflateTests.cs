@@ -49,6 +49,7 @@ public sealed class PerMessageDeflateFixture : IAsyncLifetime
 /// permessage-deflate (RFC 7692) on the Engine.IO WebSocket, byte for byte on the wire (a raw socket client) and with
 /// .NET's own ClientWebSocket. One class: the process-wide compression counter is read by one test at a time.
 /// </summary>
+[Collection(AttackCollection.Name)] // the zip-bomb test measures the process's allocations: nothing else may run meanwhile
 public class PerMessageDeflateTests(PerMessageDeflateFixture fixture) : IClassFixture<PerMessageDeflateFixture>
 {
     private const string Accepted = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
