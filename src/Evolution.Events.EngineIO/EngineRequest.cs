@@ -83,7 +83,8 @@ public sealed class EngineRequest
             }
 
             budget -= length;
-            headers[SharedStrings.Share(key)] = SharedStrings.Share(value.ToString());
+            var text = value.ToString();
+            headers[SharedStrings.Share(key)] = SharedStrings.IsUnique(key) ? text : SharedStrings.Share(text);
         }
 
         var request = context.Request;

@@ -4,8 +4,8 @@ namespace Evolution.Events.EngineIO.Tests;
 
 /// <summary>
 /// What each idle session keeps of its handshake: repeated strings are one shared instance (issue 11). The table is
-/// process-wide and lossy (a slot keeps the last string hashed to it), so a handshake served by a test running in
-/// parallel could replace a slot between the two handshakes here: these tests run alone.
+/// process-wide and lossy (a set keeps the four latest strings hashed to it), so handshakes served by tests running
+/// in parallel could replace a set's entries between two steps here: these tests run alone.
 /// </summary>
 [Collection(AttackCollection.Name)]
 public class EngineRequestSharingTests
@@ -36,6 +36,59 @@ public class EngineRequestSharingTests
         Assert.Equal("4", b.Query["EIO"]);
         Assert.Equal("dGhlIHNhbXBsZSBub25jZQ==", a.Headers["Sec-WebSocket-Key"]);
         Assert.Equal("x3JJHMbDL1EzLkh9GBhXDw==", b.Headers["Sec-WebSocket-Key"]);
+    }
+
+    [Fact]
+    public void A_handshakes_unique_key_stays_out_of_the_table()
+    {
+        var key = "c2hhcmVkLXRhYmxlLWtleQ==";
+        var a = Describe(string.Concat("c2hhcmVkLXRhYmxlLWtleQ", "=="));
+        var b = Describe(string.Concat("c2hhcmVkLXRhYmxlLWtleQ", "=="));
+        Assert.Equal(key, a.Headers["Sec-WebSocket-Key"]);
+        Assert.NotSame(a.Headers["Sec-WebSocket-Key"], b.Headers["Sec-WebSocket-Key"]);
+        Assert.Same(a.Headers["User-Agent"], b.Headers["User-Agent"]);
+    }
+
+    [Fact]
+    public void A_string_outlives_three_strings_of_its_set_and_one_more_once_it_was_found_again()
+    {
+        var target = "shared-" + Guid.NewGuid().ToString("N");
+        var others = Colliding(target, 5);
+
+        Assert.Same(target, SharedStrings.Share(target));
+        foreach (var other in others.Take(3))
+        {
+            SharedStrings.Share(other);
+        }
+
+        Assert.Same(target, SharedStrings.Share(new string(target.AsSpan()))); // still held after three: four ways
+        SharedStrings.Share(others[3]);
+        Assert.Same(target, SharedStrings.Share(new string(target.AsSpan()))); // found again, it moved forward
+        SharedStrings.Share(others[4]);
+        foreach (var other in Colliding(target, 4))
+        {
+            SharedStrings.Share(other);
+        }
+
+        var copy = new string(target.AsSpan());
+        Assert.Same(copy, SharedStrings.Share(copy)); // four newer strings of its set: gone, the copy takes its place
+    }
+
+    private static string[] Colliding(string target, int count)
+    {
+        var set = SharedStrings.SetOf(target);
+        var found = new List<string>(count);
+        for (var i = 0; found.Count < count && i < 1_000_000; i++)
+        {
+            var candidate = "other-" + Guid.NewGuid().ToString("N");
+            if (SharedStrings.SetOf(candidate) == set)
+            {
+                found.Add(candidate);
+            }
+        }
+
+        Assert.Equal(count, found.Count);
+        return [.. found];
     }
 
     [Fact]
