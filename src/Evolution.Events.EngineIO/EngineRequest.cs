@@ -65,14 +65,17 @@ public sealed class EngineRequest
     /// </summary>
     public static EngineRequest From(HttpContext context, int maxHeaderChars)
     {
-        // sized to what they hold: an idle connection keeps both for its lifetime
-        var query = new Dictionary<string, string>(context.Request.Query.Count, StringComparer.Ordinal);
+        // one array each, sized to what it holds: an idle connection keeps both for its lifetime
+        var queryItems = new string[context.Request.Query.Count * 2];
+        var q = 0;
         foreach (var (key, value) in context.Request.Query)
         {
-            query[SharedStrings.Share(key)] = SharedStrings.Share(value.ToString());
+            queryItems[q++] = SharedStrings.Share(key);
+            queryItems[q++] = SharedStrings.Share(value.ToString());
         }
 
-        var headers = new Dictionary<string, string>(context.Request.Headers.Count, StringComparer.OrdinalIgnoreCase);
+        var headerItems = new string[context.Request.Headers.Count * 2];
+        var h = 0;
         var budget = (long)maxHeaderChars;
         foreach (var (key, value) in context.Request.Headers)
         {
@@ -84,9 +87,17 @@ public sealed class EngineRequest
 
             budget -= length;
             var text = value.ToString();
-            headers[SharedStrings.Share(key)] = SharedStrings.IsUnique(key) ? text : SharedStrings.Share(text);
+            headerItems[h++] = SharedStrings.Share(key);
+            headerItems[h++] = SharedStrings.IsUnique(key) ? text : SharedStrings.Share(text);
         }
 
+        if (h < headerItems.Length)
+        {
+            Array.Resize(ref headerItems, h);
+        }
+
+        var query = new CompactStringMap(queryItems, StringComparison.Ordinal);
+        var headers = new CompactStringMap(headerItems, StringComparison.OrdinalIgnoreCase);
         var request = context.Request;
         var url = SharedStrings.Share(string.Concat(request.PathBase.ToString(), request.Path.ToString(), request.QueryString.ToString()));
         return new EngineRequest(query, headers, context.Connection.RemoteIpAddress, url, request.IsHttps);
