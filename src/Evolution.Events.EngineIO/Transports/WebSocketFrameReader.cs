@@ -55,6 +55,32 @@ internal sealed class WebSocketFrameReader
 
     public readonly record struct Message(Kind Kind, string? Text = null, byte[]? Binary = null);
 
+    /// <summary>
+    /// True when the reader holds no bytes: <see cref="ReadAsync"/> would start by waiting for data. The transport's
+    /// read loop then waits itself (<see cref="PipeInput"/> or <see cref="WaitOnStreamAsync"/>), in its own state
+    /// machine, so an idle connection keeps no suspended <see cref="ReadAsync"/> (264 bytes each) alive; once data
+    /// is there, <see cref="ReadAsync"/> mostly completes without suspending.
+    /// </summary>
+    public bool IsIdle => _buffer is null && _count == 0;
+
+    /// <summary>The connection's pipe when it is read on the raw path (no stream read state per idle connection).</summary>
+    public System.IO.Pipelines.PipeReader? PipeInput => (_stream as Hosting.DuplexPipeStream)?.Input;
+
+    /// <summary>Waits for data on a stream without a buffer (a zero-byte read returns once data is there).</summary>
+#pragma warning disable CA2022 // nothing is read
+    public ValueTask<int> WaitOnStreamAsync() => _stream.ReadAsync(Memory<byte>.Empty);
+#pragma warning restore CA2022
+
+    /// <summary>Ends a wait on <see cref="PipeInput"/>: nothing consumed or examined, so the next read returns those bytes.</summary>
+    public static void Waited(System.IO.Pipelines.PipeReader input, in System.IO.Pipelines.ReadResult waited)
+    {
+        input.AdvanceTo(waited.Buffer.Start);
+        if (waited.IsCanceled)
+        {
+            throw new OperationCanceledException();
+        }
+    }
+
     public async ValueTask<Message> ReadAsync(CancellationToken cancellationToken = default)
     {
         while (true)
@@ -88,12 +114,7 @@ internal sealed class WebSocketFrameReader
                 {
                     // the raw path: wait on the pipe itself, so no read state machine of the stream stays alive per idle connection
                     var input = pipeStream.Input;
-                    var waited = await input.ReadAsync(cancellationToken);
-                    input.AdvanceTo(waited.Buffer.Start); // nothing consumed or examined: the read below returns these bytes
-                    if (waited.IsCanceled)
-                    {
-                        throw new OperationCanceledException();
-                    }
+                    Waited(input, await input.ReadAsync(cancellationToken));
                 }
                 else
                 {

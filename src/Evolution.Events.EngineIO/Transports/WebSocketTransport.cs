@@ -120,6 +120,19 @@ internal sealed class WebSocketTransport : IPacketOrigin
             {
                 while (_session.ReadyState != EngineReadyState.Closed)
                 {
+                    if (_reader.IsIdle)
+                    {
+                        // idle: the wait is this method's own (see WebSocketFrameReader.IsIdle)
+                        if (_reader.PipeInput is { } input)
+                        {
+                            WebSocketFrameReader.Waited(input, await input.ReadAsync());
+                        }
+                        else
+                        {
+                            await _reader.WaitOnStreamAsync();
+                        }
+                    }
+
                     var message = await _reader.ReadAsync();
                     if (!Dispatch(message))
                     {
