@@ -12,7 +12,7 @@ namespace Evolution.Events.SocketIO;
 internal sealed class Client : IEngineSocketListener
 {
     private readonly SocketIOServer _server;
-    private readonly Dictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
+    private readonly NamespaceSockets _sockets = new();
     // namespaces whose CONNECT is still in its middlewares: only while one is (an idle connection holds no set)
     private HashSet<string>? _connecting;
     private Timer? _connectTimer;
@@ -165,7 +165,7 @@ internal sealed class Client : IEngineSocketListener
         Socket[] sockets;
         lock (_sockets)
         {
-            sockets = [.. _sockets.Values];
+            sockets = _sockets.ToArray();
         }
 
         var why = DisconnectReason.From(reason);
@@ -179,7 +179,7 @@ internal sealed class Client : IEngineSocketListener
     {
         lock (_sockets)
         {
-            _sockets[socket.Namespace.Name] = socket;
+            _sockets.Set(socket);
             DoneConnecting(socket.Namespace.Name);
         }
 
@@ -198,7 +198,7 @@ internal sealed class Client : IEngineSocketListener
     {
         lock (_sockets)
         {
-            return _sockets.ContainsKey(nsp);
+            return _sockets.Contains(nsp);
         }
     }
 
@@ -206,10 +206,7 @@ internal sealed class Client : IEngineSocketListener
     {
         lock (_sockets)
         {
-            if (_sockets.TryGetValue(socket.Namespace.Name, out var current) && ReferenceEquals(current, socket))
-            {
-                _sockets.Remove(socket.Namespace.Name);
-            }
+            _sockets.Remove(socket);
         }
     }
 
@@ -240,14 +237,14 @@ internal sealed class Client : IEngineSocketListener
 
         if (packet.Type == SocketPacketType.Connect)
         {
-            Connect(packet.Namespace, packet.Data as JsonObject ?? []);
+            Connect(packet.Namespace, packet.Data is JsonObject auth ? JsonOwned.Copy(auth) : []); // kept by the socket: owns its values
             return;
         }
 
         Socket? socket;
         lock (_sockets)
         {
-            _sockets.TryGetValue(packet.Namespace, out socket);
+            _sockets.TryGet(packet.Namespace, out socket);
         }
 
         if (socket is null)
@@ -274,7 +271,7 @@ internal sealed class Client : IEngineSocketListener
         bool joined;
         lock (_sockets)
         {
-            joined = _sockets.ContainsKey(name);
+            joined = _sockets.Contains(name);
             if (joined || !(_connecting ??= new(StringComparer.Ordinal)).Add(name))
             {
                 // a second CONNECT while the first one's middlewares run is dropped: the first one answers
