@@ -8,6 +8,7 @@
 #
 #   bench/memory.sh                                   # gateway gateway-http ceiling, 10,000 clients (about 2 minutes)
 #   bench/memory.sh --targets "gateway" --clients 2000
+#   bench/memory.sh --targets "gateway" --keep        # keep the dumps and their reports (every type, not only the top 25)
 #
 # Targets as in bench/run.sh (bench/lib.sh). Needs the local tool: dotnet tool restore (.config/dotnet-tools.json).
 set -euo pipefail
@@ -16,13 +17,14 @@ cd "$ROOT"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-TARGETS="gateway gateway-http ceiling"; CLIENTS=10000; SETTLE=3
+TARGETS="gateway gateway-http ceiling"; CLIENTS=10000; SETTLE=3; KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --targets) TARGETS=$2; shift ;;
     --clients) CLIENTS=$2; shift ;;
     --settle) SETTLE=$2; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -99,5 +101,5 @@ for t in $TARGETS; do
     "loadavg=$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT"
   tail -1 "$OUT" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("   %s connected; RSS %.1f KB/conn, %.1f after a full GC; live heap %.0f B/conn: %s" % (d["connected"], d["rss_per_conn_kb"], d["rss_after_gc_per_conn_kb"], d["heap_per_conn_bytes"], ", ".join("%s %.0f" % kv for kv in d["owners"].items())))'
 done
-rm -rf "$LOGS"
+if [ "$KEEP" = 1 ]; then echo "== dumps and their reports kept in $LOGS"; else rm -rf "$LOGS"; fi
 echo "== ${OUT#$ROOT/} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
