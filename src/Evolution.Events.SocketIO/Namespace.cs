@@ -15,6 +15,7 @@ public sealed class Namespace
     private readonly ConcurrentDictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
+    private SocketEventHandler[] _anyHandlers = [];
     private JoinInterceptor[] _joinInterceptors = [];
     private Dictionary<string, ServerSideEventHandler[]> _serverSideHandlers = new(StringComparer.Ordinal);
     private long _ackIds;
@@ -83,6 +84,33 @@ public sealed class Namespace
         handler(s);
         return ValueTask.CompletedTask;
     });
+
+    /// <summary>
+    /// Adds a listener called for every event any socket of this namespace emits, before each socket's own
+    /// <see cref="Socket.OnAny"/> listeners (python-socketio's namespace-wide catch-all handler): the same as adding
+    /// it to each socket when it connects, without a registration kept per socket. Listeners of a dynamic parent
+    /// (<see cref="ParentNamespace.OnAny"/>) run first.
+    /// </summary>
+    public Namespace OnAny(SocketEventHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_sockets)
+        {
+            _anyHandlers = [.. _anyHandlers, handler];
+        }
+
+        return this;
+    }
+
+    /// <summary>The namespace-wide any-listeners, a dynamic parent's first.</summary>
+    internal SocketEventHandler[] AnyHandlers
+    {
+        get
+        {
+            var own = System.Threading.Volatile.Read(ref _anyHandlers);
+            return Parent?.AnyHandlers is { Length: > 0 } inherited ? (own.Length == 0 ? inherited : [.. inherited, .. own]) : own;
+        }
+    }
 
     /// <summary>
     /// Wraps the moment a socket that passed the middlewares becomes connected (see <see cref="JoinInterceptor"/>):
@@ -497,6 +525,7 @@ public sealed class ParentNamespace
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
     private JoinInterceptor[] _joinInterceptors = [];
+    private SocketEventHandler[] _anyHandlers = [];
 
     internal ParentNamespace(SocketIOServer server, Func<string, bool> predicate)
     {
@@ -512,6 +541,8 @@ public sealed class ParentNamespace
     internal Func<Socket, ValueTask>[] ConnectionHandlers => System.Threading.Volatile.Read(ref _connectionHandlers);
 
     internal JoinInterceptor[] JoinInterceptors => System.Threading.Volatile.Read(ref _joinInterceptors);
+
+    internal SocketEventHandler[] AnyHandlers => System.Threading.Volatile.Read(ref _anyHandlers);
 
     /// <summary>Adds a middleware run for the sockets of every child namespace, before the child's own.</summary>
     public ParentNamespace Use(SocketMiddleware middleware)
@@ -541,6 +572,18 @@ public sealed class ParentNamespace
         handler(s);
         return ValueTask.CompletedTask;
     });
+
+    /// <summary>Adds a listener called for every event any socket of any child namespace emits (see <see cref="Namespace.OnAny"/>).</summary>
+    public ParentNamespace OnAny(SocketEventHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_children)
+        {
+            _anyHandlers = [.. _anyHandlers, handler];
+        }
+
+        return this;
+    }
 
     /// <summary>Adds a <see cref="JoinInterceptor"/> for the sockets of every child (see <see cref="Namespace.OnJoining"/>).</summary>
     public ParentNamespace OnJoining(JoinInterceptor interceptor)

@@ -639,6 +639,11 @@ public sealed class Socket : IClusterSocket
         }
 
         var e = new SocketEvent(this, name, args, packet.Id);
+        foreach (var handler in Namespace.AnyHandlers)
+        {
+            Invoke(handler, e);
+        }
+
         foreach (var handler in System.Threading.Volatile.Read(ref _anyHandlers))
         {
             Invoke(handler, e);

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Evolution.Events.Gateway.Namespaces;
 
 namespace Evolution.Events.Gateway.Tests;
 
@@ -72,6 +73,42 @@ public class RelayBoundTests
             foreach (var client in clients)
                 await client.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task OneSocketHasAtMost32RelaysInFlightAndTheyAreCancelledWhenItLeaves()
+    {
+        await using var upstream = await SlowUpstream.StartAsync();
+        await using var gw = await TestGateway.StartAsync(new()
+        {
+            ["INBOUND_WEBHOOK_URL"] = upstream.Url,
+            ["INBOUND_WEBHOOK_MAX_IN_FLIGHT"] = "1000",
+            ["INBOUND_WEBHOOK_TIMEOUT_MS"] = "60000",
+        });
+        var client = await SocketIOEventTests.ConnectAsync(gw, "/sales", SocketIOEventTests.Auth(TestGateway.Key), "websocket");
+        try
+        {
+            for (var i = 1; i <= ClientEventRelay.MaxInFlightPerSocket + 1; i++)
+            {
+                await client.SendAsync(new JsonObject
+                {
+                    ["cmd"] = "emit", ["event"] = "send.message", ["args"] = new JsonArray(i),
+                    ["ack"] = true, ["id"] = i, ["timeoutMs"] = 60000,
+                });
+            }
+
+            var refused = await TryNextAckAsync(client, TimeSpan.FromSeconds(10));
+            Assert.NotNull(refused);
+            Assert.Equal($"too many relays in flight (max {ClientEventRelay.MaxInFlightPerSocket})", (string?)refused["args"]![0]!["error"]);
+            await WaitUntilAsync(() => upstream.Active == ClientEventRelay.MaxInFlightPerSocket);
+        }
+        finally
+        {
+            await client.DisposeAsync();
+        }
+
+        // the socket left: its relays are cancelled (the upstream sees them aborted), never left to their 60 s timeout
+        await WaitUntilAsync(() => upstream.Active == 0);
     }
 
     [Fact]

@@ -130,6 +130,33 @@ public sealed class SocketApiParityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Namespace_wide_catch_all_listeners_run_for_every_socket_parents_first_then_the_sockets_own()
+    {
+        var calls = new ConcurrentQueue<string>();
+        SocketEventHandler Record(string who) => e =>
+        {
+            calls.Enqueue($"{who}:{e.Socket.Namespace.Name}:{e.Name}");
+            return ValueTask.CompletedTask;
+        };
+
+        var parent = _server.Io.Of(name => name.StartsWith("/nsp-any-", StringComparison.Ordinal))
+            .OnAny(Record("parent"))
+            .OnConnection(s => s.OnAny(Record("socket")));
+
+        await using var client = await WsSocketIOClient.OpenAsync(_server.BaseUri);
+        Assert.True((await client.ConnectAsync("/nsp-any-1")).Ok);
+        Assert.True((await client.ConnectAsync("/nsp-any-2")).Ok);
+        parent.Children.Single(c => c.Name == "/nsp-any-1").OnAny(Record("child"));
+        await client.SendAsync("2/nsp-any-1,[\"ev\",1]");
+        await WaitUntilAsync(() => calls.Count == 3);
+        await client.SendAsync("2/nsp-any-2,[\"ev\",2]");
+        await WaitUntilAsync(() => calls.Count == 5);
+        Assert.Equal(
+            ["parent:/nsp-any-1:ev", "child:/nsp-any-1:ev", "socket:/nsp-any-1:ev", "parent:/nsp-any-2:ev", "socket:/nsp-any-2:ev"],
+            calls);
+    }
+
+    [Fact]
     public async Task Outgoing_catch_all_listeners_see_emits_and_broadcasts_in_order()
     {
         var calls = new ConcurrentQueue<string>();

@@ -14,15 +14,33 @@ public sealed class ClientEventRelay(InboundRelay relay, ILogger<ClientEventRela
 {
     public const int MaxInFlightPerSocket = 32;
 
-    public void Attach(Socket socket)
+    /// <summary>The relay state of each socket that emitted (weak: it goes with its socket).</summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Socket, RelayState> _states = new();
+
+    /// <summary>
+    /// Relays the events of every socket of the instance namespaces: one namespace-wide listener, and a socket's
+    /// relay state (in-flight count, cancellation) made at its first event, so an idle socket holds nothing here.
+    /// </summary>
+    public void Attach(ParentNamespace instances) => instances.OnAny(RelayAsync);
+
+    private RelayState StateOf(Socket socket)
     {
-        var state = new RelayState(NamespaceAuthorization.InstanceOf(socket.Namespace));
-        socket.Disconnected += (_, _) => state.Stop();
-        socket.OnAny(e => RelayAsync(e, state));
+        if (_states.TryGetValue(socket, out var state))
+            return state;
+        var created = new RelayState(NamespaceAuthorization.InstanceOf(socket.Namespace));
+        state = _states.GetValue(socket, _ => created);
+        if (ReferenceEquals(state, created))
+        {
+            socket.Disconnected += (_, _) => created.Stop();
+            if (!socket.Connected)
+                created.Stop(); // it left before the handler was there
+        }
+        return state;
     }
 
-    private async ValueTask RelayAsync(SocketEvent e, RelayState state)
+    private async ValueTask RelayAsync(SocketEvent e)
     {
+        var state = StateOf(e.Socket);
         if (Interlocked.Increment(ref state.InFlight) > MaxInFlightPerSocket)
         {
             Interlocked.Decrement(ref state.InFlight);

@@ -113,8 +113,8 @@ public static class GatewaySocketIO
         io.Sockets.Use(authorization.AuthorizeMain).Use(slots.Admit);
         var instances = io.Of(NamespaceAuthorization.IsInstanceNamespace)
             .Use(authorization.AuthorizeInstance)
-            .Use(slots.Admit)
-            .OnConnection(relay.Attach);
+            .Use(slots.Admit);
+        relay.Attach(instances);
         if (replay.Enabled)
         {
             instances.OnJoining(SocketIOReplay.Interceptor(replay, registry));
