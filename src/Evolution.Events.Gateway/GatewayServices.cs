@@ -71,7 +71,15 @@ public static class GatewayServices
         var log = new GatewayLog(options, alsoLogTo);
         // registered by factory so that the container disposes it (bounded flush) when the app is disposed
         services.AddSingleton(_ => log);
-        return services.AddSerilog(log.Logger, dispose: false);
+        services.AddSerilog(log.Logger, dispose: false);
+        // Kestrel's per-connection scope is dropped (bytes per idle socket, see WithoutConnectionScopes)
+        var serilog = services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        services.Remove(serilog);
+        services.AddSingleton<ILoggerFactory>(provider => new WithoutConnectionScopes((ILoggerFactory)(
+            serilog.ImplementationInstance
+            ?? serilog.ImplementationFactory?.Invoke(provider)
+            ?? ActivatorUtilities.CreateInstance(provider, serilog.ImplementationType!))));
+        return services;
     }
 
     /// <summary>Believes X-Forwarded-For / -Proto only from TRUSTED_PROXIES.</summary>

@@ -1,0 +1,38 @@
+namespace Evolution.Events.Gateway.Observability;
+
+/// <summary>
+/// The app's logger factory, less Kestrel's per-connection logging scope (<c>ConnectionId</c>). Kestrel opens that
+/// scope for every connection's lifetime, and through Serilog it is a scope object, a log-context enricher and an
+/// execution context with two async locals: about 240 bytes that every idle WebSocket keeps. The gateway's console
+/// output shows no scope properties, and Kestrel's own connection messages name the connection in their text, so
+/// nothing visible is lost. Every other scope (the request's <c>RequestId</c>, <c>TraceId</c>, the app's own) is kept.
+/// </summary>
+public sealed class WithoutConnectionScopes(ILoggerFactory inner) : ILoggerFactory
+{
+    private const string KestrelCategory = "Microsoft.AspNetCore.Server.Kestrel";
+
+    public ILogger CreateLogger(string categoryName)
+    {
+        var logger = inner.CreateLogger(categoryName);
+        return categoryName.StartsWith(KestrelCategory, StringComparison.Ordinal) ? new KestrelLogger(logger) : logger;
+    }
+
+    public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
+
+    public void Dispose() => inner.Dispose();
+
+    /// <summary>Kestrel's connection scope: one property, <c>ConnectionId</c>.</summary>
+    internal static bool IsConnectionScope<TState>(TState state) =>
+        state is IReadOnlyList<KeyValuePair<string, object?>> { Count: 1 } properties && properties[0].Key == "ConnectionId";
+
+    private sealed class KestrelLogger(ILogger inner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull =>
+            IsConnectionScope(state) ? null : inner.BeginScope(state);
+
+        public bool IsEnabled(LogLevel logLevel) => inner.IsEnabled(logLevel);
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            inner.Log(logLevel, eventId, state, exception, formatter);
+    }
+}
