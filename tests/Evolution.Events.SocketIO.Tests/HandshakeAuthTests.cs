@@ -24,7 +24,7 @@ public sealed class HandshakeAuthTests : IAsyncLifetime
         nsp.OnConnection(socket => auths.TrySetResult(socket.Handshake.Auth));
 
         await using var client = await WsSocketIOClient.OpenAsync(_server.BaseUri);
-        var sent = new JsonObject { ["apikey"] = "k-1", ["n"] = 7, ["deep"] = new JsonArray(1.5m, true, null, "x") };
+        var sent = new JsonObject { ["apikey"] = "k-1", ["n"] = 7, ["deep"] = new JsonArray(1.5m, true, null, "x", new JsonObject(), new JsonArray()), ["e"] = new JsonObject() };
         Assert.True((await client.ConnectAsync("/owned-auth", sent)).Ok);
 
         var auth = await auths.Task.WaitAsync(TimeSpan.FromSeconds(5));
@@ -38,7 +38,7 @@ public sealed class HandshakeAuthTests : IAsyncLifetime
     [Fact]
     public void A_copy_keeps_every_value_as_written_and_owns_them()
     {
-        var parsed = JsonNode.Parse("""{"s":"a\"b","i":-12,"m":1.50,"big":1e400,"t":true,"f":false,"z":null,"o":{"a":[1,{"b":"c"}]}}""")!.AsObject();
+        var parsed = JsonNode.Parse("""{"s":"a\"b","i":-12,"m":1.50,"big":1e400,"t":true,"f":false,"z":null,"o":{"a":[1,{"b":"c"},{},[]]},"e":{},"ea":[]}""")!.AsObject();
         Assert.True(IsDocumentBacked(parsed["s"])); // what a parsed packet holds
 
         var copy = JsonOwned.Copy(parsed);

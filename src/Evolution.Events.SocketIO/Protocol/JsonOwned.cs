@@ -11,13 +11,11 @@ namespace Evolution.Events.SocketIO.Protocol;
 /// </summary>
 internal static class JsonOwned
 {
-    public static JsonObject Copy(JsonObject source)
-    {
-        if (source.Count == 0)
-        {
-            return source;
-        }
+    /// <summary>A copy of <paramref name="source"/> (itself when empty: nothing to own).</summary>
+    public static JsonObject Copy(JsonObject source) => source.Count == 0 ? source : CopyObject(source);
 
+    private static JsonObject CopyObject(JsonObject source)
+    {
         var copy = new JsonObject(source.Options);
         foreach (var (key, value) in source)
         {
@@ -30,7 +28,7 @@ internal static class JsonOwned
     private static JsonNode? Copy(JsonNode? node) => node switch
     {
         null => null,
-        JsonObject o => Copy(o),
+        JsonObject o => CopyObject(o), // a new one even when empty: the original has a parent
         JsonArray a => CopyArray(a),
         JsonValue v => CopyValue(v),
         _ => node.DeepClone(),
