@@ -237,7 +237,7 @@ internal sealed class Client : IEngineSocketListener
 
         if (packet.Type == SocketPacketType.Connect)
         {
-            Connect(packet.Namespace, packet.Data is JsonObject auth ? JsonOwned.Copy(auth) : []); // kept by the socket: owns its values
+            Connect(packet.Namespace, packet.Data as JsonObject ?? []);
             return;
         }
 
