@@ -14,7 +14,8 @@ namespace Evolution.Events.EngineIO;
 /// array pool on the first packet and given back whenever the queue empties (an idle queue holds a few
 /// dozen bytes and no ring); no allocation per packet (the packets' bytes are
 /// shared between connections, never copied); the writer waits without allocating (the queue is its own
-/// reusable <see cref="IValueTaskSource{TResult}"/>), and its continuation never runs on the enqueuing thread.
+/// reusable <see cref="IValueTaskSource{TResult}"/>), and its continuation never runs on the enqueuing thread
+/// (the one exception, a cork's big batch, is below).
 /// </para>
 /// <para>
 /// The queue does not apply an <see cref="OverflowPolicy"/> itself: <see cref="TryEnqueue"/> says the
@@ -22,11 +23,24 @@ namespace Evolution.Events.EngineIO;
 /// A fan-out that enqueues many packets for many connections wraps itself in <see cref="Cork"/> so that
 /// each connection's writer wakes once, at the end, and writes them all at once.
 /// </para>
+/// <para>
+/// At the end of a cork, a writer that allows it (a WebSocket's, see <see cref="WaitToReadAsync(bool, CancellationToken)"/>) and has at
+/// least <see cref="InlineWakeBytes"/> queued is run on the corking thread, until its first wait, instead of on
+/// the thread pool: its batch goes out while the shared frames are still in the CPU's caches, without a hop,
+/// and the fan-out cannot run ahead of the writes. Smaller batches still wake on the thread pool, where they
+/// can gather the next corks' packets into the same write (measured: bench/analysis.md).
+/// </para>
 /// </remarks>
-internal sealed class OutboundQueue : IValueTaskSource<bool>
+internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkItem
 {
     /// <summary>Packets the ring holds when first allocated; a ring grown past this is released once empty.</summary>
     public const int InitialCapacity = 8;
+
+    /// <summary>
+    /// Queued bytes from which the end of a <see cref="Cork"/> runs a writer that allows it on the corking thread,
+    /// at once, instead of handing it to the thread pool (see <see cref="Cork"/>).
+    /// </summary>
+    public const int InlineWakeBytes = 4096;
 
     private readonly Lock _lock = new();
     private readonly int _maxPackets;
@@ -38,8 +52,11 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
     private bool _completed;
 
     // the writer's wait: one at a time, without allocation (any other concurrent wait, rare, gets a task)
-    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+    // continuations run where SetResult is called: on the thread pool (Execute) for every wake but a cork's big batch
+    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
     private bool _waiting;
+    private bool _pendingResult; // the result Execute hands the writer
+    private bool _inlineWaiter; // the waiting writer may run on the thread that ends a cork (WaitToReadAsync)
     private bool _coreInUse; // handed out and not yet read back (GetResult): a woken reader may still be on its way
     private bool _deferred;
     private CancellationToken _waitToken;
@@ -103,6 +120,8 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
     /// meanwhile wakes its writer once, at the end, so a batch of packets leaves in one write per connection
     /// instead of one per packet. Nothing waits for a timer: the scope ends when its caller's loop does.
     /// Scopes nest (the outermost one wakes). A scope cannot span an <c>await</c> (it is a <c>ref struct</c>).
+    /// Ending the outermost scope may run WebSocket writers with big batches on this thread (until each one's
+    /// first wait: a full socket buffer, or an empty queue), so it must not end under a lock.
     /// </summary>
     /// <example>
     /// <code>
@@ -148,7 +167,8 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
                 return;
             }
 
-            // a writer woken here never runs on this thread (continuations are asynchronous), so the list is not re-entered
+            // a writer woken inline may cork again on this thread: it gets a list of its own
+            t_corked = null;
             for (var i = 0; i < corked.Count; i++)
             {
                 corked[i].WakeDeferred();
@@ -159,6 +179,8 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             {
                 corked.Capacity = 64; // one huge fan-out does not pin a large list on this thread
             }
+
+            t_corked ??= corked;
         }
     }
 
@@ -236,7 +258,19 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
     /// at a time without allocating; another concurrent wait is served too, through a task. True is a hint:
     /// another reader may have taken the packets meanwhile, so a reader that drains nothing waits again.
     /// </summary>
-    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
+        WaitToReadAsync(inlineAfterCork: false, cancellationToken);
+
+    /// <summary>
+    /// <see cref="WaitToReadAsync(CancellationToken)"/>, for a writer that may be resumed on the thread that ends a cork.
+    /// </summary>
+    /// <param name="inlineAfterCork">
+    /// The waiter may be resumed on the thread that ends a <see cref="Cork"/>, when at least
+    /// <see cref="InlineWakeBytes"/> are queued then: a writer that only frames and writes (a WebSocket's),
+    /// never one that completes an HTTP request (a poll's). Every other wake resumes it on the thread pool.
+    /// </param>
+    /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
+    public ValueTask<bool> WaitToReadAsync(bool inlineAfterCork, CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {
@@ -268,6 +302,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             _core.Reset();
             _waiting = true;
             _coreInUse = true;
+            _inlineWaiter = inlineAfterCork;
             _waitToken = cancellationToken;
         }
 
@@ -439,15 +474,17 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
 
     private void WakeDeferred()
     {
+        bool inline;
         lock (_lock)
         {
             _deferred = false;
+            inline = _inlineWaiter && _bytes >= InlineWakeBytes;
         }
 
-        WakeNow();
+        WakeNow(inline);
     }
 
-    private void WakeNow()
+    private void WakeNow(bool inline = false)
     {
         bool wake, result;
         List<TaskCompletionSource<bool>>? others;
@@ -464,7 +501,15 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         if (wake)
         {
             Interlocked.Increment(ref _wakeups);
-            _core.SetResult(result);
+            if (inline)
+            {
+                _core.SetResult(result); // the writer runs here, until its first wait
+            }
+            else
+            {
+                _pendingResult = result; // read by Execute, after the queueing below publishes it
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+            }
         }
 
         if (others is not null)
@@ -489,8 +534,14 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             _deferred = false;
         }
 
-        _core.SetException(new OperationCanceledException(token));
+        // never on the cancelling thread
+        ThreadPool.UnsafeQueueUserWorkItem(
+            static state => state.Queue._core.SetException(new OperationCanceledException(state.Token)),
+            (Queue: this, Token: token), preferLocal: false);
     }
+
+    /// <summary>Hands a wake's result to the writer on the thread pool (the queue is its own work item: no allocation).</summary>
+    void IThreadPoolWorkItem.Execute() => _core.SetResult(_pendingResult);
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {

@@ -53,6 +53,38 @@ public class OutboundQueueSessionTests
     }
 
     [Fact]
+    public async Task A_big_corked_batch_is_written_by_the_corking_thread_before_the_cork_ends()
+    {
+        await using var host = await EngineHost.StartAsync();
+        host.Echo = false;
+        using var ws = new ClientWebSocket();
+        await ws.ConnectAsync(host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
+        var open = await EngineWebSocketTests.ReceiveAsync(ws);
+        var sid = System.Text.Json.Nodes.JsonNode.Parse(open.Text![1..])!["sid"]!.GetValue<string>();
+        Assert.True(host.Server.TryGetSession(sid, out var session));
+        var text = new string('x', OutboundQueue.InlineWakeBytes / 16);
+        for (var round = 0; round < 3; round++)
+        {
+            await WaitUntilAsync(() => session.Queue.HasWaiter);
+            await Task.Delay(20); // the writer's continuation is registered, not only its wait
+            using (OutboundQueue.Cork())
+            {
+                for (var i = 0; i < 20; i++)
+                {
+                    Assert.True(session.Send(OutboundPacket.Message(text)));
+                }
+            }
+
+            // the WebSocket writer ran on this thread at the cork's end (a thread-pool wake would still be on its way)
+            Assert.Equal(0, session.QueuedPackets);
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.Equal("4" + text, (await EngineWebSocketTests.ReceiveAsync(ws)).Text);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Uncorked_sends_wake_an_idle_writer_at_once()
     {
         await using var host = await EngineHost.StartAsync();

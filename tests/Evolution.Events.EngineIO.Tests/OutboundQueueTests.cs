@@ -270,12 +270,199 @@ public class OutboundQueueTests
             var other = new Thread(() => queue.TryEnqueue(Packet(1))); // not corked there
             other.Start();
             other.Join();
-            Assert.True(wait.IsCompleted);
+            Assert.True(SpinWait.SpinUntil(() => wait.IsCompleted, TimeSpan.FromSeconds(10))); // woken while this thread is still corked
         }
 
         Assert.True(await wait);
         Assert.Equal(1, queue.Wakeups);
     }
+
+    /// <summary>A writer as the transports run one: waits, notes the thread it resumed on, drains, waits again.</summary>
+    private sealed class Writer
+    {
+        private readonly OutboundQueue _queue;
+        private readonly bool _inline;
+        private readonly Action? _onWake;
+
+        public Writer(OutboundQueue queue, bool inlineAfterCork, Action? onWake = null)
+        {
+            (_queue, _inline, _onWake) = (queue, inlineAfterCork, onWake);
+            Loop = LoopAsync(); // runs here until its first wait
+        }
+
+        public Task Loop { get; }
+        public int Drained;
+        public int ResumedOn = -1;
+
+        private async Task LoopAsync()
+        {
+            var into = new OutboundPacket[64];
+            while (await _queue.WaitToReadAsync(inlineAfterCork: _inline))
+            {
+                ResumedOn = Environment.CurrentManagedThreadId;
+                Drained += _queue.TryDrain(into, long.MaxValue);
+                _onWake?.Invoke();
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a thread of its own: no synchronization context, and no thread-pool thread a woken writer could share.</summary>
+    private static void OnOwnThread(Action body)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+        });
+        thread.Start();
+        Assert.True(thread.Join(TimeSpan.FromSeconds(30)), "the test body hung");
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    private static void EnqueueBytes(OutboundQueue queue, int bytes, int packets = 4)
+    {
+        for (var i = 0; i < packets; i++)
+        {
+            Assert.True(queue.TryEnqueue(Packet(bytes / packets)));
+        }
+    }
+
+    private static void CompleteAndJoin(OutboundQueue queue, Writer writer)
+    {
+        queue.Complete();
+        Assert.True(writer.Loop.Wait(TimeSpan.FromSeconds(10)), "the writer did not end");
+    }
+
+    [Fact]
+    public void A_cork_ending_with_a_big_batch_runs_the_writer_that_allows_it_on_its_own_thread() => OnOwnThread(() =>
+    {
+        var queue = new OutboundQueue(100, 1_000_000);
+        var writer = new Writer(queue, inlineAfterCork: true);
+        using (OutboundQueue.Cork())
+        {
+            EnqueueBytes(queue, OutboundQueue.InlineWakeBytes);
+            Assert.Equal(-1, writer.ResumedOn); // corked: not yet
+        }
+
+        // the cork's end ran it here, to its next wait: the batch is written before the fan-out goes on
+        Assert.Equal(Environment.CurrentManagedThreadId, writer.ResumedOn);
+        Assert.Equal(4, writer.Drained);
+        Assert.Equal(0, queue.Count);
+        Assert.True(queue.HasWaiter);
+        CompleteAndJoin(queue, writer);
+    });
+
+    [Fact]
+    public void A_small_batch_a_writer_that_does_not_allow_it_or_no_cork_wake_on_the_thread_pool() => OnOwnThread(() =>
+    {
+        var me = Environment.CurrentManagedThreadId;
+
+        // below the threshold: left to gather the next corks' packets
+        var small = new OutboundQueue(100, 1_000_000);
+        var smallWriter = new Writer(small, inlineAfterCork: true);
+        using (OutboundQueue.Cork())
+        {
+            EnqueueBytes(small, OutboundQueue.InlineWakeBytes - 4);
+        }
+
+        // a poll's wait: never resumed on the corking thread
+        var poll = new OutboundQueue(100, 1_000_000);
+        var pollWriter = new Writer(poll, inlineAfterCork: false);
+        using (OutboundQueue.Cork())
+        {
+            EnqueueBytes(poll, 4 * OutboundQueue.InlineWakeBytes);
+        }
+
+        // not corked: an enqueue never runs the writer
+        var plain = new OutboundQueue(100, 1_000_000);
+        var plainWriter = new Writer(plain, inlineAfterCork: true);
+        EnqueueBytes(plain, 4 * OutboundQueue.InlineWakeBytes);
+
+        foreach (var (queue, writer) in new[] { (small, smallWriter), (poll, pollWriter), (plain, plainWriter) })
+        {
+            CompleteAndJoin(queue, writer);
+            Assert.Equal(4, writer.Drained);
+            Assert.NotEqual(-1, writer.ResumedOn);
+            Assert.NotEqual(me, writer.ResumedOn);
+        }
+    });
+
+    [Fact]
+    public void A_writer_run_by_a_cork_may_cork_again_and_every_deferred_writer_still_runs() => OnOwnThread(() =>
+    {
+        var me = Environment.CurrentManagedThreadId;
+        var inner = new OutboundQueue(100, 1_000_000);
+        var innerWriter = new Writer(inner, inlineAfterCork: true);
+        var nested = 0;
+        var outer = new OutboundQueue(100, 1_000_000);
+        var outerWriter = new Writer(outer, inlineAfterCork: true, onWake: () =>
+        {
+            if (nested++ == 0)
+            {
+                using (OutboundQueue.Cork()) // a writer resumed on the corking thread corks (a handler that broadcasts)
+                {
+                    EnqueueBytes(inner, OutboundQueue.InlineWakeBytes);
+                }
+            }
+        });
+        var last = new OutboundQueue(100, 1_000_000);
+        var lastWriter = new Writer(last, inlineAfterCork: true);
+        using (OutboundQueue.Cork())
+        {
+            EnqueueBytes(outer, OutboundQueue.InlineWakeBytes);
+            EnqueueBytes(last, OutboundQueue.InlineWakeBytes);
+        }
+
+        Assert.Equal((4, 4, 4), (outerWriter.Drained, innerWriter.Drained, lastWriter.Drained));
+        Assert.Equal((me, me, me), (outerWriter.ResumedOn, innerWriter.ResumedOn, lastWriter.ResumedOn));
+
+        // and the thread's cork still works afterwards
+        using (OutboundQueue.Cork())
+        {
+            EnqueueBytes(last, OutboundQueue.InlineWakeBytes);
+            Assert.Equal(4, lastWriter.Drained);
+        }
+
+        Assert.Equal(8, lastWriter.Drained);
+        foreach (var (queue, writer) in new[] { (outer, outerWriter), (inner, innerWriter), (last, lastWriter) })
+        {
+            CompleteAndJoin(queue, writer);
+        }
+    });
+
+    [Fact]
+    public void A_cancelled_wait_is_not_resumed_on_the_cancelling_thread() => OnOwnThread(() =>
+    {
+        var queue = new OutboundQueue(10, 1_000);
+        using var cts = new CancellationTokenSource();
+        var resumedOn = -1;
+        var waiter = Task.Run(async () =>
+        {
+            try
+            {
+                await queue.WaitToReadAsync(inlineAfterCork: true, cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                resumedOn = Environment.CurrentManagedThreadId;
+            }
+        });
+        SpinWait.SpinUntil(() => queue.HasWaiter, TimeSpan.FromSeconds(10));
+        cts.Cancel();
+        Assert.True(waiter.Wait(TimeSpan.FromSeconds(10)));
+        Assert.NotEqual(-1, resumedOn);
+        Assert.NotEqual(Environment.CurrentManagedThreadId, resumedOn);
+    });
 
     [Fact]
     public async Task ConcurrentProducersLoseAndDuplicateNothing()

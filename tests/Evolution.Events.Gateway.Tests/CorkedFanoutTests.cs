@@ -40,6 +40,38 @@ public class CorkedFanoutTests
     }
 
     [Fact]
+    public async Task A_big_corked_batch_is_written_by_the_corking_thread()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var queue = hub.Connections.Single().Queue;
+        var payload = new string('x', EngineIO.OutboundQueue.InlineWakeBytes / 16);
+        var frame = System.Text.Encoding.UTF8.GetBytes($"{{\"x\":\"{payload}\"}}");
+        var connection = hub.Connections.Single();
+        for (var round = 0; round < 3; round++)
+        {
+            await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
+            await Task.Delay(20); // the writer's continuation is registered, not only its wait
+            using (EngineIO.OutboundQueue.Cork())
+            {
+                for (var i = 0; i < 20; i++)
+                {
+                    Assert.True(connection.TryEnqueue(frame));
+                }
+            }
+
+            // the plain WebSocket's writer ran on this thread at the cork's end (a thread-pool wake would still be on its way)
+            Assert.Equal(0, queue.Count);
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.Equal(payload, (await TestGateway.ReceiveJsonAsync(ws))["x"]!.GetValue<string>());
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_single_event_is_not_held_back()
     {
         await using var gw = await TestGateway.StartAsync();

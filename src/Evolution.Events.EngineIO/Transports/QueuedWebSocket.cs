@@ -84,7 +84,7 @@ internal sealed class QueuedWebSocket
     public async Task SendQueueAsync(OutboundQueue queue, Func<bool>? stop = null)
     {
         ArgumentNullException.ThrowIfNull(queue);
-        while (await queue.WaitToReadAsync().ConfigureAwait(false))
+        while (await queue.WaitToReadAsync(inlineAfterCork: true).ConfigureAwait(false))
         {
             if (stop?.Invoke() == true)
             {

@@ -249,7 +249,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
         var queue = _session.Queue;
         try
         {
-            while (await queue.WaitToReadAsync() && !_session.Discarded)
+            while (await queue.WaitToReadAsync(inlineAfterCork: true) && !_session.Discarded)
             {
                 if (await WriteBatchAsync())
                 {
