@@ -31,7 +31,7 @@ namespace Evolution.Events.EngineIO;
 /// can gather the next corks' packets into the same write (measured: bench/analysis.md).
 /// </para>
 /// </remarks>
-internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkItem
+internal sealed class OutboundQueue : IValueTaskSource<bool>
 {
     /// <summary>Packets the ring holds when first allocated; a ring grown past this is released once empty.</summary>
     public const int InitialCapacity = 8;
@@ -52,10 +52,9 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkIte
     private bool _completed;
 
     // the writer's wait: one at a time, without allocation (any other concurrent wait, rare, gets a task)
-    // continuations run where SetResult is called: on the thread pool (Execute) for every wake but a cork's big batch
-    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
+    // continuations run on the thread pool, but for a cork's big batch (WakeNow: switched off for that one wake, under the lock)
+    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
     private bool _waiting;
-    private bool _pendingResult; // the result Execute hands the writer
     private bool _inlineWaiter; // the waiting writer may run on the thread that ends a cork (WaitToReadAsync)
     private bool _coreInUse; // handed out and not yet read back (GetResult): a woken reader may still be on its way
     private bool _deferred;
@@ -300,6 +299,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkIte
             }
 
             _core.Reset();
+            _core.RunContinuationsAsynchronously = true; // an inline wake's switch ends with it
             _waiting = true;
             _coreInUse = true;
             _inlineWaiter = inlineAfterCork;
@@ -491,6 +491,13 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkIte
         lock (_lock)
         {
             wake = _waiting;
+            if (wake && inline)
+            {
+                // for this wake only: no other wake can reach the core before the writer waits again (_waiting is
+                // false until then), and that wait switches it back
+                _core.RunContinuationsAsynchronously = false;
+            }
+
             result = _count > 0 || !_completed; // false: completed and drained (a wake may find nothing: wait again)
             _waiting = false;
             _deferred = false;
@@ -501,15 +508,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkIte
         if (wake)
         {
             Interlocked.Increment(ref _wakeups);
-            if (inline)
-            {
-                _core.SetResult(result); // the writer runs here, until its first wait
-            }
-            else
-            {
-                _pendingResult = result; // read by Execute, after the queueing below publishes it
-                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
-            }
+            _core.SetResult(result); // inline: the writer runs here, until its first wait
         }
 
         if (others is not null)
@@ -534,14 +533,8 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>, IThreadPoolWorkIte
             _deferred = false;
         }
 
-        // never on the cancelling thread
-        ThreadPool.UnsafeQueueUserWorkItem(
-            static state => state.Queue._core.SetException(new OperationCanceledException(state.Token)),
-            (Queue: this, Token: token), preferLocal: false);
+        _core.SetException(new OperationCanceledException(token));
     }
-
-    /// <summary>Hands a wake's result to the writer on the thread pool (the queue is its own work item: no allocation).</summary>
-    void IThreadPoolWorkItem.Execute() => _core.SetResult(_pendingResult);
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {

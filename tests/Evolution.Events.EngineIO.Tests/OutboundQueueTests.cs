@@ -270,7 +270,7 @@ public class OutboundQueueTests
             var other = new Thread(() => queue.TryEnqueue(Packet(1))); // not corked there
             other.Start();
             other.Join();
-            Assert.True(SpinWait.SpinUntil(() => wait.IsCompleted, TimeSpan.FromSeconds(10))); // woken while this thread is still corked
+            Assert.True(wait.IsCompleted);
         }
 
         Assert.True(await wait);
@@ -359,6 +359,11 @@ public class OutboundQueueTests
         Assert.Equal(4, writer.Drained);
         Assert.Equal(0, queue.Count);
         Assert.True(queue.HasWaiter);
+
+        // that was for the cork's wake only: the next wake, uncorked, resumes the writer on the thread pool
+        EnqueueBytes(queue, OutboundQueue.InlineWakeBytes);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref writer.Drained) == 8, TimeSpan.FromSeconds(10)));
+        Assert.NotEqual(Environment.CurrentManagedThreadId, writer.ResumedOn);
         CompleteAndJoin(queue, writer);
     });
 
