@@ -472,26 +472,16 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         WakeNow();
     }
 
-    private void WakeDeferred()
-    {
-        bool inline;
-        lock (_lock)
-        {
-            _deferred = false;
-            inline = _inlineWaiter && _bytes >= InlineWakeBytes;
-        }
+    private void WakeDeferred() => WakeNow(afterCork: true);
 
-        WakeNow(inline);
-    }
-
-    private void WakeNow(bool inline = false)
+    private void WakeNow(bool afterCork = false)
     {
         bool wake, result;
         List<TaskCompletionSource<bool>>? others;
         lock (_lock)
         {
             wake = _waiting;
-            if (wake && inline)
+            if (wake && afterCork && _inlineWaiter && _bytes >= InlineWakeBytes)
             {
                 // for this wake only: no other wake can reach the core before the writer waits again (_waiting is
                 // false until then), and that wait switches it back
@@ -508,7 +498,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         if (wake)
         {
             Interlocked.Increment(ref _wakeups);
-            _core.SetResult(result); // inline: the writer runs here, until its first wait
+            _core.SetResult(result); // switched inline above: the writer runs here, until its first wait
         }
 
         if (others is not null)

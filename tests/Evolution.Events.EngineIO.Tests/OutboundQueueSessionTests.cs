@@ -18,17 +18,25 @@ public class OutboundQueueSessionTests
         }
     }
 
-    [Fact]
-    public async Task Packets_sent_under_a_cork_wake_the_websocket_writer_once_and_leave_in_one_batch()
+    /// <summary>A WebSocket client's session, opened directly on the WebSocket transport.</summary>
+    private static async Task<(ClientWebSocket Ws, EngineSocket Session)> OpenWebSocketAsync(EngineHost host)
     {
-        await using var host = await EngineHost.StartAsync();
-        host.Echo = false;
-        using var ws = new ClientWebSocket();
+        var ws = new ClientWebSocket();
         await ws.ConnectAsync(host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
         var open = await EngineWebSocketTests.ReceiveAsync(ws);
         Assert.StartsWith("0{", open.Text);
         var sid = System.Text.Json.Nodes.JsonNode.Parse(open.Text![1..])!["sid"]!.GetValue<string>();
         Assert.True(host.Server.TryGetSession(sid, out var session));
+        return (ws, session);
+    }
+
+    [Fact]
+    public async Task Packets_sent_under_a_cork_wake_the_websocket_writer_once_and_leave_in_one_batch()
+    {
+        await using var host = await EngineHost.StartAsync();
+        host.Echo = false;
+        var (ws, session) = await OpenWebSocketAsync(host);
+        using var _ = ws;
         await WaitUntilAsync(() => session.Queue.HasWaiter); // the writer is idle, waiting
 
         const int count = 50;
@@ -57,11 +65,8 @@ public class OutboundQueueSessionTests
     {
         await using var host = await EngineHost.StartAsync();
         host.Echo = false;
-        using var ws = new ClientWebSocket();
-        await ws.ConnectAsync(host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
-        var open = await EngineWebSocketTests.ReceiveAsync(ws);
-        var sid = System.Text.Json.Nodes.JsonNode.Parse(open.Text![1..])!["sid"]!.GetValue<string>();
-        Assert.True(host.Server.TryGetSession(sid, out var session));
+        var (ws, session) = await OpenWebSocketAsync(host);
+        using var _ = ws;
         var text = new string('x', OutboundQueue.InlineWakeBytes / 16);
         for (var round = 0; round < 3; round++)
         {
@@ -89,11 +94,8 @@ public class OutboundQueueSessionTests
     {
         await using var host = await EngineHost.StartAsync();
         host.Echo = false;
-        using var ws = new ClientWebSocket();
-        await ws.ConnectAsync(host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
-        var open = await EngineWebSocketTests.ReceiveAsync(ws);
-        var sid = System.Text.Json.Nodes.JsonNode.Parse(open.Text![1..])!["sid"]!.GetValue<string>();
-        Assert.True(host.Server.TryGetSession(sid, out var session));
+        var (ws, session) = await OpenWebSocketAsync(host);
+        using var _ = ws;
         await WaitUntilAsync(() => session.Queue.HasWaiter);
         var before = session.Queue.Wakeups;
         Assert.True(session.Send(OutboundPacket.Message("alone")));
