@@ -111,6 +111,12 @@ public class ReplayTests
         Assert.Equal(0, gw.App.Services.GetRequiredService<LastStateReplay>().Count);
     }
 
+    private static int ReplayedCount(LastStateReplay replay, string instance)
+    {
+        lock (replay.LockFor(instance))
+            return replay.Replay(instance).Count;
+    }
+
     [Fact]
     public async Task ADeletedInstanceIsForgotten()
     {
@@ -119,10 +125,12 @@ public class ReplayTests
         await gw.IngestAsync(Connection("connecting"));
         await gw.IngestAsync(Qr("gone"));
         var replay = gw.App.Services.GetRequiredService<LastStateReplay>();
-        // a 202 is accepted, not yet fanned out: the state is recorded by the fan-out loop
+        // a 202 is accepted, not yet fanned out: the state is recorded by the fan-out loop. Both events must be
+        // recorded before the delete (an event still on the bus would be recorded after it, for the new instance)
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (replay.Count != 1 && DateTime.UtcNow < deadline)
+        while (ReplayedCount(replay, "sales") != 2 && DateTime.UtcNow < deadline)
             await Task.Delay(20);
+        Assert.Equal(2, ReplayedCount(replay, "sales"));
         Assert.Equal(1, replay.Count);
 
         Assert.Equal(200, (int)(await gw.SendAsync(HttpMethod.Delete, "/instance/delete/sales")).StatusCode);
