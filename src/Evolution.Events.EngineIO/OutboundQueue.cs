@@ -170,7 +170,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
             t_corked = null;
             for (var i = 0; i < corked.Count; i++)
             {
-                corked[i].WakeDeferred();
+                corked[i].WakeNow(afterCork: true);
             }
 
             corked.Clear();
@@ -472,8 +472,6 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         WakeNow();
     }
 
-    private void WakeDeferred() => WakeNow(afterCork: true);
-
     private void WakeNow(bool afterCork = false)
     {
         bool wake, result;
@@ -498,7 +496,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         if (wake)
         {
             Interlocked.Increment(ref _wakeups);
-            _core.SetResult(result); // switched inline above: the writer runs here, until its first wait
+            _core.SetResult(result); // if switched inline above, the writer runs here until its first wait
         }
 
         if (others is not null)

@@ -46,10 +46,10 @@ public class CorkedFanoutTests
         using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
         var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
         await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
-        var queue = hub.Connections.Single().Queue;
+        var connection = hub.Connections.Single();
+        var queue = connection.Queue;
         var payload = new string('x', EngineIO.OutboundQueue.InlineWakeBytes / 16);
         var frame = System.Text.Encoding.UTF8.GetBytes($"{{\"x\":\"{payload}\"}}");
-        var connection = hub.Connections.Single();
         for (var round = 0; round < 3; round++)
         {
             await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
