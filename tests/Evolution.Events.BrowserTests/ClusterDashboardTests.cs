@@ -41,7 +41,7 @@ public sealed class ClusterDashboardTests(ChromiumFixture chromium, ITestOutputH
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 }

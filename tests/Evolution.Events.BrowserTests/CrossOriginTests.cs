@@ -90,7 +90,7 @@ public sealed class CrossOriginTests(ChromiumFixture chromium, ITestOutputHelper
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 

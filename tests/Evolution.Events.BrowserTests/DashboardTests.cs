@@ -67,7 +67,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
         finally
         {
             DumpConsole(console);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 
@@ -96,7 +96,7 @@ public sealed partial class DashboardTests(ChromiumFixture chromium, ITestOutput
         finally
         {
             DumpConsole(console);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 

@@ -56,7 +56,7 @@ public sealed class PerMessageDeflateTests(ChromiumFixture chromium, ITestOutput
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 

@@ -146,7 +146,7 @@ public sealed class PollingTests(ChromiumFixture chromium, ITestOutputHelper out
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 }

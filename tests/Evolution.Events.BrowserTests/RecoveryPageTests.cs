@@ -95,7 +95,7 @@ public sealed class RecoveryPageTests(ChromiumFixture chromium, ITestOutputHelpe
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 

@@ -73,7 +73,7 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 
@@ -108,7 +108,7 @@ public sealed class SeedQrPageTests(ChromiumFixture chromium, ITestOutputHelper 
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 

@@ -60,6 +60,7 @@ public sealed class SeedReactTests(ChromiumFixture chromium, ITestOutputHelper o
             }
 
             var before = site.Requests;
+            await page.EvaluateAsync("() => { window.beforeReload = true; }");
             await gateway.IngestAsync("connection.update", "shop", new JsonObject { ["instance"] = "shop", ["state"] = "open" });
             await page.WaitForFunctionAsync($"() => {Status} === 'Successfully connected...'");
             await page.ScreenshotAsync(new() { Path = ChromiumFixture.ArtifactPath("seed-001-react-component.png") });
@@ -70,13 +71,17 @@ public sealed class SeedReactTests(ChromiumFixture chromium, ITestOutputHelper o
                 Assert.True(DateTime.UtcNow < deadline, "the page did not reload after open");
                 await Task.Delay(20);
             }
+
+            // the reloaded page (a new document) mounts the component, which connects again: the test ends on a
+            // settled page, not in the middle of the navigation (where CI once saw the context close hang)
+            await page.WaitForFunctionAsync($"() => window.beforeReload === undefined && document.readyState === 'complete' && {Status} === 'Scan the QRCode...'");
             ChromiumFixture.AssertNoPageErrors(console);
         }
         finally
         {
             foreach (var line in console)
                 output.WriteLine(line);
-            await ChromiumFixture.ClosePageAsync(page);
+            await chromium.ClosePageAsync(page, output);
         }
     }
 
