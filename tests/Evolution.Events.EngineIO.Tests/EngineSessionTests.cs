@@ -58,17 +58,24 @@ public class EngineSessionTests
     [Fact]
     public async Task The_server_pings_and_a_pong_keeps_the_session_alive()
     {
+        // each round trip (the poll that carries the ping, then the pong) has 1.5 s on a loaded machine; the pings
+        // are answered for twice interval + timeout, so a session whose pongs did not count would have timed out
+        const int Interval = 150, Timeout = 1500;
         await using var host = await EngineHost.StartAsync(o =>
         {
-            o.PingInterval = 150;
-            o.PingTimeout = 300;
+            o.PingInterval = Interval;
+            o.PingTimeout = Timeout;
         });
         var (sid, open) = await host.HandshakeAsync();
-        Assert.Equal(150, open["pingInterval"]!.GetValue<int>());
-        for (var i = 0; i < 3; i++)
+        Assert.Equal(Interval, open["pingInterval"]!.GetValue<int>());
+        System.Diagnostics.Stopwatch? sinceFirstPing = null;
+        var pings = 0;
+        while (pings < 3 || sinceFirstPing!.ElapsedMilliseconds < 2 * (Interval + Timeout))
         {
             using var poll = await host.PollAsync(sid);
             Assert.Equal("2", await poll.Content.ReadAsStringAsync());
+            sinceFirstPing ??= System.Diagnostics.Stopwatch.StartNew();
+            pings++;
             using var pong = await host.PostAsync(sid, "3");
             Assert.Equal(HttpStatusCode.OK, pong.StatusCode);
         }
@@ -80,10 +87,12 @@ public class EngineSessionTests
     [Fact]
     public async Task A_missing_pong_closes_the_session_with_ping_timeout()
     {
+        // the ping's pong deadline counts from when the ping was due until a poll carries it: 1.5 s lets the
+        // first poll come late on a loaded machine (with 100 ms, a poll more than 200 ms after the handshake finds it closed)
         await using var host = await EngineHost.StartAsync(o =>
         {
             o.PingInterval = 100;
-            o.PingTimeout = 100;
+            o.PingTimeout = 1500;
         });
         var (sid, _) = await host.HandshakeAsync();
         using (var poll = await host.PollAsync(sid))
