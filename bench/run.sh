@@ -10,6 +10,7 @@
 #   options: --rounds N  --scenarios "S1 S3"  --targets "gateway node"  --s3-seconds 10  --s6-rounds N
 #            --no-report  --out docs/performance.md (where the report goes)
 #            --baseline bench/results/<earlier>.jsonl (the gateway before the change: "today's" S3 p99, now vs before)
+#   environment: S3_RATES=25,25,25 (S3's phases, events per second; default 25,50,100,200)
 #
 # Targets: name -> server and extra environment (one line each in TARGETS_DEF, bench/lib.sh; a variant is one line):
 #   gateway        the gateway, defaults                       node          Node socket.io 4.8.1 (bench/node-peer)
@@ -93,7 +94,7 @@ scenario_args() { # scenario
     esac
   else
     case "$1" in
-      S3) echo "--seconds $S3_SECONDS" ;;
+      S3) echo "--seconds $S3_SECONDS ${S3_RATES:+--rates $S3_RATES}" ;;
       S6) echo "--clients $S6_CLIENTS --settle 3 --hold 2" ;;
       *) echo "" ;;
     esac

@@ -1,7 +1,13 @@
+using System.Collections.Concurrent;
 using System.Net.WebSockets;
+using Evolution.Events.EngineIO;
+using Evolution.Events.EngineIO.Protocol;
+using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Fanout;
+using Evolution.Events.Gateway.Instances;
 using Evolution.Events.Gateway.PlainWebSockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Evolution.Events.Gateway.Tests;
 
@@ -37,6 +43,56 @@ public class CorkedFanoutTests
         Assert.Equal(first, (await TestGateway.ReceiveJsonAsync(ws))["instance"]!.GetValue<string>());
         Assert.Equal(second, (await TestGateway.ReceiveJsonAsync(ws))["instance"]!.GetValue<string>());
         Assert.Equal(before + 1, queue.Wakeups); // both events in one wake-up: one write
+    }
+
+    /// <summary>
+    /// A lone event is not corked: a client's writer wakes as the event is queued for it, while the fan-out is still
+    /// handing the same event to the sinks after it. A second fan-out on the gateway's bus has two sinks: the first
+    /// queues the event for a waiting writer, the second holds the fan-out until that writer has woken (at most 5 s).
+    /// A corked writer would sleep until the run, and so the second sink, had ended.
+    /// </summary>
+    [Fact]
+    public async Task A_lone_event_wakes_a_writer_before_the_fan_out_has_finished_it()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var services = gw.App.Services;
+        var queue = new OutboundQueue(maxPackets: 16, maxBytes: 1 << 20);
+        var woke = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writer = Task.Run(async () =>
+        {
+            if (await queue.WaitToReadAsync(CancellationToken.None))
+                woke.TrySetResult();
+        });
+        await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
+        var wokeWhileHeld = new ConcurrentQueue<bool>();
+        using var fanout = new FanoutService(services.GetRequiredService<IEventBus>(),
+            [new QueueingSink(queue), new HoldingSink(woke.Task, wokeWhileHeld)],
+            services.GetRequiredService<InstanceRegistry>(), services.GetRequiredService<LastStateReplay>(),
+            NullLogger<FanoutService>.Instance);
+        await fanout.StartAsync(CancellationToken.None);
+        try
+        {
+            await gw.IngestAsync(TestGateway.Event("call", "a"));
+            await PlainWebSocketTests.WaitUntilAsync(() => !wokeWhileHeld.IsEmpty);
+            Assert.True(wokeWhileHeld.Single(), "the writer did not wake until the fan-out had finished the lone event");
+            await writer;
+        }
+        finally
+        {
+            await fanout.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private sealed class QueueingSink(OutboundQueue queue) : IEventSink
+    {
+        public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings) =>
+            queue.TryEnqueue(OutboundPacket.Binary(gatewayEvent.EnvelopeJson));
+    }
+
+    private sealed class HoldingSink(Task woke, ConcurrentQueue<bool> wokeWhileHeld) : IEventSink
+    {
+        public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings) =>
+            wokeWhileHeld.Enqueue(woke.Wait(TimeSpan.FromSeconds(5)));
     }
 
     [Fact]

@@ -171,7 +171,8 @@ public sealed class InProcessEventBus : IEventBus
 
             public override bool CanCount => true;
 
-            public override int Count => _inner.Count;
+            /// <summary>Events written and not read yet (the single-reader channel itself cannot count).</summary>
+            public override int Count => Math.Max(0, Volatile.Read(ref subscription._pending));
 
             public override bool TryRead([MaybeNullWhen(false)] out GatewayEvent item)
             {

@@ -37,22 +37,26 @@ public sealed class FanoutService(
     }
 
     /// <summary>
-    /// Delivers the events the bus holds now (up to <see cref="CorkRun"/>) under one cork: each client's writer
-    /// wakes once, after the run, and sends the run's events in one write instead of one per event. A single
-    /// event waits for nothing (the run ends with it).
+    /// Delivers the events the bus holds now. A run of several (up to <see cref="CorkRun"/>) is delivered under one
+    /// cork: each client's writer wakes once, after the run, and sends the run's events in one write instead of one
+    /// per event. A lone event is not corked: each writer wakes as the event is queued for it, so the first clients'
+    /// writes overlap the queueing for the rest instead of waiting until every client has it.
     /// </summary>
     private void DeliverCorked(System.Threading.Channels.ChannelReader<GatewayEvent> reader)
     {
-        while (true)
+        while (reader.TryRead(out var first))
         {
+            if (reader.CanCount && reader.Count == 0)
+            {
+                Deliver(first);
+                continue;
+            }
+
             using (OutboundQueue.Cork())
             {
-                for (var i = 0; i < CorkRun; i++)
-                {
-                    if (!reader.TryRead(out var e))
-                        return;
+                Deliver(first);
+                for (var i = 1; i < CorkRun && reader.TryRead(out var e); i++)
                     Deliver(e);
-                }
             }
         }
     }
