@@ -21,10 +21,9 @@ public class CorkedFanoutTests
     public async Task A_run_of_events_wakes_each_client_writer_once()
     {
         await using var gw = await TestGateway.StartAsync(new() { ["WEBSOCKET_REPLAY_LAST_STATE"] = "true" });
-        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
-        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        var (ws, hub) = await ConnectPlainAsync(gw);
+        using var _ = ws;
         var replay = gw.App.Services.GetRequiredService<LastStateReplay>();
-        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
         var queue = hub.Connections.Single().Queue;
         await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
         // two instances on different lock stripes: the fan-out delivers "a" then stops at "b" while the test holds it
@@ -99,18 +98,17 @@ public class CorkedFanoutTests
     public async Task A_big_corked_batch_is_written_by_the_corking_thread()
     {
         await using var gw = await TestGateway.StartAsync();
-        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
-        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
-        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var (ws, hub) = await ConnectPlainAsync(gw);
+        using var _ = ws;
         var connection = hub.Connections.Single();
         var queue = connection.Queue;
-        var payload = new string('x', EngineIO.OutboundQueue.InlineWakeBytes / 16);
+        var payload = new string('x', OutboundQueue.InlineWakeBytes / 16);
         var frame = System.Text.Encoding.UTF8.GetBytes($"{{\"x\":\"{payload}\"}}");
         for (var round = 0; round < 3; round++)
         {
             await PlainWebSocketTests.WaitUntilAsync(() => queue.HasWaiter);
             await Task.Delay(20); // the writer's continuation is registered, not only its wait
-            using (EngineIO.OutboundQueue.Cork())
+            using (OutboundQueue.Cork())
             {
                 for (var i = 0; i < 20; i++)
                 {
@@ -131,9 +129,8 @@ public class CorkedFanoutTests
     public async Task A_single_event_is_not_held_back()
     {
         await using var gw = await TestGateway.StartAsync();
-        using var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
-        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
-        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var (ws, hub) = await ConnectPlainAsync(gw);
+        using var _ = ws;
         for (var i = 0; i < 20; i++)
         {
             await gw.IngestAsync(TestGateway.Event("call", "i" + i));
@@ -151,9 +148,8 @@ public class CorkedFanoutTests
             ["WEBSOCKET_SEND_QUEUE_BYTES"] = (1024 * 1024).ToString(),
             ["WEBHOOK_MAX_BODY"] = "100000000",
         });
-        using var slow = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
-        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
-        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        var (slow, hub) = await ConnectPlainAsync(gw);
+        using var _ = slow;
         var pad = new string('x', 200 * 1024);
         var batch = "[" + string.Join(',', Enumerable.Range(0, 20).Select(_ => TestGateway.Event("call", "a", $$"""{"p":"{{pad}}"}"""))) + "]";
         for (var i = 0; i < 20 && hub.Count > 0; i++)
@@ -173,6 +169,15 @@ public class CorkedFanoutTests
             }
         });
         Assert.False(timeout.IsCancellationRequested, "the slow client was never disconnected");
+    }
+
+    /// <summary>A plain WebSocket client with the global key, once the gateway's hub holds it.</summary>
+    private static async Task<(ClientWebSocket Ws, PlainWebSocketHub Hub)> ConnectPlainAsync(TestGateway gw)
+    {
+        var ws = await gw.ConnectAsync($"/ws/events?apikey={TestGateway.Key}");
+        var hub = gw.App.Services.GetRequiredService<PlainWebSocketHub>();
+        await PlainWebSocketTests.WaitUntilAsync(() => hub.Count == 1);
+        return (ws, hub);
     }
 
     /// <summary>Holds locks on a thread of its own (a <see cref="Lock"/> is released by the thread that took it).</summary>

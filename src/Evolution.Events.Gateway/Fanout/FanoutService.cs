@@ -29,7 +29,7 @@ public sealed class FanoutService(
         try
         {
             while (await reader.WaitToReadAsync(stoppingToken))
-                DeliverCorked(reader);
+                DeliverAvailable(reader);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -42,7 +42,7 @@ public sealed class FanoutService(
     /// per event. A lone event is not corked: each writer wakes as the event is queued for it, so the first clients'
     /// writes overlap the queueing for the rest instead of waiting until every client has it.
     /// </summary>
-    private void DeliverCorked(System.Threading.Channels.ChannelReader<GatewayEvent> reader)
+    private void DeliverAvailable(System.Threading.Channels.ChannelReader<GatewayEvent> reader)
     {
         while (reader.TryRead(out var first))
         {
