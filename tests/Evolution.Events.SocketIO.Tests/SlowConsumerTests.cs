@@ -170,7 +170,7 @@ public sealed class SlowConsumerTests : IAsyncLifetime
     /// A Socket.IO client on a raw TCP socket with a tiny receive buffer: it does the WebSocket
     /// handshake by hand, joins "/", and then reads nothing more.
     /// </summary>
-    private sealed class RawSocketIOClient : IDisposable
+    internal sealed class RawSocketIOClient : IDisposable
     {
         private readonly TcpSocket _socket;
         private readonly NetworkStream _stream;

@@ -3,15 +3,38 @@ using System.Buffers;
 namespace Evolution.Events.EngineIO.Transports;
 
 /// <summary>
-/// An <see cref="IBufferWriter{T}"/> over arrays rented from <see cref="ArrayPool{T}.Shared"/>: a write
-/// batch allocates nothing, and an idle connection holds no buffer. Dispose returns the array.
+/// An <see cref="IBufferWriter{T}"/> over arrays rented from <see cref="ArrayPool{T}.Shared"/>, and an idle connection
+/// holds no buffer. Dispose returns the array, or keeps the writer, buffer and all, as its thread's spare for the next
+/// <see cref="Rent"/>: a write batch (one per wake of a connection's writer) allocates nothing.
 /// </summary>
 internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 {
+    /// <summary>Largest buffer a thread's spare keeps; a batch that grew past it gives its buffer back.</summary>
+    public const int SpareMaxBytes = 8 * 1024;
+
+    [ThreadStatic]
+    private static PooledBufferWriter? t_spare;
+
     private byte[] _buffer;
     private int _written;
+    private bool _isSpare;
 
     public PooledBufferWriter(int initialSize) => _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+
+    /// <summary>This thread's spare writer (emptied) when it has one, else a new one; dispose it when done.</summary>
+    public static PooledBufferWriter Rent(int initialSize)
+    {
+        var spare = t_spare;
+        if (spare is null)
+        {
+            return new PooledBufferWriter(initialSize);
+        }
+
+        t_spare = null;
+        spare._isSpare = false;
+        spare.Ensure(initialSize);
+        return spare;
+    }
 
     public int WrittenCount => _written;
 
@@ -35,6 +58,19 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
     public void Dispose()
     {
+        if (_isSpare)
+        {
+            return; // disposed already (and kept as this thread's spare)
+        }
+
+        _written = 0;
+        if (t_spare is null && _buffer.Length is > 0 and <= SpareMaxBytes)
+        {
+            _isSpare = true;
+            t_spare = this;
+            return;
+        }
+
         var buffer = _buffer;
         _buffer = [];
         _written = 0;

@@ -134,7 +134,7 @@ internal sealed class QueuedWebSocket
     {
         var deflate = _reader.Deflate;
         var taken = ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
-        var batch = new PooledBufferWriter(4096);
+        var batch = PooledBufferWriter.Rent(4096);
         try
         {
             while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes

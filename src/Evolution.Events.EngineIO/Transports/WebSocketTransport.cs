@@ -279,7 +279,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
         var queue = _session.Queue;
         var deflate = _reader.Deflate;
         var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
-        using var batch = new PooledBufferWriter(4096);
+        using var batch = PooledBufferWriter.Rent(4096);
         try
         {
             while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded

@@ -330,9 +330,10 @@ public class InMemoryAdapter : IAdapter
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);
         if (options.Rooms.Count == 0)
         {
-            foreach (var socket in Namespace.SocketsById.Values)
+            // the live dictionary, not a snapshot of it (Values would copy every socket and take all its locks per broadcast)
+            foreach (var (id, socket) in Namespace.SocketsById)
             {
-                if (except is null || !except.Contains(socket.Id))
+                if (except is null || !except.Contains(id))
                 {
                     socket.Deliver(packet, isVolatile);
                 }
@@ -354,9 +355,9 @@ public class InMemoryAdapter : IAdapter
                 continue;
             }
 
-            foreach (var id in members.Keys)
+            foreach (var member in members) // live, as above (Keys is a copy)
             {
-                DeliverTo(id, packet, isVolatile, except, seen);
+                DeliverTo(member.Key, packet, isVolatile, except, seen);
             }
         }
     }
