@@ -73,7 +73,6 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
         var buffer = _buffer;
         _buffer = [];
-        _written = 0;
         if (buffer.Length > 0)
         {
             ArrayPool<byte>.Shared.Return(buffer);
