@@ -24,12 +24,7 @@ public sealed class BroadcastAllocationTests
             }
 
             var nsp = server.Io.Of("/");
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (nsp.SocketCount < Clients && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-
+            await AttackTests.WaitUntilAsync(() => nsp.SocketCount >= Clients);
             Assert.Equal(Clients, nsp.SocketCount);
             var packet = SocketPacketEncoder.Event("/", "tick", [1]);
             long PerBroadcast()
