@@ -29,15 +29,35 @@ internal static class SharedStrings
         }
 
         var first = SetOf(value) * Ways;
+        return Find(value, first) ?? Enter(value, first);
+    }
+
+    /// <summary>
+    /// The shared string equal to <paramref name="value"/>, made (and entered) only when the table has none: what a
+    /// parser reads from bytes costs nothing once its string has been seen.
+    /// </summary>
+    public static string Share(ReadOnlySpan<char> value)
+    {
+        if (value.Length is 0 or > MaxLength)
+        {
+            return value.Length == 0 ? string.Empty : new string(value);
+        }
+
+        var first = SetOf(value) * Ways;
+        return Find(value, first) ?? Enter(new string(value), first);
+    }
+
+    private static string? Find(ReadOnlySpan<char> value, int first)
+    {
         for (var way = first; way < first + Ways; way++)
         {
             var held = Volatile.Read(ref Table[way]);
             if (held is null)
             {
-                break;
+                return null;
             }
 
-            if (string.Equals(held, value, StringComparison.Ordinal))
+            if (value.SequenceEqual(held))
             {
                 if (way > first)
                 {
@@ -51,6 +71,11 @@ internal static class SharedStrings
             }
         }
 
+        return null;
+    }
+
+    private static string Enter(string value, int first)
+    {
         // the newest enters first, the oldest of the set leaves
         for (var way = first + Ways - 1; way > first; way--)
         {
@@ -62,7 +87,7 @@ internal static class SharedStrings
     }
 
     /// <summary>The set <paramref name="value"/> goes to (tests find colliding strings with it).</summary>
-    internal static int SetOf(string value) => (int)((uint)value.GetHashCode() & (Sets - 1));
+    internal static int SetOf(ReadOnlySpan<char> value) => (int)((uint)string.GetHashCode(value) & (Sets - 1));
 
     /// <summary>Headers whose value differs on every handshake: sharing them would only evict the repeated ones.</summary>
     public static bool IsUnique(string headerName) =>

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 
 namespace Evolution.Events.EngineIO.Hosting;
@@ -57,13 +56,13 @@ internal sealed class RequestHead
             return buffer.Length > maxLine ? Verdict.NotOurs : Verdict.NeedMore;
         }
 
-        if (lineBytes.Length > maxLine || !TryParseRequestLine(ToAscii(lineBytes), served, out var target, out var path, out var query))
+        if (lineBytes.Length > maxLine || !TryParseRequestLine(lineBytes, served, out var target, out var path, out var query))
         {
             return Verdict.NotOurs;
         }
 
-        var headers = new HeaderDictionary();
         var headerStart = reader.Consumed;
+        var headers = new HeaderDictionary(CountLines(reader)); // sized once: no growth while it fills
         while (true)
         {
             if (!reader.TryReadTo(out ReadOnlySequence<byte> headerBytes, "\r\n"u8))
@@ -81,7 +80,7 @@ internal sealed class RequestHead
                 break;
             }
 
-            if (ToAscii(headerBytes) is not { } line || !TryAddHeader(headers, line))
+            if (!TryAddHeader(headers, headerBytes))
             {
                 return Verdict.NotOurs;
             }
@@ -107,65 +106,123 @@ internal sealed class RequestHead
         return first[..n].SequenceEqual(get[..n]);
     }
 
-    private static string? ToAscii(in ReadOnlySequence<byte> bytes)
+    /// <summary>The header lines before the blank line (as many as have arrived): the dictionary's size.</summary>
+    private static int CountLines(SequenceReader<byte> reader)
     {
-        foreach (var segment in bytes)
+        var count = 0;
+        while (reader.TryReadTo(out ReadOnlySequence<byte> line, "\r\n"u8) && !line.IsEmpty)
         {
-            foreach (var b in segment.Span)
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="parse"/> on the line as characters when every byte is visible ASCII or a tab, else false.
+    /// The characters live on the stack (or in a pooled array for a long line): only the strings the parse keeps are
+    /// allocated, and those a handshake repeats come from <see cref="SharedStrings"/>.
+    /// </summary>
+    private static bool WithAscii<TState>(in ReadOnlySequence<byte> bytes, ref TState state, LineParser<TState> parse)
+    {
+        var length = (int)bytes.Length;
+        char[]? rented = null;
+        var chars = length <= 512 ? stackalloc char[512] : (rented = ArrayPool<char>.Shared.Rent(length));
+        try
+        {
+            var i = 0;
+            foreach (var segment in bytes)
             {
-                if (b > 0x7E || (b < 0x20 && b != (byte)'\t'))
+                foreach (var b in segment.Span)
                 {
-                    return null;
+                    if (b > 0x7E || (b < 0x20 && b != (byte)'\t'))
+                    {
+                        return false;
+                    }
+
+                    chars[i++] = (char)b;
                 }
             }
-        }
 
-        return Encoding.ASCII.GetString(bytes);
+            return parse(chars[..length], ref state);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
     }
 
-    private static bool TryParseRequestLine(string? line, Func<string, bool> served, out string? target, out string? path, out string? query)
+    private delegate bool LineParser<TState>(scoped ReadOnlySpan<char> line, ref TState state);
+
+    private static bool TryParseRequestLine(in ReadOnlySequence<byte> bytes, Func<string, bool> served, out string? target, out string? path, out string? query)
     {
-        target = path = query = null;
-        if (line is null || !line.StartsWith("GET /", StringComparison.Ordinal) || !line.EndsWith(" HTTP/1.1", StringComparison.Ordinal))
+        var parsed = new RequestLine { Served = served };
+        var ok = WithAscii(bytes, ref parsed, static (scoped ReadOnlySpan<char> line, ref RequestLine state) =>
         {
-            return false;
-        }
-
-        target = line[4..^9];
-        if (target.Length == 0 || target.Contains(' ', StringComparison.Ordinal) || target.Contains('#', StringComparison.Ordinal))
-        {
-            return false;
-        }
-
-        var q = target.IndexOf('?', StringComparison.Ordinal);
-        path = q < 0 ? target : target[..q];
-        query = q < 0 ? "" : target[q..];
-        // Kestrel decodes and normalizes paths: those are its to parse
-        return !path.Contains('%', StringComparison.Ordinal) && !path.Contains("/.", StringComparison.Ordinal)
-            && !path.Contains("//", StringComparison.Ordinal) && served(path);
-    }
-
-    private static bool TryAddHeader(HeaderDictionary headers, string line)
-    {
-        var colon = line.IndexOf(':', StringComparison.Ordinal);
-        if (colon <= 0)
-        {
-            return false;
-        }
-
-        var name = line[..colon];
-        foreach (var c in name)
-        {
-            if (c is ' ' or '\t' || !IsTokenChar(c))
+            if (!line.StartsWith("GET /", StringComparison.Ordinal) || !line.EndsWith(" HTTP/1.1", StringComparison.Ordinal))
             {
                 return false;
             }
-        }
 
-        var value = line[(colon + 1)..].Trim(' ', '\t');
-        headers.Append(name, value);
-        return true;
+            var raw = line[4..^9];
+            if (raw.Length == 0 || raw.Contains(' ') || raw.Contains('#'))
+            {
+                return false;
+            }
+
+            var q = raw.IndexOf('?');
+            var rawPath = q < 0 ? raw : raw[..q];
+            // Kestrel decodes and normalizes paths: those are its to parse
+            if (rawPath.Contains('%') || rawPath.Contains("/.", StringComparison.Ordinal) || rawPath.Contains("//", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            state.Target = SharedStrings.Share(raw);
+            state.Path = q < 0 ? state.Target : SharedStrings.Share(rawPath);
+            state.Query = q < 0 ? "" : SharedStrings.Share(raw[q..]);
+            return state.Served(state.Path);
+        });
+        (target, path, query) = ok ? (parsed.Target, parsed.Path, parsed.Query) : (null, null, null);
+        return ok;
     }
+
+    private struct RequestLine
+    {
+        public Func<string, bool> Served;
+        public string? Target;
+        public string? Path;
+        public string? Query;
+    }
+
+    private static bool TryAddHeader(HeaderDictionary headers, in ReadOnlySequence<byte> bytes) =>
+        WithAscii(bytes, ref headers, static (scoped ReadOnlySpan<char> line, ref HeaderDictionary headers) =>
+        {
+            var colon = line.IndexOf(':');
+            if (colon <= 0)
+            {
+                return false;
+            }
+
+            var rawName = line[..colon];
+            foreach (var c in rawName)
+            {
+                if (!IsTokenChar(c))
+                {
+                    return false;
+                }
+            }
+
+            var name = SharedStrings.Share(rawName);
+            var rawValue = line[(colon + 1)..].Trim(" \t");
+            // a value unique to the handshake (its key) would only evict the shared ones
+            var value = SharedStrings.IsUnique(name) ? new string(rawValue) : SharedStrings.Share(rawValue);
+            headers.Append(name, value);
+            return true;
+        });
 
     private static bool IsTokenChar(char c) =>
         char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
@@ -181,9 +238,10 @@ internal sealed class RequestHead
     {
         foreach (var value in values)
         {
-            foreach (var part in (value ?? "").Split(',', StringSplitOptions.TrimEntries))
+            var text = (value ?? "").AsSpan();
+            foreach (var part in text.Split(','))
             {
-                if (string.Equals(part, token, StringComparison.OrdinalIgnoreCase))
+                if (text[part].Trim(" \t").Equals(token, StringComparison.OrdinalIgnoreCase))
                 {
                     return true;
                 }
