@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
@@ -159,11 +160,17 @@ internal sealed class RawExchange : IHttpResponseFeature, IHttpUpgradeFeature, I
         HasStarted = true;
     }
 
+    /// <summary>
+    /// The status line and headers, written straight into the connection's output (no string of the whole head).
+    /// Header values are ASCII here (what Kestrel would send, otherwise it rejects them): Latin-1 keeps any char as one byte.
+    /// </summary>
     private void WriteHead(PipeWriter output, long? bodyLength)
     {
-        var head = new StringBuilder(256);
-        head.Append("HTTP/1.1 ").Append(StatusCode).Append(' ')
-            .Append(ReasonPhrase ?? ReasonPhrases.GetReasonPhrase(StatusCode)).Append("\r\n");
+        Write(output, "HTTP/1.1 ");
+        WriteNumber(output, StatusCode);
+        Write(output, " ");
+        Write(output, ReasonPhrase ?? ReasonPhrases.GetReasonPhrase(StatusCode));
+        Write(output, "\r\n");
         foreach (var (name, values) in Headers)
         {
             if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
@@ -175,23 +182,39 @@ internal sealed class RawExchange : IHttpResponseFeature, IHttpUpgradeFeature, I
 
             foreach (var value in values)
             {
-                head.Append(name).Append(": ").Append(value).Append("\r\n");
+                Write(output, name);
+                Write(output, ": ");
+                Write(output, value);
+                Write(output, "\r\n");
             }
         }
 
-        head.Append("Date: ").Append(DateTimeOffset.UtcNow.ToString("r", System.Globalization.CultureInfo.InvariantCulture)).Append("\r\n");
+        Span<char> date = stackalloc char[32];
+        DateTimeOffset.UtcNow.TryFormat(date, out var dateLength, "r", CultureInfo.InvariantCulture);
+        Write(output, "Date: ");
+        Write(output, date[..dateLength]);
+        Write(output, "\r\n");
         if (!Upgraded)
         {
-            head.Append("Connection: close\r\n");
+            Write(output, "Connection: close\r\n");
             if (bodyLength is { } length)
             {
-                head.Append("Content-Length: ").Append(length).Append("\r\n");
+                Write(output, "Content-Length: ");
+                WriteNumber(output, length);
+                Write(output, "\r\n");
             }
         }
 
-        head.Append("\r\n");
-        // header values are ASCII here (what Kestrel would send otherwise it rejects): Latin-1 keeps any byte as one
-        Encoding.Latin1.GetBytes(head.ToString(), output);
+        Write(output, "\r\n");
+    }
+
+    private static void Write(PipeWriter output, ReadOnlySpan<char> text) => Encoding.Latin1.GetBytes(text, output);
+
+    private static void WriteNumber(PipeWriter output, long value)
+    {
+        var span = output.GetSpan(20);
+        value.TryFormat(span, out var written, default, CultureInfo.InvariantCulture);
+        output.Advance(written);
     }
 
     /// <summary>A response body bounded in memory: a refusal's JSON fits many times over.</summary>

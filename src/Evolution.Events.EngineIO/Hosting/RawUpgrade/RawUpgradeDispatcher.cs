@@ -155,7 +155,8 @@ internal sealed partial class RawUpgradeDispatcher
     private async Task<Func<Task>?> ServeRequestAsync(ConnectionContext connection, RequestHead head)
     {
         var exchange = new RawExchange(connection, () => Interlocked.Increment(ref _upgrades));
-        var features = new FeatureCollection();
+        // sized for what the request and the pipeline put there (about a dozen): it grew three times before
+        var features = new FeatureCollection(17);
         var tls = connection.Features.Get<ITlsConnectionFeature>();
         features.Set<IHttpRequestFeature>(new HttpRequestFeature
         {
