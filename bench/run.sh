@@ -16,6 +16,8 @@
 #   gateway        the gateway, defaults                       node          Node socket.io 4.8.1 (bench/node-peer)
 #   gateway-http   the gateway, WEBSOCKET_RAW_UPGRADE=false    ceiling       bare Kestrel, WebSocket served from a
 #   ceiling-http   bare Kestrel, standard upgrade (optional)                  connection middleware (raw transport)
+#   gateway-base   the gateway built from another commit (optional; BASE_GATEWAY_DLL=<its Release dll>): the A/B of a
+#                  change; in a run with it, "today's" S3 p99 is this target's, measured side by side
 #
 # Loopback only (servers on 127.0.0.1; clients from 127.0.0.x); every loop is bounded.
 set -euo pipefail
@@ -101,6 +103,8 @@ scenario_args() { # scenario
   fi
 }
 
+BASE_COMMIT=""
+if [ -n "${BASE_GATEWAY_DLL:-}" ]; then BASE_COMMIT=$(git -C "$(dirname "$BASE_GATEWAY_DLL")" rev-parse --short HEAD 2>/dev/null || echo unknown); fi
 START=$(date +%s)
 for round in $(seq 1 "$ROUNDS"); do
   order=$TARGETS
@@ -117,6 +121,7 @@ for round in $(seq 1 "$ROUNDS"); do
       line=$(printf '%s\n' "$out" | grep '^{' | tail -1 || true)
       if [ -z "$line" ]; then echo "no result"; tail -3 "$LOGS/loadgen.err" >&2; continue; fi
       prefix="\"round\":$round,\"quick\":$QUICK,\"loadavg\":$(cut -d' ' -f1 /proc/loadavg),\"target_env\":\"$(target_env "$t" | sed 's/ *$//')\","
+      if [ "$t" = gateway-base ]; then prefix="$prefix\"base_commit\":\"$BASE_COMMIT\","; fi
       printf '%s\n' "$line" | awk -v p="$prefix" '{ print "{" p substr($0, 2) }' >> "$RESULTS"
       printf '%s\n' "$line" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("msg/s=%s  p99=%sms  cpu/msg=%sus  mem/conn=%sKB  lost=%s  connected=%s  loadgen=%sus/msg" % (round(d["msgs_per_s"] or 0), d["p99_ms"], d["server_us_per_msg"], d["mem_per_conn_kb"], d["lost"], d["connected"], d["loadgen_us_per_msg"]))' 2>/dev/null || echo "$line"
     done

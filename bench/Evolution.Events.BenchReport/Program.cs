@@ -162,8 +162,15 @@ double BasePhaseM(string s, string t, int rate, string metric) => Median(baseRun
     .SelectMany(r => r.GetProperty("phases").EnumerateArray()).Where(p => Num(p, "rate") == rate).Select(p => Num(p, metric)));
 L("## Targets (issue 11)");
 L();
+// "Today's" S3: a gateway built from an earlier commit measured in this same run (gateway-base) when there is one (the
+// machine's speed changes from day to day: a file from another day is shown beside it, not judged against), else
+// the gateway in the baseline file, else gateway-http of this run.
+var sameRunBase = targets.Contains("gateway-base");
+var baseCommit = Of("S3", "gateway-base").Select(r => r.TryGetProperty("base_commit", out var c) ? c.GetString() : null).FirstOrDefault(c => c is not null) ?? "?";
 L("Ceiling = the connection-middleware ceiling of this run. \"Today's\" S3 p99 = "
-  + (baseRuns.Count > 0 ? $"the gateway in `{Path.GetFileName(baseline)}` (the run before the change)." : "`gateway-http` of this run (the standard upgrade path, as before the change).")
+  + (sameRunBase ? $"`gateway-base` of this run: the gateway built from `{baseCommit}`, measured side by side"
+      + (baseRuns.Count > 0 ? $" (the gateway in `{Path.GetFileName(baseline)}`, another day on this machine, in brackets)." : ".")
+    : baseRuns.Count > 0 ? $"the gateway in `{Path.GetFileName(baseline)}` (the run before the change)." : "`gateway-http` of this run (the standard upgrade path, as before the change).")
   + " For reference, the issue measured the connection-middleware ceiling side by side at S1 2.51M msg/s and 0.37 µs CPU/msg, "
   + "S2 962k msg/s and 0.82 µs, 9.4 KB per connection at 10,000 sockets (Node 15.8 KB); figures move with the machine's load, only ratios within one run count.");
 L();
@@ -187,9 +194,11 @@ if (scenarios.Contains("S3"))
     foreach (var rate in runs.Where(r => r.GetProperty("scenario").GetString() == "S3").SelectMany(r => r.GetProperty("phases").EnumerateArray()).Select(p => (int)Num(p, "rate")).Distinct().Order())
     {
         var g = PhaseM("S3", "gateway", rate, "p99_ms");
-        var today = baseRuns.Count > 0 ? BasePhaseM("S3", "gateway", rate, "p99_ms") : PhaseM("S3", "gateway-http", rate, "p99_ms");
+        var today = sameRunBase ? PhaseM("S3", "gateway-base", rate, "p99_ms")
+            : baseRuns.Count > 0 ? BasePhaseM("S3", "gateway", rate, "p99_ms") : PhaseM("S3", "gateway-http", rate, "p99_ms");
+        var file = sameRunBase && baseRuns.Count > 0 ? $" ({F(BasePhaseM("S3", "gateway", rate, "p99_ms"), "0.00")})" : "";
         var n = PhaseM("S3", "node", rate, "p99_ms");
-        L($"| S3 {rate} ev/s: p99 no worse than today's | {F(g, "0.00")} vs {F(today, "0.00")} ms | {Ratio(g, today)} | {Ok(Cmp(g, today, (a, b) => a <= b))} |");
+        L($"| S3 {rate} ev/s: p99 no worse than today's | {F(g, "0.00")} vs {F(today, "0.00")}{file} ms | {Ratio(g, today)} | {Ok(Cmp(g, today, (a, b) => a <= b))} |");
         L($"| S3 {rate} ev/s: p99 never worse than Node's | {F(g, "0.00")} vs {F(n, "0.00")} ms | {Ratio(g, n)} | {Ok(Cmp(g, n, (a, b) => a <= b))} |");
     }
 }
