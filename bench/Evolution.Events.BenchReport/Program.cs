@@ -92,7 +92,9 @@ L("Warm-up events are posted and awaited before each measured phase (not counted
 L();
 L("| target | server | extra environment |");
 L("|---|---|---|");
-foreach (var t in targets) L($"| {t} | {(t.StartsWith("gateway", StringComparison.Ordinal) ? "gateway" : t.StartsWith("ceiling", StringComparison.Ordinal) ? "ceiling" : t)} | {(EnvOf(t) is { Length: > 0 } env ? $"`{env}`" : "defaults")} |");
+string BuiltFrom(string t) => runs.Where(r => r.GetProperty("target").GetString() == t)
+    .Select(r => r.TryGetProperty("base_commit", out var c) ? $", built from `{c.GetString()}`" : "").FirstOrDefault() ?? "";
+foreach (var t in targets) L($"| {t} | {(t.StartsWith("gateway", StringComparison.Ordinal) ? "gateway" : t.StartsWith("ceiling", StringComparison.Ordinal) ? "ceiling" : t)} | {(EnvOf(t) is { Length: > 0 } env ? $"`{env}`" : "defaults")}{BuiltFrom(t)} |");
 var loads = runs.Select(r => Num(r, "loadavg")).Where(double.IsFinite).ToArray();
 if (loads.Length > 0)
     L($"\nLoad average (1 min) at the end of the runs: median {F(Median(loads), "0.0")}, range {F(loads.Min(), "0.0")}–{F(loads.Max(), "0.0")} (2 cores).");
@@ -166,9 +168,8 @@ L();
 // machine's speed changes from day to day: a file from another day is shown beside it, not judged against), else
 // the gateway in the baseline file, else gateway-http of this run.
 var sameRunBase = targets.Contains("gateway-base");
-var baseCommit = Of("S3", "gateway-base").Select(r => r.TryGetProperty("base_commit", out var c) ? c.GetString() : null).FirstOrDefault(c => c is not null) ?? "?";
 L("Ceiling = the connection-middleware ceiling of this run. \"Today's\" S3 p99 = "
-  + (sameRunBase ? $"`gateway-base` of this run: the gateway built from `{baseCommit}`, measured side by side"
+  + (sameRunBase ? $"`gateway-base` of this run (the gateway{BuiltFrom("gateway-base")}), measured side by side"
       + (baseRuns.Count > 0 ? $" (the gateway in `{Path.GetFileName(baseline)}`, another day on this machine, in brackets)." : ".")
     : baseRuns.Count > 0 ? $"the gateway in `{Path.GetFileName(baseline)}` (the run before the change)." : "`gateway-http` of this run (the standard upgrade path, as before the change).")
   + " For reference, the issue measured the connection-middleware ceiling side by side at S1 2.51M msg/s and 0.37 µs CPU/msg, "
