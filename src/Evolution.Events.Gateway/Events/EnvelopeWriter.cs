@@ -10,10 +10,24 @@ namespace Evolution.Events.Gateway.Events;
 /// </summary>
 public static class EnvelopeWriter
 {
+    /// <summary>The largest scratch buffer a thread keeps between envelopes (a bigger one is dropped after use).</summary>
+    internal const int MaxKeptScratchBytes = 64 * 1024;
+
+    // Each thread writes its envelopes into one scratch buffer and writer, reused: an envelope costs its final array
+    // only, not a buffer grown by doubling (and copied) from 256 bytes up to the event's size.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
     public static GatewayEvent Build(EventName name, string instance, JsonElement item, string fallbackServerUrl)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, GatewayJson.WriterOptions))
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, GatewayJson.WriterOptions);
+        writer.Reset(buffer);
+        try
         {
             writer.WriteStartObject();
             writer.WriteString("event", name.Dotted);
@@ -27,8 +41,17 @@ public static class EnvelopeWriter
             WriteCopied(writer, "date_time", item, "date_time");
             WriteCopied(writer, "sender", item, "sender");
             writer.WriteEndObject();
+            writer.Flush();
+            return new GatewayEvent(instance, name, buffer.WrittenSpan.ToArray());
         }
-        return new GatewayEvent(instance, name, buffer.WrittenMemory.ToArray());
+        finally
+        {
+            if (buffer.Capacity > MaxKeptScratchBytes)
+            {
+                t_buffer = null;
+                t_writer = null;
+            }
+        }
     }
 
     private static JsonElement? Get(JsonElement item, string property) =>

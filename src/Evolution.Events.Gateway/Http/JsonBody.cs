@@ -57,10 +57,12 @@ public static class JsonBody
             return null;
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
             sizeFeature.MaxRequestBodySize = null;
+        // sized for the declared length and one byte more (a read that fills the +1 is over the limit): a body with a
+        // Content-Length is read without the buffer growing; a chunked one grows by at least 8 KiB at a time
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, limit) + 1);
         while (true)
         {
-            var memory = buffer.GetMemory(8192);
+            var memory = buffer.GetMemory(buffer.FreeCapacity > 0 ? 1 : 8192);
             var read = await request.Body.ReadAsync(memory, ct);
             if (read == 0)
                 return buffer.WrittenMemory; // no copy: JsonDocument.Parse reads it in place
