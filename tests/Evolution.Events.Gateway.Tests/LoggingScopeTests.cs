@@ -33,6 +33,18 @@ public class LoggingScopeTests
         Assert.Equal("\"r-1\"", line.Properties["RequestId"].ToString());
     }
 
+    [Fact]
+    public async Task A_category_gets_one_logger_however_often_it_is_asked_for()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var factory = gw.App.Services.GetRequiredService<ILoggerFactory>();
+        // ASP.NET asks for this one on every JSON result (every webhook POST's 202)
+        var first = factory.CreateLogger("Microsoft.AspNetCore.Http.Result.JsonResult");
+        Assert.Same(first, factory.CreateLogger("Microsoft.AspNetCore.Http.Result.JsonResult"));
+        Assert.Same(factory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel"), factory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel"));
+        Assert.NotSame(first, factory.CreateLogger("Evolution.Events.Gateway.Tests"));
+    }
+
     private sealed class EventSink : Serilog.Core.ILogEventSink
     {
         private readonly System.Collections.Concurrent.ConcurrentQueue<Serilog.Events.LogEvent> _events = new();

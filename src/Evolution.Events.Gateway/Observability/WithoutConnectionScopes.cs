@@ -7,15 +7,20 @@ namespace Evolution.Events.Gateway.Observability;
 /// output shows no scope properties, and Kestrel's own connection messages name the connection in their text, so
 /// nothing visible is lost. Every other scope (the request's <c>RequestId</c>, <c>TraceId</c>, the app's own) is kept.
 /// </summary>
+/// <remarks>
+/// A logger is made once per category, as Microsoft's own factory does: Serilog's makes a new one on every call (with
+/// a dictionary of its own), and ASP.NET asks for one on every JSON result, so every webhook POST made one.
+/// </remarks>
 public sealed class WithoutConnectionScopes(ILoggerFactory inner) : ILoggerFactory
 {
     private const string KestrelCategory = "Microsoft.AspNetCore.Server.Kestrel";
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ILogger> _loggers = new(StringComparer.Ordinal);
 
-    public ILogger CreateLogger(string categoryName)
+    public ILogger CreateLogger(string categoryName) => _loggers.GetOrAdd(categoryName, static (name, inner) =>
     {
-        var logger = inner.CreateLogger(categoryName);
-        return categoryName.StartsWith(KestrelCategory, StringComparison.Ordinal) ? new KestrelLogger(logger) : logger;
-    }
+        var logger = inner.CreateLogger(name);
+        return name.StartsWith(KestrelCategory, StringComparison.Ordinal) ? new KestrelLogger(logger) : logger;
+    }, inner);
 
     public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
 
