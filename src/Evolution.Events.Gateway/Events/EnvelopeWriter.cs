@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Text.Json;
+using Evolution.Events.EngineIO.Transports;
 
 namespace Evolution.Events.Gateway.Events;
 
@@ -10,48 +10,31 @@ namespace Evolution.Events.Gateway.Events;
 /// </summary>
 public static class EnvelopeWriter
 {
-    /// <summary>The largest scratch buffer a thread keeps between envelopes (a bigger one is dropped after use).</summary>
-    internal const int MaxKeptScratchBytes = 64 * 1024;
-
-    // Each thread writes its envelopes into one scratch buffer and writer, reused: an envelope costs its final array
-    // only, not a buffer grown by doubling (and copied) from 256 bytes up to the event's size.
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_buffer;
-
+    // Envelopes are written into the thread's spare pooled buffer (the one the WebSocket writers batch in) through one
+    // JSON writer kept per thread: an envelope costs its final array only, not a buffer grown by doubling (and copied)
+    // up to the event's size.
     [ThreadStatic]
     private static Utf8JsonWriter? t_writer;
 
     public static GatewayEvent Build(EventName name, string instance, JsonElement item, string fallbackServerUrl)
     {
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
-        buffer.ResetWrittenCount();
+        using var buffer = PooledBufferWriter.Rent(1024);
         var writer = t_writer ??= new Utf8JsonWriter(buffer, GatewayJson.WriterOptions);
         writer.Reset(buffer);
-        try
-        {
-            writer.WriteStartObject();
-            writer.WriteString("event", name.Dotted);
-            writer.WriteString("instance", instance);
-            WriteCopied(writer, "data", item, "data");
-            var serverUrl = Get(item, "server_url");
-            if (serverUrl is { ValueKind: JsonValueKind.String } s && s.GetString() is { Length: > 0 })
-                WriteValue(writer, "server_url", s);
-            else
-                writer.WriteString("server_url", fallbackServerUrl);
-            WriteCopied(writer, "date_time", item, "date_time");
-            WriteCopied(writer, "sender", item, "sender");
-            writer.WriteEndObject();
-            writer.Flush();
-            return new GatewayEvent(instance, name, buffer.WrittenSpan.ToArray());
-        }
-        finally
-        {
-            if (buffer.Capacity > MaxKeptScratchBytes)
-            {
-                t_buffer = null;
-                t_writer = null;
-            }
-        }
+        writer.WriteStartObject();
+        writer.WriteString("event", name.Dotted);
+        writer.WriteString("instance", instance);
+        WriteCopied(writer, "data", item, "data");
+        var serverUrl = Get(item, "server_url");
+        if (serverUrl is { ValueKind: JsonValueKind.String } s && s.GetString() is { Length: > 0 })
+            WriteValue(writer, "server_url", s);
+        else
+            writer.WriteString("server_url", fallbackServerUrl);
+        WriteCopied(writer, "date_time", item, "date_time");
+        WriteCopied(writer, "sender", item, "sender");
+        writer.WriteEndObject();
+        writer.Flush();
+        return new GatewayEvent(instance, name, buffer.WrittenMemory.ToArray());
     }
 
     private static JsonElement? Get(JsonElement item, string property) =>
