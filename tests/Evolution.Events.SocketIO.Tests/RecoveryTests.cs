@@ -652,3 +652,51 @@ public sealed class RecoveryMemoryTests(Xunit.Abstractions.ITestOutputHelper out
         Assert.True(growth < 3 * bytes, $"heap grew {growth} bytes for {bytes} kept bytes");
     }
 }
+
+/// <summary>
+/// The store's cost per broadcast does not grow with the sessions it keeps: expired sessions are looked for only
+/// once one is due, yet leave on the next broadcast after that without waiting for the sweeper.
+/// </summary>
+public sealed class RecoveryStoreSessionTests
+{
+    private static readonly EncodedPacket Packet = SocketPacketEncoder.Event("/s", "e", [1]);
+
+    private static PersistedSession Session(int n) => new($"sid{n}", $"pid{n}", new HashSet<string>(), null);
+
+    [Fact]
+    public void Broadcasts_do_not_look_through_sessions_that_are_not_due()
+    {
+        using var store = new RecoveryStore(new ConnectionStateRecoveryOptions { MaxDisconnectionDuration = TimeSpan.FromMinutes(2) }, _ => { });
+        for (var n = 0; n < 5_000; n++)
+        {
+            store.Persist("/s", Session(n));
+        }
+
+        for (var n = 0; n < 2_000; n++)
+        {
+            store.Broadcast("/s", Packet, BroadcastOptions.All, static (_, _) => { });
+        }
+
+        Assert.Equal(5_000, store.SessionCount);
+        Assert.Equal(0, store.SessionScans); // it was one look through 5,000 sessions per broadcast
+    }
+
+    [Fact]
+    public async Task A_due_session_leaves_on_the_next_broadcast_and_the_rest_are_not_looked_at_again_at_once()
+    {
+        // the window is 100 ms; the sweeper's first tick is 500 ms away
+        using var store = new RecoveryStore(new ConnectionStateRecoveryOptions { MaxDisconnectionDuration = TimeSpan.FromMilliseconds(100) }, _ => { });
+        store.Persist("/s", Session(1));
+        await Task.Delay(150);
+        store.Persist("/s", Session(2));
+        store.Broadcast("/s", Packet, BroadcastOptions.All, static (_, _) => { });
+
+        Assert.Equal(1, store.SessionCount); // the first one, due, left (on this broadcast, unless a slow machine let the sweeper come first)
+        for (var n = 0; n < 100; n++)
+        {
+            store.Broadcast("/s", Packet, BroadcastOptions.All, static (_, _) => { });
+        }
+
+        Assert.InRange(store.SessionScans, 0, 1); // the second one is not due: not looked for on every broadcast
+    }
+}

@@ -27,6 +27,7 @@ internal sealed class RecoveryStore : IDisposable
     private long _packets;
     private long _bytes;
     private long _sessions;
+    private long _sessionScans;
 
     /// <param name="options">The bounds.</param>
     /// <param name="sessionsExpired">Told the namespaces whose last kept session expired.</param>
@@ -57,7 +58,13 @@ internal sealed class RecoveryStore : IDisposable
 
     public long SessionCount => Interlocked.Read(ref _sessions);
 
+    /// <summary>Looks through a namespace's kept sessions for expired ones outside the sweeper so far (diagnostics).</summary>
+    public long SessionScans => Interlocked.Read(ref _sessionScans);
+
     private static long Now => Environment.TickCount64;
+
+    /// <summary>Least time between two looks through a namespace's kept sessions from the broadcast path.</summary>
+    private const long SessionScanIntervalMs = 1000;
 
     /// <summary>
     /// Gives the event its offset, keeps it and delivers it, all under the namespace's lock: every socket
@@ -208,13 +215,15 @@ internal sealed class RecoveryStore : IDisposable
                     continue;
                 }
 
-                if (log.Sessions.TryAdd(session.Pid, new KeptSession(session, Now)))
+                var now = Now;
+                log.SessionsDueAt = Math.Min(log.SessionsDueAt, now + _maxAgeMs);
+                if (log.Sessions.TryAdd(session.Pid, new KeptSession(session, now)))
                 {
                     Interlocked.Increment(ref _sessions);
                 }
                 else
                 {
-                    log.Sessions[session.Pid] = new KeptSession(session, Now);
+                    log.Sessions[session.Pid] = new KeptSession(session, now);
                 }
 
                 log.SessionsChanged();
@@ -331,26 +340,45 @@ internal sealed class RecoveryStore : IDisposable
         return included;
     }
 
-    private void EvictExpired(NamespaceLog log, long now)
+    /// <summary>
+    /// Drops the packets and the sessions older than the window. Packets leave from the front of the log; the
+    /// sessions are only looked through once one of them is due (<see cref="NamespaceLog.SessionsDueAt"/>), and on
+    /// the broadcast path at most once per <see cref="SessionScanIntervalMs"/>, so a broadcast does not walk every
+    /// kept session (thousands, after a reconnect wave). Nothing depends on a session leaving on time:
+    /// <see cref="Restore"/> checks the age itself, and <see cref="Sweep"/> (<paramref name="sweep"/>) always looks.
+    /// </summary>
+    private void EvictExpired(NamespaceLog log, long now, bool sweep = false)
     {
         while (log.Packets.TryPeek(out var oldest) && now - oldest.At > _maxAgeMs)
         {
             Evict(log);
         }
 
-        if (log.Sessions.Count == 0)
+        if (log.Sessions.Count == 0 || (!sweep && now <= log.SessionsDueAt))
         {
             return;
         }
 
+        if (!sweep)
+        {
+            Interlocked.Increment(ref _sessionScans);
+        }
+
         List<string>? expired = null;
+        var earliest = long.MaxValue;
         foreach (var (pid, session) in log.Sessions)
         {
             if (now - session.DisconnectedAt > _maxAgeMs)
             {
                 (expired ??= []).Add(pid);
             }
+            else
+            {
+                earliest = Math.Min(earliest, session.DisconnectedAt + _maxAgeMs);
+            }
         }
+
+        log.SessionsDueAt = earliest == long.MaxValue ? long.MaxValue : Math.Max(earliest, now + SessionScanIntervalMs);
 
         foreach (var pid in expired ?? [])
         {
@@ -384,7 +412,7 @@ internal sealed class RecoveryStore : IDisposable
                     continue;
                 }
 
-                EvictExpired(log, now);
+                EvictExpired(log, now, sweep: true);
                 if (log.ReportWhenNoSessions && log.Sessions.Count == 0)
                 {
                     log.ReportWhenNoSessions = false;
@@ -420,6 +448,9 @@ internal sealed class RecoveryStore : IDisposable
         public long EvictedUpTo { get; set; }
 
         public bool Removed { get; set; }
+
+        /// <summary>No kept session expires before this time (<see cref="Environment.TickCount64"/>; MaxValue: none kept).</summary>
+        public long SessionsDueAt { get; set; } = long.MaxValue;
 
         /// <summary>Sessions were kept here since the last report of "no session left" to the server.</summary>
         public bool ReportWhenNoSessions { get; set; }
