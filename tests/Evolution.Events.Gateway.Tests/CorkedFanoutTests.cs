@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
+using System.Threading.Channels;
 using Evolution.Events.EngineIO;
 using Evolution.Events.EngineIO.Protocol;
 using Evolution.Events.Gateway.Events;
@@ -81,6 +82,49 @@ public class CorkedFanoutTests
             await fanout.StopAsync(CancellationToken.None);
         }
     }
+
+    [Fact]
+    public void A_run_takes_up_to_its_count_of_small_events()
+    {
+        var reader = BusWith(Enumerable.Repeat(420, 300));
+        Assert.True(reader.TryRead(out var first));
+        var delivered = new List<GatewayEvent>();
+
+        Assert.Equal(FanoutService.CorkBytes / 420, FanoutService.DeliverRun(reader, first, delivered.Add)); // 117 of S1's 420-byte events
+        Assert.Equal(FanoutService.CorkBytes / 420, delivered.Count);
+        Assert.Equal(300 - FanoutService.CorkBytes / 420, reader.Count);
+
+        var small = BusWith(Enumerable.Repeat(100, 300));
+        Assert.True(small.TryRead(out first));
+        Assert.Equal(FanoutService.CorkRun, FanoutService.DeliverRun(small, first, _ => { }));
+        Assert.Equal(300 - FanoutService.CorkRun, small.Count);
+    }
+
+    [Fact]
+    public void A_run_of_big_events_ends_before_its_envelopes_outgrow_one_write()
+    {
+        var reader = BusWith(Enumerable.Repeat(20_000, 10));
+        var runs = new List<int>();
+        while (reader.TryRead(out var first))
+            runs.Add(FanoutService.DeliverRun(reader, first, _ => { }));
+        Assert.Equal([2, 2, 2, 2, 2], runs); // 40,000 bytes; a third would make 60,000 > 48 KiB
+
+        var huge = BusWith([100_000, 10]);
+        Assert.True(huge.TryRead(out var big));
+        Assert.Equal(1, FanoutService.DeliverRun(huge, big, _ => { })); // a first event past the bound runs alone
+    }
+
+    /// <summary>The gateway's own bus (its reader peeks and counts), holding events of these envelope sizes.</summary>
+    private static ChannelReader<GatewayEvent> BusWith(IEnumerable<int> sizes)
+    {
+        var bus = new InProcessEventBus(capacity: 10_000);
+        var reader = bus.Subscribe().Reader;
+        foreach (var size in sizes)
+            bus.PublishAsync([EventOf(size)]).AsTask().GetAwaiter().GetResult(); // completes at once: the bus has room
+        return reader;
+    }
+
+    private static GatewayEvent EventOf(int bytes) => new("a", EventNames.Find("call")!, new byte[bytes]);
 
     private sealed class QueueingSink(OutboundQueue queue) : IEventSink
     {

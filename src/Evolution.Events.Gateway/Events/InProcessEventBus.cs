@@ -182,6 +182,10 @@ public sealed class InProcessEventBus : IEventBus
                 return true;
             }
 
+            public override bool CanPeek => _inner.CanPeek;
+
+            public override bool TryPeek([MaybeNullWhen(false)] out GatewayEvent item) => _inner.TryPeek(out item);
+
             public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
                 _inner.WaitToReadAsync(cancellationToken);
         }

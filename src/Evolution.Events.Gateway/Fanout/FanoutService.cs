@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Evolution.Events.EngineIO;
 using Evolution.Events.Gateway.Events;
 using Evolution.Events.Gateway.Instances;
@@ -16,6 +17,7 @@ public sealed class FanoutService(
 {
     private readonly IEventSink[] _sinks = [.. sinks];
     private IEventSubscription? _subscription;
+    private Action<GatewayEvent>? _deliver; // Deliver, made once
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -37,12 +39,15 @@ public sealed class FanoutService(
     }
 
     /// <summary>
-    /// Delivers the events the bus holds now. A run of several (up to <see cref="CorkRun"/>) is delivered under one
-    /// cork: each client's writer wakes once, after the run, and sends the run's events in one write instead of one
-    /// per event. A lone event is not corked: each writer wakes as the event is queued for it, so the first clients'
-    /// writes overlap the queueing for the rest instead of waiting until every client has it.
+    /// Delivers the events the bus holds now. A run of several is delivered under one cork: each client's writer
+    /// wakes once, after the run, and sends the run's events in one write instead of one per event. A run ends after
+    /// <see cref="CorkRun"/> events or <see cref="CorkBytes"/> of envelopes, whichever comes first, so that a client
+    /// that gets every event of the run still gets it in one write (a WebSocket write carries up to 64 KiB) and a
+    /// long burst reaches clients run by run. A lone event is not corked: each writer wakes as the event is queued
+    /// for it, so the first clients' writes overlap the queueing for the rest instead of waiting until every client
+    /// has it.
     /// </summary>
-    private void DeliverAvailable(System.Threading.Channels.ChannelReader<GatewayEvent> reader)
+    private void DeliverAvailable(ChannelReader<GatewayEvent> reader)
     {
         while (reader.TryRead(out var first))
         {
@@ -54,15 +59,42 @@ public sealed class FanoutService(
 
             using (OutboundQueue.Cork())
             {
-                Deliver(first);
-                for (var i = 1; i < CorkRun && reader.TryRead(out var e); i++)
-                    Deliver(e);
+                DeliverRun(reader, first, _deliver ??= Deliver);
             }
         }
     }
 
-    /// <summary>Most events delivered under one cork: a long burst still reaches clients every this many events.</summary>
-    internal const int CorkRun = 64;
+    /// <summary>
+    /// Delivers <paramref name="first"/>, then the events that follow it on the bus (taken as they come, so one that
+    /// arrives meanwhile joins the run), up to <see cref="CorkRun"/> events and as long as their envelopes stay within
+    /// <see cref="CorkBytes"/> (the first one goes whatever its size; a reader that cannot peek is bounded by the count
+    /// only); returns how many.
+    /// </summary>
+    internal static int DeliverRun(ChannelReader<GatewayEvent> reader, GatewayEvent first, Action<GatewayEvent> deliver)
+    {
+        deliver(first);
+        var taken = 1;
+        long bytes = first.EnvelopeJson.Length;
+        while (taken < CorkRun
+            && (!reader.CanPeek || (reader.TryPeek(out var next) && bytes + next.EnvelopeJson.Length <= CorkBytes))
+            && reader.TryRead(out var e))
+        {
+            deliver(e);
+            taken++;
+            bytes += e.EnvelopeJson.Length;
+        }
+
+        return taken;
+    }
+
+    /// <summary>Most events delivered under one cork.</summary>
+    internal const int CorkRun = 256;
+
+    /// <summary>
+    /// Most envelope bytes in one cork's run: with the Socket.IO framing of up to <see cref="CorkRun"/> events, what a
+    /// client gets of one run still fits one WebSocket write (64 KiB).
+    /// </summary>
+    internal const int CorkBytes = 48 * 1024;
 
     private void Deliver(GatewayEvent e)
     {
