@@ -263,7 +263,7 @@ if (pairs.Count > 0 || baseRuns.Count > 0)
     if (scenarios.Contains("S6")) figures.Add(("S6 memory per connection (KB)", t => M("S6", t, "mem_per_conn_kb"), "0.0", true));
     foreach (var (a, b) in pairs)
     {
-        L($"### {a} vs {b} (`{(EnvOf(b) is { Length: > 0 } e ? e : "?")}` in {b})");
+        L($"### {a} vs {b} ({(EnvOf(b) is { Length: > 0 } e ? $"`{e}` in {b}" : BuiltFrom(b) is { Length: > 0 } built ? $"{b}{built}" : $"{b}: defaults")})");
         L();
         L($"| figure | {a} | {b} | {a} / {b} | better in |");
         L("|---|---|---|---|---|");
