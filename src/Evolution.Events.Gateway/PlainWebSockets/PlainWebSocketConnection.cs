@@ -23,6 +23,7 @@ public sealed class PlainWebSocketConnection
     private readonly int _maxPayload;
     private readonly Lock _reasonLock = new();
     private volatile bool _stopWriting;
+    private bool _connectionLost; // a read or write failed: no close frame is sent
     private string? _reason;
     private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
 
@@ -109,6 +110,7 @@ public sealed class PlainWebSocketConnection
         }
         catch (Exception ex) when (IsConnectionError(ex))
         {
+            _connectionLost = true;
             SetReason(WebSocketCloseStatus.EndpointUnavailable, $"send failed: {ex.Message}");
         }
     }
@@ -141,6 +143,7 @@ public sealed class PlainWebSocketConnection
         }
         catch (Exception ex) when (IsConnectionError(ex))
         {
+            _connectionLost = true;
             SetReason(WebSocketCloseStatus.EndpointUnavailable, $"connection lost: {ex.Message}");
         }
     }
@@ -161,8 +164,8 @@ public sealed class PlainWebSocketConnection
 
     private async Task SendCloseAsync()
     {
-        if (_cts.IsCancellationRequested)
-            return; // aborted: no close frame
+        if (_cts.IsCancellationRequested || Volatile.Read(ref _connectionLost))
+            return; // aborted, or the connection failed (reset by the peer, mostly): a close frame would only throw
         using var timeout = new CancellationTokenSource(CloseTimeout);
         try
         {
