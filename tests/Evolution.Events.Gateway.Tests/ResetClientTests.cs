@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
-using System.Text;
 using Evolution.Events.Gateway.PlainWebSockets;
+using Evolution.Events.Testing;
 using SocketIOServer = Evolution.Events.SocketIO.SocketIOServer;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -78,20 +78,13 @@ public class ResetClientTests
         var target = socketIO ? "/socket.io/?EIO=4&transport=websocket" : $"/ws/events?apikey={TestGateway.Key}";
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync(gw.BaseUri.Host, gw.BaseUri.Port);
-        var request = $"GET {target} HTTP/1.1\r\nHost: {gw.BaseUri.Authority}\r\nUpgrade: websocket\r\n" +
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
-        var received = new StringBuilder();
-        var buffer = new byte[1024];
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
         // the 101 (and, on the Socket.IO path, the open packet's frame)
-        while (!received.ToString().Contains(socketIO ? "0{" : "\r\n\r\n", StringComparison.Ordinal))
-        {
-            var n = await socket.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
-            Assert.True(n > 0, "closed during the handshake: " + received);
-            received.Append(Encoding.Latin1.GetString(buffer, 0, n));
-        }
-
-        Assert.StartsWith("HTTP/1.1 101", received.ToString(), StringComparison.Ordinal);
+        var received = await RawHttp.SendAsync(stream,
+            $"GET {target} HTTP/1.1\r\nHost: {gw.BaseUri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            until: text => socketIO ? text.Contains("0{", StringComparison.Ordinal) : RawHttp.HasHead(text));
+        Assert.StartsWith("HTTP/1.1 101", received, StringComparison.Ordinal);
         return socket;
     }
 }
