@@ -21,30 +21,25 @@ internal static class SharedStrings
     private const int MaxLength = 256;
     private static readonly string?[] Table = new string?[Sets * Ways];
 
-    public static string Share(string value)
-    {
-        if (value.Length is 0 or > MaxLength)
-        {
-            return value.Length == 0 ? string.Empty : value;
-        }
-
-        var first = SetOf(value) * Ways;
-        return Find(value, first) ?? Enter(value, first);
-    }
+    /// <summary>The shared string equal to <paramref name="value"/>, else <paramref name="value"/> itself (entered when short enough).</summary>
+    public static string Share(string value) => Share(value, value);
 
     /// <summary>
     /// The shared string equal to <paramref name="value"/>, made (and entered) only when the table has none: what a
     /// parser reads from bytes costs nothing once its string has been seen.
     /// </summary>
-    public static string Share(ReadOnlySpan<char> value)
+    public static string Share(ReadOnlySpan<char> value) => Share(value, null);
+
+    /// <summary>Looks <paramref name="value"/> up; on a miss enters <paramref name="owned"/> (its string, if the caller has one) or a new one.</summary>
+    private static string Share(ReadOnlySpan<char> value, string? owned)
     {
         if (value.Length is 0 or > MaxLength)
         {
-            return value.Length == 0 ? string.Empty : new string(value);
+            return value.Length == 0 ? string.Empty : owned ?? new string(value);
         }
 
         var first = SetOf(value) * Ways;
-        return Find(value, first) ?? Enter(new string(value), first);
+        return Find(value, first) ?? Enter(owned ?? new string(value), first);
     }
 
     private static string? Find(ReadOnlySpan<char> value, int first)
