@@ -23,7 +23,7 @@ public sealed class PlainWebSocketConnection
     private readonly int _maxPayload;
     private readonly Lock _reasonLock = new();
     private volatile bool _stopWriting;
-    private bool _connectionLost; // a read or write failed: no close frame is sent
+    private volatile bool _connectionLost; // a read or write failed: no close frame is sent
     private string? _reason;
     private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
 
@@ -164,7 +164,7 @@ public sealed class PlainWebSocketConnection
 
     private async Task SendCloseAsync()
     {
-        if (_cts.IsCancellationRequested || Volatile.Read(ref _connectionLost))
+        if (_cts.IsCancellationRequested || _connectionLost)
             return; // aborted, or the connection failed (reset by the peer, mostly): a close frame would only throw
         using var timeout = new CancellationTokenSource(CloseTimeout);
         try
