@@ -702,7 +702,7 @@ public class RedisAdapter : InMemoryAdapter
                 ["issued"] = handshake.Time.ToUnixTimeMilliseconds(),
                 ["url"] = handshake.Url,
                 ["query"] = Map(handshake.Query),
-                ["auth"] = handshake.Auth.DeepClone(),
+                ["auth"] = handshake.CopyAuth(),
             },
             ["rooms"] = new JsonArray([.. socket.Rooms.Select(r => (JsonNode?)r)]),
             ["data"] = data,
@@ -729,7 +729,7 @@ public class RedisAdapter : InMemoryAdapter
             Scalar(shake["url"]) ?? "",
             shake["secure"] is JsonValue secure && secure.GetValueKind() == JsonValueKind.True,
             time);
-        var auth = shake["auth"] as JsonObject is { } a ? (JsonObject)a.DeepClone() : [];
+        var auth = shake["auth"] as JsonObject ?? []; // the handshake keeps its own UTF-8 copy
         var data = new Dictionary<string, object?>(StringComparer.Ordinal);
         if (socket["data"] is JsonObject values)
         {

@@ -37,7 +37,7 @@ internal static class RemoteSockets
                 ["issued"] = h.Time.ToUnixTimeMilliseconds(),
                 ["url"] = h.Url,
                 ["query"] = Map(h.Query),
-                ["auth"] = h.Auth.DeepClone(),
+                ["auth"] = h.CopyAuth(),
             },
             ["rooms"] = new JsonArray([.. socket.Rooms.Select(r => (JsonNode?)r)]),
             ["data"] = data,
@@ -92,7 +92,7 @@ internal static class RemoteSockets
         }
 
         var rooms = StreamsWireCodec.Strings(socket["rooms"]);
-        return new RemoteSocket(nsp, id, new Handshake(request, request, (JsonObject)auth.DeepClone()), rooms, data);
+        return new RemoteSocket(nsp, id, new Handshake(request, request, auth), rooms, data);
     }
 
     private static JsonObject Map(IReadOnlyDictionary<string, string> values)
