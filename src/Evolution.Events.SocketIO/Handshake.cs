@@ -11,7 +11,7 @@ namespace Evolution.Events.SocketIO;
 /// <remarks>
 /// The auth payload is kept as its UTF-8 JSON (a few dozen bytes for the usual token) and parsed into
 /// <see cref="Auth"/> on first use only: a <see cref="JsonObject"/> over the CONNECT packet's document costs about
-/// 450 bytes, for as long as the socket lives. <see cref="AuthString"/> reads a field without parsing it.
+/// 490 bytes, for as long as the socket lives. <see cref="AuthString"/> reads a field without parsing it.
 /// </remarks>
 public sealed class Handshake
 {
