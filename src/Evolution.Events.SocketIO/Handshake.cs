@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Evolution.Events.EngineIO;
@@ -16,9 +15,6 @@ namespace Evolution.Events.SocketIO;
 public sealed class Handshake
 {
     private static readonly byte[] EmptyAuth = "{}"u8.ToArray();
-    private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SocketPacketLimits.MaxDepth };
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
 
     private readonly byte[] _authJson;
     private JsonObject? _auth;
@@ -119,7 +115,9 @@ public sealed class Handshake
     internal JsonObject CopyAuth() =>
         Volatile.Read(ref _auth) is { } auth ? (JsonObject)auth.DeepClone() : ParseAuth();
 
-    private JsonObject ParseAuth() => JsonNode.Parse(_authJson, NodeOptions, DocumentOptions)!.AsObject();
+    // parsed as the CONNECT packet was (the bytes were written from what the decoder gave)
+    private JsonObject ParseAuth() =>
+        JsonNode.Parse(_authJson, SocketPacketDecoder.NodeOptions, SocketPacketDecoder.DocumentOptions)!.AsObject();
 
     private static byte[] Utf8(JsonObject auth)
     {
@@ -129,7 +127,7 @@ public sealed class Handshake
         }
 
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        using (var writer = new Utf8JsonWriter(buffer, JsonArguments.WriterOptions))
         {
             auth.WriteTo(writer);
         }

@@ -25,9 +25,9 @@ public static class SocketPacketDecoder
         "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
     };
 
-    private static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
+    internal static readonly JsonNodeOptions NodeOptions = new() { PropertyNameCaseInsensitive = false };
     // duplicate keys are refused here: a JsonObject with them throws on first access, far from the parser
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SocketPacketLimits.MaxDepth, AllowDuplicateProperties = false };
+    internal static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SocketPacketLimits.MaxDepth, AllowDuplicateProperties = false };
 
     /// <summary>Decodes one text packet under <see cref="SocketPacketLimits.Default"/>.</summary>
     public static bool TryDecode(string text, out SocketPacket? packet, out string? error) =>
