@@ -139,6 +139,31 @@ public class EngineWebSocketTests(EngineWebSocketFixture fixture) : IClassFixtur
         Assert.Equal("4still polling", await poll.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task Frames_small_and_larger_than_a_batch_arrive_whole_and_in_order_then_the_close()
+    {
+        using var ws = new ClientWebSocket();
+        await ws.ConnectAsync(_host.WebSocketUri("EIO=4&transport=websocket"), CancellationToken.None);
+        var sid = JsonNode.Parse((await ReceiveAsync(ws)).Text![1..])!["sid"]!.GetValue<string>();
+        Assert.True(_host.Server.TryGetSession(sid, out var session));
+
+        // a 100 KB message is written as its own frame (64-bit length), between batched ones (7- and 16-bit lengths)
+        var large = new string('L', 100_000);
+        var medium = new string('m', 300);
+        Assert.True(session.Send(OutboundPacket.Message("a")));
+        Assert.True(session.Send(OutboundPacket.Message(large)));
+        Assert.True(session.Send(OutboundPacket.Message(medium)));
+        Assert.True(session.Send(OutboundPacket.Binary(new byte[] { 7, 8, 9 })));
+        session.Close();
+
+        Assert.Equal("4a", (await ReceiveAsync(ws)).Text);
+        Assert.Equal("4" + large, (await ReceiveAsync(ws)).Text);
+        Assert.Equal("4" + medium, (await ReceiveAsync(ws)).Text);
+        Assert.Equal(new byte[] { 7, 8, 9 }, (await ReceiveAsync(ws)).Binary);
+        Assert.Equal(WebSocketMessageType.Close, (await ReceiveAsync(ws)).Type);
+        Assert.Equal(EngineCloseReason.ForcedClose, (await _host.Listeners[sid].Closed.WaitAsync(Wait)).Reason);
+    }
+
     internal static Task SendTextAsync(ClientWebSocket ws, string text) =>
         ws.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
 

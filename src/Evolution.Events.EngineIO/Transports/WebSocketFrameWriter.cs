@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.Pipelines;
 using System.Net.WebSockets;
 
 namespace Evolution.Events.EngineIO.Transports;
@@ -7,7 +8,9 @@ namespace Evolution.Events.EngineIO.Transports;
 /// <summary>
 /// Writes server frames (unmasked, RFC 6455). Frames are gathered into one buffer and written with
 /// one call, so a socket with many queued packets costs one system call per batch, not per packet.
-/// Writes are serialized: the read loop answers pings and closes through the same writer.
+/// Writes are serialized: the read loop answers pings and closes through the same writer. On the raw upgrade
+/// path (a <see cref="Hosting.DuplexPipeStream"/>) frames go straight into the connection's
+/// <see cref="PipeWriter"/>, one flush per write, without the stream's layer in between.
 /// </summary>
 internal sealed class WebSocketFrameWriter
 {
@@ -16,13 +19,21 @@ internal sealed class WebSocketFrameWriter
 
     private const byte Fin = 0x80;
 
+    /// <summary>The longest frame header a server writes (no mask): 2 bytes and a 64-bit length.</summary>
+    private const int MaxHeaderSize = 10;
+
     /// <summary>RSV1: the message is compressed (permessage-deflate).</summary>
     private const byte Rsv1 = 0x40;
     private readonly Stream _stream;
+    private readonly PipeWriter? _output;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private long _writingSince;
 
-    public WebSocketFrameWriter(Stream stream) => _stream = stream;
+    public WebSocketFrameWriter(Stream stream)
+    {
+        _stream = stream;
+        _output = (stream as Hosting.DuplexPipeStream)?.Output;
+    }
 
     public enum Opcode : byte
     {
@@ -57,8 +68,16 @@ internal sealed class WebSocketFrameWriter
         Volatile.Write(ref _writingSince, EngineClock.Milliseconds);
         try
         {
-            await _stream.WriteAsync(frames, cancellationToken);
-            await _stream.FlushAsync(cancellationToken);
+            if (_output is { } output)
+            {
+                output.Write(frames.Span);
+                Flushed(await output.FlushAsync(cancellationToken));
+            }
+            else
+            {
+                await _stream.WriteAsync(frames, cancellationToken);
+                await _stream.FlushAsync(cancellationToken);
+            }
         }
         finally
         {
@@ -71,15 +90,24 @@ internal sealed class WebSocketFrameWriter
     public async ValueTask WriteFrameAsync(Opcode opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken,
         bool compressed = false)
     {
-        var header = new byte[HeaderSize(payload.Length)];
-        WriteHeader(header, opcode, payload.Length, compressed);
         await _lock.WaitAsync(cancellationToken);
         Volatile.Write(ref _writingSince, EngineClock.Milliseconds);
         try
         {
-            await _stream.WriteAsync(header, cancellationToken);
-            await _stream.WriteAsync(payload, cancellationToken);
-            await _stream.FlushAsync(cancellationToken);
+            if (_output is { } output)
+            {
+                output.Advance(WriteHeader(output.GetSpan(MaxHeaderSize), opcode, payload.Length, compressed));
+                output.Write(payload.Span);
+                Flushed(await output.FlushAsync(cancellationToken));
+            }
+            else
+            {
+                var header = new byte[HeaderSize(payload.Length)];
+                WriteHeader(header, opcode, payload.Length, compressed);
+                await _stream.WriteAsync(header, cancellationToken);
+                await _stream.WriteAsync(payload, cancellationToken);
+                await _stream.FlushAsync(cancellationToken);
+            }
         }
         finally
         {
@@ -112,6 +140,20 @@ internal sealed class WebSocketFrameWriter
         BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)status);
         text[..length].CopyTo(payload.AsSpan(2));
         return WriteFrameAsync(Opcode.Close, payload, cancellationToken);
+    }
+
+    /// <summary>What a flush of the connection's pipe says, as the stream would have said it.</summary>
+    private static void Flushed(FlushResult result)
+    {
+        if (result.IsCanceled)
+        {
+            throw new OperationCanceledException();
+        }
+
+        if (result.IsCompleted)
+        {
+            throw new IOException("The connection is closed.");
+        }
     }
 
     private static int HeaderSize(int length) => length < 126 ? 2 : length <= ushort.MaxValue ? 4 : 10;

@@ -276,6 +276,9 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <summary>The connection's input, for an idle wait that needs no state machine of its own.</summary>
     internal PipeReader Input => pipe.Input;
 
+    /// <summary>The connection's output, for a frame writer that writes into it without this stream's layer.</summary>
+    internal PipeWriter Output => pipe.Output;
+
     public override bool CanRead => true;
 
     public override bool CanSeek => false;
