@@ -55,6 +55,13 @@ double M(string s, string t, string metric) => Median(Of(s, t).Select(r => Num(r
 double PhaseM(string s, string t, int rate, string metric) => Median(Of(s, t).SelectMany(r => r.GetProperty("phases").EnumerateArray())
     .Where(p => Num(p, "rate") == rate).Select(p => Num(p, metric)));
 string F(double v, string fmt = "N0") => double.IsFinite(v) ? v.ToString(fmt, inv) : "–";
+// S3's phase length as run (events posted / rate): bench/run.sh --s3-seconds, 12 by default
+string S3PhaseSeconds()
+{
+    var seconds = Median(runs.Where(r => r.GetProperty("scenario").GetString() == "S3")
+        .SelectMany(r => r.GetProperty("phases").EnumerateArray()).Select(p => Num(p, "events") / Num(p, "rate")));
+    return double.IsFinite(seconds) ? $", {seconds.ToString("0.#", inv)}-second phases" : "";
+}
 string Ratio(double a, double b) => double.IsFinite(a) && double.IsFinite(b) && b != 0 ? (a / b).ToString("0.00", inv) + "×" : "–";
 
 var md = new StringBuilder();
@@ -82,7 +89,7 @@ L("| | what | measured |");
 L("|---|---|---|");
 L("| S1 | 1 namespace × 1,000 clients, 2,000 events in POSTs of 50, max rate (4 POSTs in flight) | msg/s, server CPU per delivered message, latency |");
 L("| S2 | 100 namespaces × 100 clients, 2,000 events spread over them, POSTs of 50 | same |");
-L("| S3 | 1,000 clients; 25, 50, 100, 200 events/s, one event per POST, open loop | latency p50/p99 per rate |");
+L($"| S3 | 1,000 clients; 25, 50, 100, 200 events/s, one event per POST, open loop{S3PhaseSeconds()} | latency p50/p99 per rate |");
 L("| S4 | 10,000 idle clients over 10 namespaces | server RSS growth per connection |");
 L("| S5 | 1 namespace × 10,000 clients, 60 events in POSTs of 10, max rate | msg/s, CPU per message |");
 L("| S6 | 18,000 clients over 10 namespaces in one server process, held idle, then one event to each | connected, delivered, RSS per connection |");
