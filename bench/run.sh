@@ -5,7 +5,7 @@
 # targets, A/B, charts) from bench/results/<stamp>.jsonl (and the newest memory-*.jsonl of bench/memory.sh).
 #
 #   bench/run.sh                 # 3 rounds, S1-S5 (S6 in the first round), gateway gateway-http node ceiling
-#                                # (about 12 minutes on 2 cores)
+#                                # (about 22 minutes on 2 cores; 26.5 with gateway-base as a fifth target)
 #   bench/run.sh --quick         # 1 round, small scenarios (about 1 minute): a smoke run
 #   options: --rounds N  --scenarios "S1 S3"  --targets "gateway node"  --s3-seconds 4  --s6-rounds N
 #            (--s3-seconds: each S3 phase's length, default 12: a p99 over 300 events at 25 ev/s, not the one
