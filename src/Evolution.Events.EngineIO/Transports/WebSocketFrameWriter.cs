@@ -71,7 +71,7 @@ internal sealed class WebSocketFrameWriter
             if (_output is { } output)
             {
                 output.Write(frames.Span);
-                Flushed(await output.FlushAsync(cancellationToken));
+                Hosting.DuplexPipeStream.ThrowIfEnded(await output.FlushAsync(cancellationToken));
             }
             else
             {
@@ -98,7 +98,7 @@ internal sealed class WebSocketFrameWriter
             {
                 output.Advance(WriteHeader(output.GetSpan(MaxHeaderSize), opcode, payload.Length, compressed));
                 output.Write(payload.Span);
-                Flushed(await output.FlushAsync(cancellationToken));
+                Hosting.DuplexPipeStream.ThrowIfEnded(await output.FlushAsync(cancellationToken));
             }
             else
             {
@@ -140,20 +140,6 @@ internal sealed class WebSocketFrameWriter
         BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)status);
         text[..length].CopyTo(payload.AsSpan(2));
         return WriteFrameAsync(Opcode.Close, payload, cancellationToken);
-    }
-
-    /// <summary>What a flush of the connection's pipe says, as the stream would have said it.</summary>
-    private static void Flushed(FlushResult result)
-    {
-        if (result.IsCanceled)
-        {
-            throw new OperationCanceledException();
-        }
-
-        if (result.IsCompleted)
-        {
-            throw new IOException("The connection is closed.");
-        }
     }
 
     private static int HeaderSize(int length) => length < 126 ? 2 : length <= ushort.MaxValue ? 4 : 10;

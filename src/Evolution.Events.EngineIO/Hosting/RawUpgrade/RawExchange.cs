@@ -327,7 +327,12 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
     {
-        var result = await pipe.Output.WriteAsync(source, cancellationToken);
+        ThrowIfEnded(await pipe.Output.WriteAsync(source, cancellationToken));
+    }
+
+    /// <summary>What a write's flush of the connection's output says, as a stream says it: cancelled, or the connection closed.</summary>
+    internal static void ThrowIfEnded(FlushResult result)
+    {
         if (result.IsCanceled)
         {
             throw new OperationCanceledException();
