@@ -71,7 +71,8 @@ internal sealed class StreamConsumer
 
             try
             {
-                // known before any socket connects, when Redis answers: the first join points are exact
+                // known before any socket connects (a namespace's connects wait for its adapter's init), when Redis
+                // answers: the first join points are exact, and no entry after them is skipped
                 await InitPositionAsync(_reader.GetDatabase()).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)

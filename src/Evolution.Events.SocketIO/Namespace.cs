@@ -12,6 +12,9 @@ namespace Evolution.Events.SocketIO;
 /// </summary>
 public sealed class Namespace
 {
+    /// <summary>How long a connect waits for the adapter's init before it goes ahead (a cluster adapter whose server does not answer).</summary>
+    internal static readonly TimeSpan AdapterStartWait = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
     private SocketMiddleware[] _middlewares = [];
     private Func<Socket, ValueTask>[] _connectionHandlers = [];
@@ -20,6 +23,8 @@ public sealed class Namespace
     private Dictionary<string, ServerSideEventHandler[]> _serverSideHandlers = new(StringComparer.Ordinal);
     private long _ackIds;
     private int _adapterState;
+    private Task _adapterStarted = Task.CompletedTask; // the adapter's InitAsync (never faults); connects wait for it
+    private int _adapterStartSlowLogged;
 
     internal Namespace(SocketIOServer server, string name, ParentNamespace? parent = null)
     {
@@ -233,8 +238,31 @@ public sealed class Namespace
     {
         if (Interlocked.CompareExchange(ref _adapterState, 1, 0) == 0)
         {
-            Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
+            _adapterStarted = Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
             Server.OnNamespaceCreated(this);
+        }
+    }
+
+    /// <summary>
+    /// Waits (at most <see cref="AdapterStartWait"/>) for the adapter's <see cref="IAdapter.InitAsync"/>: a socket
+    /// that connected before a cluster adapter had subscribed, or before a stream reader knew where to start, would
+    /// miss the broadcasts made in between. Only a namespace's first connects ever wait, and only once: after
+    /// <see cref="AdapterStartWait"/> they go ahead with a warning, and so does every later connect.
+    /// </summary>
+    private async Task WhenAdapterStartedAsync()
+    {
+        try
+        {
+            await _adapterStarted.WaitAsync(AdapterStartWait);
+        }
+        catch (TimeoutException)
+        {
+            // waited once: later connects go ahead at once (the adapter retries on its own, e.g. its subscriptions)
+            _adapterStarted = Task.CompletedTask;
+            if (Interlocked.Exchange(ref _adapterStartSlowLogged, 1) == 0)
+            {
+                Server.LogAdapterStartSlow(EngineIO.LogText.Bound(Name), (int)AdapterStartWait.TotalSeconds);
+            }
         }
     }
 
@@ -268,6 +296,11 @@ public sealed class Namespace
 
     private async ValueTask JoinAsync(Client client, JsonObject auth, EngineRequest connectRequest)
     {
+        if (!_adapterStarted.IsCompleted)
+        {
+            await WhenAdapterStartedAsync();
+        }
+
         var recovery = Server.Options.ConnectionStateRecovery;
         var (session, offset) = recovery is null || client.IsProtocol4 ? default : await RestoreAsync(auth);
         var socket = new Socket(this, client, new Handshake(client.Connection.Request, connectRequest, auth), session, withPid: recovery is not null);

@@ -25,6 +25,9 @@ public sealed partial class SocketIOServer
     [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Socket.IO {Handler} handler failed for {SocketId}")]
     internal partial void LogHandlerFailure(Exception exception, string handler, string socketId);
 
-    [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "Connection state recovery on {Namespace}: {Outcome}")]
+    [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "The adapter of {Namespace} has not finished starting after {Seconds} s; its sockets connect without waiting for it")]
+    internal partial void LogAdapterStartSlow(string @namespace, int seconds);
+
+    [LoggerMessage(EventId = 2009, Level = LogLevel.Information, Message = "Connection state recovery on {Namespace}: {Outcome}")]
     internal partial void LogRecovery(string @namespace, Adapters.RecoveryOutcome outcome);
 }

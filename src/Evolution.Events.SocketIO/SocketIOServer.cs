@@ -207,21 +207,26 @@ public sealed partial class SocketIOServer
         RecoveryStore?.Dispose();
     }
 
-    /// <summary>Runs an adapter's init or close; a failure (now or later) is logged, never thrown at the caller.</summary>
-    internal void RunAdapterStep(Func<ValueTask> step, string what, string nsp)
+    /// <summary>
+    /// Runs an adapter's init or close; a failure (now or later) is logged, never thrown at the caller. The task
+    /// returned completes with the step (it never faults).
+    /// </summary>
+    internal Task RunAdapterStep(Func<ValueTask> step, string what, string nsp)
     {
         try
         {
             var task = step();
             if (!task.IsCompletedSuccessfully)
             {
-                _ = ObserveAsync(task, what, nsp);
+                return ObserveAsync(task, what, nsp);
             }
         }
         catch (Exception ex)
         {
             LogHandlerFailure(ex, what, nsp);
         }
+
+        return Task.CompletedTask;
     }
 
     private async Task ObserveAsync(ValueTask task, string what, string nsp)

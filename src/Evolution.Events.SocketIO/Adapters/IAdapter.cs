@@ -35,7 +35,9 @@ public interface IAdapter
 {
     /// <summary>
     /// Called once by the server when it made this adapter for its namespace, before the namespace is used
-    /// (socket.io-adapter's <c>init</c>): e.g. subscribe to the cluster's channels. The default does nothing.
+    /// (socket.io-adapter's <c>init</c>): e.g. subscribe to the cluster's channels. The namespace's connects wait for
+    /// it to finish (at most 5 seconds, once), so that no socket joins before the adapter receives the cluster's
+    /// broadcasts. The default does nothing.
     /// </summary>
     ValueTask InitAsync() => ValueTask.CompletedTask;
 
