@@ -92,6 +92,7 @@ internal sealed class Run(Options o)
             MaxPendingHandshakes = Math.Max(1, o.MaxPendingHandshakes / o.Readers),
             CoalesceMicros = o.CoalesceMicros,
             ReadyPerNs = new int[o.Namespaces],
+            EventLog = EventLogPath is not null,
         };
 
         // 1. Instances.
@@ -204,6 +205,7 @@ internal sealed class Run(Options o)
         foreach (var r in reactors) r.Stop();
         for (var p = 0; p < phases.Count; p++)
             foreach (var r in reactors) phases[p].Latency.Add(r.Latency[p]);
+        if (EventLogPath is not null) WriteEventLog(EventLogPath, reactors);
 
         var stats = new
         {
@@ -325,6 +327,38 @@ internal sealed class Run(Options o)
     {
         if (double.IsFinite(v)) w.WriteNumber(name, Math.Round(v, 4));
         else w.WriteNull(name);
+    }
+
+    /// <summary>
+    /// LOADGEN_EVENT_LOG=&lt;file&gt;: a diagnostic CSV of every event (by sequence; meaningful with one namespace) and
+    /// every Engine.IO ping the clients got, times in ms from the first connect: where in a run the slow deliveries were.
+    /// </summary>
+    private static readonly string? EventLogPath = Environment.GetEnvironmentVariable("LOADGEN_EVENT_LOG") is { Length: > 0 } path ? path : null;
+
+    private static void WriteEventLog(string path, Reactor[] reactors)
+    {
+        var t0 = reactors.Min(r => r.FirstConnectTs);
+        double Ms0(long ts) => (ts - t0) * 1000.0 / Stopwatch.Frequency;
+        using var w = new StreamWriter(path);
+        w.WriteLine("kind,seq,t_ms,deliveries,mean_ms,max_ms");
+        var n = reactors[0].EvCount!.Length;
+        for (var seq = 0; seq < n; seq++)
+        {
+            long count = 0, sum = 0, max = 0, sent = 0;
+            foreach (var r in reactors)
+            {
+                count += r.EvCount![seq];
+                sum += r.EvSumMicros![seq];
+                max = Math.Max(max, r.EvMaxMicros![seq]);
+                sent = Math.Max(sent, r.EvSent![seq]);
+            }
+
+            if (count > 0)
+                w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"event,{seq},{Ms0(sent):F1},{count},{sum / 1000.0 / count:F2},{max / 1000.0:F2}"));
+        }
+
+        foreach (var ts in reactors.SelectMany(r => r.PingTs!).Order())
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ping,,{Ms0(ts):F1},,,"));
     }
 
     private static double Rate(long n, double s) => s > 0 ? n / s : double.NaN;

@@ -38,6 +38,7 @@ internal sealed class ReactorConfig
     public int MaxPendingHandshakes { get; init; } = 256;
     public int CoalesceMicros { get; init; }
     public int[] ReadyPerNs { get; init; } = [];
+    public bool EventLog { get; init; }      // LOADGEN_EVENT_LOG: per-event latency and ping times (see Program)
     public ConcurrentQueue<string> Errors { get; } = new();
 
     public void Error(string message)
@@ -84,6 +85,11 @@ internal sealed unsafe class Reactor
     public readonly long[] LastDeliveryTs;
     public readonly Histogram[] Latency;
 
+    // with ReactorConfig.EventLog, by event sequence (one namespace's): sent at, deliveries, summed and worst latency (µs);
+    // and when each Engine.IO ping came (bounded)
+    public readonly long[]? EvSent, EvCount, EvSumMicros, EvMaxMicros;
+    public readonly List<long>? PingTs;
+
     public Reactor(ReactorConfig cfg, int id)
     {
         _cfg = cfg;
@@ -97,6 +103,11 @@ internal sealed unsafe class Reactor
         DeliveredByPhase = new long[cfg.Phases];
         LastDeliveryTs = new long[cfg.Phases];
         Latency = Enumerable.Range(0, cfg.Phases).Select(_ => new Histogram()).ToArray();
+        if (cfg.EventLog)
+        {
+            var n = cfg.EventsPerNs.Max() + 1;
+            (EvSent, EvCount, EvSumMicros, EvMaxMicros, PingTs) = (new long[n], new long[n], new long[n], new long[n], new List<long>());
+        }
         _ep = Native.epoll_create1(Native.EPOLL_CLOEXEC);
         if (_ep < 0) throw new InvalidOperationException($"epoll_create1 failed: errno {Native.Errno}");
         _thread = new Thread(Loop) { IsBackground = true, Name = $"reactor-{id}" };
@@ -426,6 +437,7 @@ internal sealed unsafe class Reactor
             case (byte)'2':
                 SendFrame(c, 0x1, "3"u8);
                 PingsAnswered++;
+                if (PingTs is { Count: < 1_000_000 }) PingTs.Add(Stopwatch.GetTimestamp());
                 return true;
             case (byte)'0':
                 if (c.State == ConnState.AwaitOpen)
@@ -472,8 +484,16 @@ internal sealed unsafe class Reactor
         else c.LastSeq = seq;
         DeliveredByPhase[ph]++;
         LastDeliveryTs[ph] = now;
-        Latency[ph].Record((now - sentAt) / TicksPerMicro);
+        var micros = (now - sentAt) / TicksPerMicro;
+        Latency[ph].Record(micros);
         Delivered++;
+        if (EvCount is not null && seq < EvCount.Length)
+        {
+            EvSent![seq] = sentAt;
+            EvCount[seq]++;
+            EvSumMicros![seq] += micros;
+            if (micros > EvMaxMicros![seq]) EvMaxMicros[seq] = micros;
+        }
     }
 
     private static long Find(Span<byte> p, ReadOnlySpan<byte> key)
