@@ -23,7 +23,10 @@ public sealed class Namespace
     private Dictionary<string, ServerSideEventHandler[]> _serverSideHandlers = new(StringComparer.Ordinal);
     private long _ackIds;
     private int _adapterState;
-    private Task _adapterStarted = Task.CompletedTask; // the adapter's InitAsync (never faults); connects wait for it
+
+    // done when the adapter's InitAsync is (or once a connect gave up waiting for it); a connect that finds the
+    // namespace before StartAdapter ran waits too
+    private readonly TaskCompletionSource _adapterStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _adapterStartSlowLogged;
 
     internal Namespace(SocketIOServer server, string name, ParentNamespace? parent = null)
@@ -238,7 +241,17 @@ public sealed class Namespace
     {
         if (Interlocked.CompareExchange(ref _adapterState, 1, 0) == 0)
         {
-            _adapterStarted = Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
+            var init = Server.RunAdapterStep(Adapter.InitAsync, "adapter init", Name);
+            if (init.IsCompleted)
+            {
+                _adapterStarted.TrySetResult();
+            }
+            else
+            {
+                init.ContinueWith(static (_, state) => ((TaskCompletionSource)state!).TrySetResult(), _adapterStarted,
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
             Server.OnNamespaceCreated(this);
         }
     }
@@ -253,12 +266,12 @@ public sealed class Namespace
     {
         try
         {
-            await _adapterStarted.WaitAsync(AdapterStartWait);
+            await _adapterStarted.Task.WaitAsync(AdapterStartWait);
         }
         catch (TimeoutException)
         {
             // waited once: later connects go ahead at once (the adapter retries on its own, e.g. its subscriptions)
-            _adapterStarted = Task.CompletedTask;
+            _adapterStarted.TrySetResult();
             if (Interlocked.Exchange(ref _adapterStartSlowLogged, 1) == 0)
             {
                 Server.LogAdapterStartSlow(EngineIO.LogText.Bound(Name), (int)AdapterStartWait.TotalSeconds);
@@ -296,7 +309,7 @@ public sealed class Namespace
 
     private async ValueTask JoinAsync(Client client, JsonObject auth, EngineRequest connectRequest)
     {
-        if (!_adapterStarted.IsCompleted)
+        if (!_adapterStarted.Task.IsCompleted)
         {
             await WhenAdapterStartedAsync();
         }
