@@ -27,7 +27,6 @@ public sealed class Namespace
     // done when the adapter's InitAsync is (or once a connect gave up waiting for it); a connect that finds the
     // namespace before StartAdapter ran waits too
     private readonly TaskCompletionSource _adapterStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _adapterStartSlowLogged;
 
     internal Namespace(SocketIOServer server, string name, ParentNamespace? parent = null)
     {
@@ -270,9 +269,9 @@ public sealed class Namespace
         }
         catch (TimeoutException)
         {
-            // waited once: later connects go ahead at once (the adapter retries on its own, e.g. its subscriptions)
-            _adapterStarted.TrySetResult();
-            if (Interlocked.Exchange(ref _adapterStartSlowLogged, 1) == 0)
+            // waited once: later connects go ahead at once (the adapter retries on its own, e.g. its subscriptions);
+            // the connect that ends the wait logs it, none if the init ended meanwhile
+            if (_adapterStarted.TrySetResult())
             {
                 Server.LogAdapterStartSlow(EngineIO.LogText.Bound(Name), (int)AdapterStartWait.TotalSeconds);
             }

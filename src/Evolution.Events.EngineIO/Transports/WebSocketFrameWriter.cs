@@ -19,9 +19,6 @@ internal sealed class WebSocketFrameWriter
 
     private const byte Fin = 0x80;
 
-    /// <summary>The longest frame header a server writes (no mask): 2 bytes and a 64-bit length.</summary>
-    private const int MaxHeaderSize = 10;
-
     /// <summary>RSV1: the message is compressed (permessage-deflate).</summary>
     private const byte Rsv1 = 0x40;
     private readonly Stream _stream;
@@ -96,7 +93,7 @@ internal sealed class WebSocketFrameWriter
         {
             if (_output is { } output)
             {
-                output.Advance(WriteHeader(output.GetSpan(MaxHeaderSize), opcode, payload.Length, compressed));
+                output.Advance(WriteHeader(output.GetSpan(HeaderSize(payload.Length)), opcode, payload.Length, compressed));
                 output.Write(payload.Span);
                 Hosting.DuplexPipeStream.ThrowIfEnded(await output.FlushAsync(cancellationToken));
             }
