@@ -21,7 +21,9 @@ namespace Evolution.Events.EngineIO;
 /// The queue does not apply an <see cref="OverflowPolicy"/> itself: <see cref="TryEnqueue"/> says the
 /// packet did not fit, and its owner drops the packet or closes the connection.
 /// A fan-out that enqueues many packets for many connections wraps itself in <see cref="Cork"/> so that
-/// each connection's writer wakes once, at the end, and writes them all at once.
+/// each connection's writer wakes once, at the end, and writes them all at once. A loop of fan-outs also marks each
+/// one with its <see cref="FanoutRounds"/>, so that under load the next fan-outs' wakes wait for the writers the last
+/// one woke, and leave together.
 /// </para>
 /// <para>
 /// At the end of a cork, a writer that allows it (a WebSocket's, see <see cref="WaitToReadAsync(bool, CancellationToken)"/>) and has at
@@ -31,7 +33,7 @@ namespace Evolution.Events.EngineIO;
 /// can gather the next corks' packets into the same write (measured: bench/analysis.md).
 /// </para>
 /// </remarks>
-internal sealed class OutboundQueue : IValueTaskSource<bool>
+internal sealed partial class OutboundQueue : IValueTaskSource<bool>
 {
     /// <summary>Packets the ring holds when first allocated; a ring grown past this is released once empty.</summary>
     public const int InitialCapacity = 8;
@@ -62,6 +64,7 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
     private CancellationTokenRegistration _registration;
     private List<TaskCompletionSource<bool>>? _otherWaiters;
     private long _wakeups;
+    private FanoutRounds.Round? _round; // the fan-out round that woke the writer, until it resumes (FanoutRounds)
 
     /// <summary>A queue that holds at most <paramref name="maxPackets"/> packets and <paramref name="maxBytes"/> bytes.</summary>
     public OutboundQueue(int maxPackets, long maxBytes)
@@ -496,6 +499,12 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         if (wake)
         {
             Interlocked.Increment(ref _wakeups);
+            if (t_round is { } round)
+            {
+                round.Add(); // counted out when the writer resumes (GetResult)
+                _round = round;
+            }
+
             _core.SetResult(result); // if switched inline above, the writer runs here until its first wait
         }
 
@@ -537,6 +546,11 @@ internal sealed class OutboundQueue : IValueTaskSource<bool>
         {
             // no lock on this per-wake path: a reader that still reads true just takes the task path once
             Volatile.Write(ref _coreInUse, false);
+            if (_round is { } round)
+            {
+                _round = null;
+                round.Release();
+            }
         }
     }
 

@@ -277,6 +277,90 @@ public class OutboundQueueTests
         Assert.Equal(1, queue.Wakeups);
     }
 
+    [Fact]
+    public async Task AFanoutWhileAnotherOnesWritersHaveNotResumedHoldsItsWakesAndTheNextJoinsThem()
+    {
+        using var rounds = new OutboundQueue.FanoutRounds(TimeSpan.FromMinutes(1)); // the hold never runs out here
+        var first = new OutboundQueue(100, 100_000);
+        var second = new OutboundQueue(100, 100_000);
+        var firstWait = first.WaitToReadAsync();
+        var secondWait = second.WaitToReadAsync();
+        
+        using (rounds.Begin())
+        {
+            Assert.True(first.TryEnqueue(Packet(3)));
+            Assert.True(firstWait.IsCompleted); // nothing in flight: woken as the packet is queued, not held
+        }
+
+        // the first fan-out's writer has not resumed (its wait is not read back): the next fan-outs are held
+        Assert.True(rounds.InFlight);
+        for (var i = 0; i < 2; i++)
+        {
+            using (rounds.Begin())
+            {
+                Assert.True(second.TryEnqueue(Packet(3)));
+            }
+        }
+
+        Assert.False(secondWait.IsCompleted);
+        Assert.Equal(2, rounds.FanoutsHeld);
+
+        Assert.True(firstWait.IsCompleted);
+        Assert.True(await firstWait); // the first round's writer resumes (reads its wait back): the held wakes go
+        Assert.True(await secondWait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, second.Wakeups); // both fan-outs' packets, one wake: one write
+        Assert.Equal(2, second.TryDrain(new OutboundPacket[64], long.MaxValue));
+        Assert.Equal(1, first.TryDrain(new OutboundPacket[64], long.MaxValue));
+        Assert.False(rounds.InFlight); // the held wakes' round ended as its writer resumed
+    }
+
+    [Fact]
+    public async Task HeldWakesGoAfterMaxHoldEvenIfTheRoundInFlightNeverEnds()
+    {
+        using var rounds = new OutboundQueue.FanoutRounds();
+        var stuck = new OutboundQueue(100, 100_000);
+        var held = new OutboundQueue(100, 100_000);
+        var stuckWait = stuck.WaitToReadAsync();
+        var heldWait = held.WaitToReadAsync();
+        using (rounds.Begin())
+        {
+            stuck.TryEnqueue(Packet(1));
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (rounds.Begin())
+        {
+            held.TryEnqueue(Packet(1));
+        }
+
+        Assert.False(heldWait.IsCompleted);
+        Assert.True(await heldWait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(clock.Elapsed >= rounds.MaxHold - TimeSpan.FromMilliseconds(20), $"released after {clock.Elapsed}");
+        Assert.True(await stuckWait);
+        Assert.False(rounds.InFlight);
+    }
+
+    [Fact]
+    public async Task AFanoutInsideACorkLeavesTheWakesToTheCork()
+    {
+        using var rounds = new OutboundQueue.FanoutRounds();
+        var queue = new OutboundQueue(100, 100_000);
+        var wait = queue.WaitToReadAsync();
+        using (OutboundQueue.Cork())
+        {
+            using (rounds.Begin())
+            {
+                queue.TryEnqueue(Packet(1));
+            }
+
+            Assert.False(wait.IsCompleted);
+            Assert.False(rounds.InFlight); // not counted: the cork wakes, outside any round
+        }
+
+        Assert.True(wait.IsCompleted);
+        Assert.True(await wait);
+    }
+
     /// <summary>A writer as the transports run one: waits, notes the thread it resumed on, drains, waits again.</summary>
     private sealed class Writer
     {

@@ -83,6 +83,50 @@ public class CorkedFanoutTests
         }
     }
 
+    /// <summary>
+    /// Fan-out rounds (OutboundQueue.FanoutRounds): while a writer the last event woke has not resumed, the next events'
+    /// wakes are held, then go together, one wake for the events that came meanwhile. A second fan-out on the gateway's
+    /// bus queues instance "a" for one writer, which the test keeps from resuming, and "b" for another.
+    /// </summary>
+    [Fact]
+    public async Task Events_that_come_while_the_last_ones_writers_are_still_to_resume_wake_their_writers_once_after_them()
+    {
+        await using var gw = await TestGateway.StartAsync();
+        var services = gw.App.Services;
+        var a = new OutboundQueue(maxPackets: 16, maxBytes: 1 << 20);
+        var b = new OutboundQueue(maxPackets: 16, maxBytes: 1 << 20);
+        var aWait = a.WaitToReadAsync(); // not read back until the test says: a writer that has not resumed
+        var bWait = b.WaitToReadAsync();
+        using var fanout = new FanoutService(services.GetRequiredService<IEventBus>(),
+            [new RoutingSink(e => e.Instance == "a" ? a : b)],
+            services.GetRequiredService<InstanceRegistry>(), services.GetRequiredService<LastStateReplay>(),
+            NullLogger<FanoutService>.Instance)
+        {
+            Rounds = new OutboundQueue.FanoutRounds(TimeSpan.FromMinutes(1)), // the hold never runs out here
+        };
+        await fanout.StartAsync(CancellationToken.None);
+        try
+        {
+            await gw.IngestAsync(TestGateway.Event("call", "a"));
+            await PlainWebSocketTests.WaitUntilAsync(() => aWait.IsCompleted); // nothing in flight: woken at once
+            await gw.IngestAsync(TestGateway.Event("call", "b"));
+            await PlainWebSocketTests.WaitUntilAsync(() => b.Count == 1);
+            await gw.IngestAsync(TestGateway.Event("call", "b"));
+            await PlainWebSocketTests.WaitUntilAsync(() => b.Count == 2);
+            Assert.False(bWait.IsCompleted, "b's writer was woken while a's had not resumed");
+            Assert.Equal(0, b.Wakeups);
+
+            Assert.True(await aWait); // a's writer resumes (reads its wait back): b's held wake goes
+            Assert.True(await bWait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal(1, b.Wakeups);
+            Assert.Equal(2, b.TryDrain(new OutboundPacket[16], long.MaxValue)); // both events: one write
+        }
+        finally
+        {
+            await fanout.StopAsync(CancellationToken.None);
+        }
+    }
+
     [Fact]
     public void A_run_takes_up_to_its_count_of_small_events()
     {
@@ -130,6 +174,12 @@ public class CorkedFanoutTests
     {
         public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings) =>
             queue.TryEnqueue(OutboundPacket.Binary(gatewayEvent.EnvelopeJson));
+    }
+
+    private sealed class RoutingSink(Func<GatewayEvent, OutboundQueue> route) : IEventSink
+    {
+        public void Deliver(GatewayEvent gatewayEvent, InstanceSettings? settings) =>
+            route(gatewayEvent).TryEnqueue(OutboundPacket.Binary(gatewayEvent.EnvelopeJson));
     }
 
     private sealed class HoldingSink(Task woke, ConcurrentQueue<bool> wokeWhileHeld) : IEventSink

@@ -19,6 +19,9 @@ public sealed class FanoutService(
     private IEventSubscription? _subscription;
     private Action<GatewayEvent>? _deliver; // Deliver, made once
 
+    /// <summary>The rounds of this loop's fan-outs (tests give it a longer hold).</summary>
+    internal OutboundQueue.FanoutRounds Rounds { get; init; } = new();
+
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         _subscription = bus.Subscribe();
@@ -45,21 +48,26 @@ public sealed class FanoutService(
     /// that gets every event of the run still gets it in one write (a WebSocket write carries up to 64 KiB) and a
     /// long burst reaches clients run by run. A lone event is not corked: each writer wakes as the event is queued
     /// for it, so the first clients' writes overlap the queueing for the rest instead of waiting until every client
-    /// has it.
+    /// has it. Each event or run is one fan-out of <see cref="Rounds"/>: while writers the last one woke have not
+    /// all resumed, its wakes are held and go together after them, so under load a client gets the events that came
+    /// meanwhile in one write; with nothing in flight nothing waits.
     /// </summary>
     private void DeliverAvailable(ChannelReader<GatewayEvent> reader)
     {
         while (reader.TryRead(out var first))
         {
-            if (reader.CanCount && reader.Count == 0)
+            using (Rounds.Begin())
             {
-                Deliver(first);
-                continue;
-            }
+                if (reader.CanCount && reader.Count == 0)
+                {
+                    Deliver(first);
+                    continue;
+                }
 
-            using (OutboundQueue.Cork())
-            {
-                DeliverRun(reader, first, _deliver ??= Deliver);
+                using (OutboundQueue.Cork())
+                {
+                    DeliverRun(reader, first, _deliver ??= Deliver);
+                }
             }
         }
     }
@@ -132,6 +140,7 @@ public sealed class FanoutService(
     public override void Dispose()
     {
         _subscription?.Dispose();
+        Rounds.Dispose();
         base.Dispose();
     }
 }
