@@ -7,8 +7,9 @@ internal sealed partial class OutboundQueue
 
     /// <summary>
     /// The fan-out rounds of one fan-out loop: a fan-out's wakes are held back while the writers the loop's earlier
-    /// fan-out woke have not all resumed (group commit), so that under load each connection's writer takes several
-    /// events in one write, and with nothing in flight nothing waits.
+    /// fan-out woke have not all resumed (group commit), so that under load a fan-out's writers run after the last
+    /// one's instead of ahead of its stragglers, and take the events that came meanwhile in one write; with nothing in
+    /// flight nothing waits.
     /// </summary>
     /// <remarks>
     /// <para>
