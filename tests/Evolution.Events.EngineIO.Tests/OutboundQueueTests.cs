@@ -285,7 +285,7 @@ public class OutboundQueueTests
         var second = new OutboundQueue(100, 100_000);
         var firstWait = first.WaitToReadAsync();
         var secondWait = second.WaitToReadAsync();
-        
+
         using (rounds.Begin())
         {
             Assert.True(first.TryEnqueue(Packet(3)));
@@ -317,7 +317,7 @@ public class OutboundQueueTests
     [Fact]
     public async Task HeldWakesGoAfterMaxHoldEvenIfTheRoundInFlightNeverEnds()
     {
-        using var rounds = new OutboundQueue.FanoutRounds();
+        using var rounds = new OutboundQueue.FanoutRounds(TimeSpan.FromMilliseconds(500)); // a stalled test thread still asserts in time
         var stuck = new OutboundQueue(100, 100_000);
         var held = new OutboundQueue(100, 100_000);
         var stuckWait = stuck.WaitToReadAsync();
