@@ -57,6 +57,24 @@ export function connected(socket, ms = 5000) {
   });
 }
 
+/**
+ * Disconnects the socket and resolves once its engine has closed (at most ms later). A polling engine closes after
+ * its write buffer has drained, i.e. after the server answered the POST that carried the DISCONNECT: a script that
+ * exits right after disconnect() can otherwise leave that POST unsent, and the server sees a transport close.
+ */
+export function disconnected(socket, ms = 5000) {
+  const engine = socket.io.engine;
+  const closed = new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    engine.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  socket.disconnect();
+  return closed;
+}
+
 /** Emits with an ack and resolves with every argument of the ack. */
 export function ack(socket, event, ...payload) {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
 // One transport only (websocket | polling): connect, acks, plain emits, a burst and a large message.
-import { io, out, args, url, run, connected, ack, once } from "./lib.mjs";
+import { io, out, args, url, run, connected, ack, once, disconnected } from "./lib.mjs";
 
 const transport = args[0];
 const tag = args[1] ?? `transport-${transport}`;
@@ -25,5 +25,5 @@ run(async () => {
 
   out({ event: "who", value: (await ack(socket, "who"))[0] });
   out({ event: "final", transport: socket.io.engine.transport.name });
-  socket.disconnect();
+  await disconnected(socket);
 });
