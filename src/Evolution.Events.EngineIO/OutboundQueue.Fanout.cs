@@ -39,6 +39,7 @@ internal sealed partial class OutboundQueue
         private readonly Lock _lock = new();
         private Round? _inFlight; // the round whose writers have not all resumed
         private List<OutboundQueue>? _held; // wakes held until they have
+        private List<OutboundQueue>? _spare; // the last held list, emptied: the next hold's
         private long _heldSince; // Environment.TickCount64 when the first of them was held
         private Timer? _holdTimer;
         private long _fanoutsHeld;
@@ -188,7 +189,8 @@ internal sealed partial class OutboundQueue
                             Timeout.Infinite, Timeout.Infinite)).Change(MaxHold, Timeout.InfiniteTimeSpan);
                     }
 
-                    (_held ??= new List<OutboundQueue>(corked.Count)).AddRange(corked);
+                    _held ??= Interlocked.Exchange(ref _spare, null) ?? new List<OutboundQueue>(corked.Count);
+                    _held.AddRange(corked);
                 }
                 else
                 {
@@ -201,8 +203,7 @@ internal sealed partial class OutboundQueue
                 WakeRound(started, corked, afterCork: true);
             }
 
-            corked.Clear();
-            t_corked ??= corked;
+            ReturnCorked(corked);
         }
 
         /// <summary>The last writer of <paramref name="round"/> resumed (or its starter ended after them): the held wakes go now.</summary>
@@ -224,13 +225,11 @@ internal sealed partial class OutboundQueue
                     return;
                 }
 
-                _held = null;
-                _inFlight = next = new Round(this);
+                next = HeldBecomeRoundLocked();
                 _holdTimer!.Change(Timeout.Infinite, Timeout.Infinite);
             }
 
-            // through the thread pool, never inline: this runs inside a writer's GetResult
-            WakeRound(next, held, afterCork: false);
+            WakeHeld(next, held);
         }
 
         /// <summary><see cref="MaxHold"/> passed with wakes still held: they go now, as a new round.</summary>
@@ -253,11 +252,28 @@ internal sealed partial class OutboundQueue
                     return;
                 }
 
-                _held = null;
-                _inFlight = next = new Round(this);
+                next = HeldBecomeRoundLocked();
             }
 
-            WakeRound(next, held, afterCork: false);
+            WakeHeld(next, held);
+        }
+
+        /// <summary>Under the lock: the held wakes (taken by the caller) become the round in flight.</summary>
+        private Round HeldBecomeRoundLocked()
+        {
+            _held = null;
+            return _inFlight = new Round(this);
+        }
+
+        /// <summary>
+        /// Wakes the held queues as <paramref name="round"/>, through the thread pool (never inline: this runs inside a
+        /// writer's GetResult, or on the hold timer), then keeps their list for the next hold.
+        /// </summary>
+        private void WakeHeld(Round round, List<OutboundQueue> held)
+        {
+            WakeRound(round, held, afterCork: false);
+            ClearForReuse(held);
+            Volatile.Write(ref _spare, held);
         }
 
         private static void WakeRound(Round round, List<OutboundQueue> queues, bool afterCork)

@@ -176,13 +176,24 @@ internal sealed partial class OutboundQueue : IValueTaskSource<bool>
                 corked[i].WakeNow(afterCork: true);
             }
 
-            corked.Clear();
-            if (corked.Capacity > 1024)
-            {
-                corked.Capacity = 64; // one huge fan-out does not pin a large list on this thread
-            }
+            ReturnCorked(corked);
+        }
+    }
 
-            t_corked ??= corked;
+    /// <summary>Gives a woken cork's list back to this thread for its next cork.</summary>
+    private static void ReturnCorked(List<OutboundQueue> corked)
+    {
+        ClearForReuse(corked);
+        t_corked ??= corked;
+    }
+
+    /// <summary>Empties a list of woken queues to use again; one huge fan-out's does not keep its large array.</summary>
+    private static void ClearForReuse(List<OutboundQueue> queues)
+    {
+        queues.Clear();
+        if (queues.Capacity > 1024)
+        {
+            queues.Capacity = 64;
         }
     }
 
