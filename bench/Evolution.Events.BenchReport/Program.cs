@@ -176,10 +176,13 @@ string Rounds(string s, string a, string b, Func<JsonElement, double> value, Fun
     int n = 0, k = 0;
     foreach (var r in Of(s, a))
     {
-        if (!others.TryGetValue(Num(r, "round"), out var o) || value(r) is var x && !double.IsFinite(x) || value(o) is var y && !double.IsFinite(y))
+        if (!others.TryGetValue(Num(r, "round"), out var o))
+            continue;
+        var (x, y) = (value(r), value(o));
+        if (!double.IsFinite(x) || !double.IsFinite(y))
             continue;
         n++;
-        if (holds(value(r), value(o))) k++;
+        if (holds(x, y)) k++;
     }
     return n == 0 ? "–" : $"{k} of {n}";
 }
