@@ -170,13 +170,11 @@ internal sealed partial class OutboundQueue
         private void EndHolding()
         {
             t_corkDepth--;
-            var corked = t_corked;
-            if (corked is null || corked.Count == 0)
+            if (TakeCorked() is not { } corked)
             {
                 return;
             }
 
-            t_corked = null;
             Round? started = null;
             lock (_lock)
             {

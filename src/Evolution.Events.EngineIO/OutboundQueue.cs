@@ -163,14 +163,12 @@ internal sealed partial class OutboundQueue : IValueTaskSource<bool>
                 return;
             }
 
-            var corked = t_corked;
-            if (corked is null || corked.Count == 0)
+            // a writer woken inline may cork again on this thread: it gets a list of its own
+            if (TakeCorked() is not { } corked)
             {
                 return;
             }
 
-            // a writer woken inline may cork again on this thread: it gets a list of its own
-            t_corked = null;
             for (var i = 0; i < corked.Count; i++)
             {
                 corked[i].WakeNow(afterCork: true);
@@ -178,6 +176,19 @@ internal sealed partial class OutboundQueue : IValueTaskSource<bool>
 
             ReturnCorked(corked);
         }
+    }
+
+    /// <summary>Takes the queues deferred on this thread (null when none), leaving the thread without a list until <see cref="ReturnCorked"/>.</summary>
+    private static List<OutboundQueue>? TakeCorked()
+    {
+        var corked = t_corked;
+        if (corked is null || corked.Count == 0)
+        {
+            return null;
+        }
+
+        t_corked = null;
+        return corked;
     }
 
     /// <summary>Gives a woken cork's list back to this thread for its next cork.</summary>
