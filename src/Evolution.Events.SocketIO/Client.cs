@@ -70,11 +70,14 @@ internal sealed class Client : IEngineSocketListener
             return false;
         }
 
-        foreach (var attachment in packet.Attachments)
+        if (packet.HasAttachments)
         {
-            if (!Connection.Send(attachment))
+            foreach (var attachment in packet.Attachments)
             {
-                return false;
+                if (!Connection.Send(attachment))
+                {
+                    return false;
+                }
             }
         }
 

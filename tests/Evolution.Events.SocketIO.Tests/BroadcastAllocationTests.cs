@@ -4,8 +4,9 @@ using Evolution.Events.SocketIO.Protocol;
 namespace Evolution.Events.SocketIO.Tests;
 
 /// <summary>
-/// A broadcast walks the namespace's sockets as they are, without copying them: what the broadcasting thread
-/// allocates does not grow with the number of sockets.
+/// A broadcast walks the namespace's sockets without copying them for itself (the array of them is made once, while
+/// the membership holds still: <see cref="BroadcastMembershipTests"/>): what the broadcasting thread allocates per
+/// broadcast does not grow with the number of sockets.
 /// </summary>
 public sealed class BroadcastAllocationTests
 {

@@ -330,6 +330,19 @@ public class InMemoryAdapter : IAdapter
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);
         if (options.Rooms.Count == 0)
         {
+            if (Namespace.StableSockets() is { } sockets)
+            {
+                foreach (var socket in sockets)
+                {
+                    if (except is null || !except.Contains(socket.Id))
+                    {
+                        socket.Deliver(packet, isVolatile);
+                    }
+                }
+
+                return;
+            }
+
             // the live dictionary, not a snapshot of it (Values would copy every socket and take all its locks per broadcast)
             foreach (var (id, socket) in Namespace.SocketsById)
             {

@@ -19,6 +19,7 @@ public sealed class EncodedPacket
     {
         Text = text;
         Attachments = attachments;
+        HasAttachments = attachments.Count > 0;
         Offset = offset;
     }
 
@@ -29,6 +30,9 @@ public sealed class EncodedPacket
 
     /// <summary>The binary messages that follow <see cref="Text"/>, one per attachment.</summary>
     public IReadOnlyList<OutboundPacket> Attachments { get; }
+
+    /// <summary>Whether <see cref="Attachments"/> has any (read per recipient of a broadcast, without walking the list).</summary>
+    internal bool HasAttachments { get; }
 
     /// <summary>The recovery offset appended as the last event argument, when the adapter kept this packet for replay.</summary>
     public string? Offset { get; }
