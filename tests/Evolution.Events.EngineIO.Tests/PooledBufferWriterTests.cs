@@ -1,4 +1,5 @@
 using Evolution.Events.EngineIO.Transports;
+using Evolution.Events.EngineIO.Protocol;
 
 namespace Evolution.Events.EngineIO.Tests;
 
@@ -54,5 +55,41 @@ public sealed class PooledBufferWriterTests
         big.Dispose();
         Assert.NotSame(big, PooledBufferWriter.Rent(16));
         taken.Dispose();
+    }
+
+    [Theory]
+    [InlineData(1, 420)] // one S1-sized event
+    [InlineData(117, 420)] // a fan-out run of them (48 KiB of envelopes)
+    [InlineData(400, 10)] // small packets: 2-byte headers
+    [InlineData(150, 430)] // past one batch: framed up to the batch limit and the packet that crosses it
+    public void A_batch_starts_with_room_for_what_is_queued(int packets, int size)
+    {
+        var queue = new OutboundQueue(10_000, 10_000_000);
+        var payload = new byte[size];
+        payload.AsSpan().Fill((byte)'x');
+        payload[0] = (byte)'4'; // a message packet
+        for (var i = 0; i < packets; i++)
+        {
+            Assert.True(queue.TryEnqueue(OutboundPacket.FromEncodedText(payload)));
+        }
+
+        var capacity = WebSocketFrameWriter.BatchBufferSize(queue.Bytes);
+        Assert.InRange(capacity, 4096, 2 * WebSocketFrameWriter.BatchBytes);
+        using var batch = PooledBufferWriter.Rent(capacity);
+        var buffer = Buffer(batch);
+        var taken = new OutboundPacket[64];
+        while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes
+            && queue.TryDrain(taken, WebSocketFrameWriter.BatchBytes - batch.WrittenCount) is var n and > 0)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                WebSocketFrameWriter.Append(batch, WebSocketFrameWriter.Opcode.Text, taken[i].Bytes.Span);
+            }
+        }
+
+        Assert.Same(buffer, Buffer(batch)); // framed without growing (no copy of what was framed)
+
+        static byte[] Buffer(PooledBufferWriter writer) =>
+            System.Runtime.InteropServices.MemoryMarshal.TryGetArray(writer.WrittenMemory, out var segment) ? segment.Array! : [];
     }
 }

@@ -17,6 +17,9 @@ internal sealed class WebSocketFrameWriter
     /// <summary>Largest batch gathered before a write (larger frames are written on their own).</summary>
     public const int BatchBytes = 64 * 1024;
 
+    /// <summary>Smallest buffer a batch starts with.</summary>
+    private const int MinBatchBuffer = 4096;
+
     private const byte Fin = 0x80;
 
     /// <summary>RSV1: the message is compressed (permessage-deflate).</summary>
@@ -46,6 +49,14 @@ internal sealed class WebSocketFrameWriter
     /// heartbeat aborts the connection when a write waits past the ping timeout.
     /// </summary>
     public long WritingSince => Volatile.Read(ref _writingSince);
+
+    /// <summary>
+    /// The buffer a batch starts with when <paramref name="queuedBytes"/> of payloads wait: room for them and their
+    /// frame headers (a buffer that grows copies what it holds at every doubling, which for a big batch cost more
+    /// than framing it), from 4 KiB up to twice <see cref="BatchBytes"/> (a batch ends past <see cref="BatchBytes"/>).
+    /// </summary>
+    public static int BatchBufferSize(long queuedBytes) =>
+        (int)Math.Clamp(queuedBytes + (queuedBytes >> 4) + 64, MinBatchBuffer, 2 * BatchBytes);
 
     /// <summary>Room a frame of this payload length takes (header + payload).</summary>
     public static int FrameSize(int payloadLength) => HeaderSize(payloadLength) + payloadLength;
