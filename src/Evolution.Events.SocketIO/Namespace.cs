@@ -17,8 +17,10 @@ public sealed class Namespace
 
     private readonly ConcurrentDictionary<string, Socket> _sockets = new(StringComparer.Ordinal);
 
-    // the sockets as an array for broadcasts (walking an array is several times cheaper per socket than walking the
-    // dictionary): built once the membership has held still from one broadcast to the next, dropped at every change
+    // the sockets as arrays for broadcasts (walking an array is several times cheaper per socket than walking the
+    // dictionary): made once the membership has held still from one broadcast to the next, dropped at every change;
+    // in chunks of 4,096 (32 KiB), so that a big namespace's copy is not a large object
+    private const int SocketChunk = 4096;
     private long _membership; // bumped after every add and remove
     private long _membershipAtLastBroadcast = -1;
     private SocketArray? _socketArray;
@@ -531,12 +533,12 @@ public sealed class Namespace
     }
 
     /// <summary>
-    /// This node's sockets as an array, for a broadcast to the whole namespace; null while the membership changes
-    /// between broadcasts (the caller walks <see cref="SocketsById"/> instead, as every broadcast did before, so a
-    /// connect storm allocates nothing here). The array is a snapshot taken after the last change: a socket that
-    /// joins or leaves during the broadcast may or may not be in it, as with walking the dictionary.
+    /// This node's sockets as arrays (chunks of at most 4,096), for a broadcast to the whole namespace; null while the
+    /// membership changes between broadcasts (the caller walks <see cref="SocketsById"/> instead, as every broadcast
+    /// did before, so a connect storm allocates nothing here). The arrays are a snapshot taken after the last change:
+    /// a socket that joins or leaves during the broadcast may or may not be in them, as with walking the dictionary.
     /// </summary>
-    internal Socket[]? StableSockets()
+    internal Socket[][]? StableSockets()
     {
         var membership = Interlocked.Read(ref _membership);
         if (System.Threading.Volatile.Read(ref _socketArray) is { } kept && kept.Membership == membership)
@@ -549,19 +551,13 @@ public sealed class Namespace
             return null; // changed since the last broadcast: no array yet
         }
 
-        var sockets = new List<Socket>(_sockets.Count);
-        foreach (var (_, socket) in _sockets)
-        {
-            sockets.Add(socket);
-        }
-
-        var array = sockets.ToArray();
+        var chunks = _sockets.Select(entry => entry.Value).Chunk(SocketChunk).ToArray();
         if (Interlocked.Read(ref _membership) == membership)
         {
-            System.Threading.Volatile.Write(ref _socketArray, new SocketArray(membership, array));
+            System.Threading.Volatile.Write(ref _socketArray, new SocketArray(membership, chunks));
         }
 
-        return array;
+        return chunks;
     }
 
     private void AddSocket(Socket socket)
@@ -576,7 +572,7 @@ public sealed class Namespace
         System.Threading.Volatile.Write(ref _socketArray, null); // a socket that left is not kept alive by the array
     }
 
-    private sealed record SocketArray(long Membership, Socket[] Sockets);
+    private sealed record SocketArray(long Membership, Socket[][] Sockets);
 
     private async ValueTask<ConnectError?> RunMiddlewaresAsync(Socket socket)
     {

@@ -330,13 +330,16 @@ public class InMemoryAdapter : IAdapter
         var except = options.Except.Count == 0 ? null : ExpandExcept(options.Except);
         if (options.Rooms.Count == 0)
         {
-            if (Namespace.StableSockets() is { } sockets)
+            if (Namespace.StableSockets() is { } chunks)
             {
-                foreach (var socket in sockets)
+                foreach (var chunk in chunks)
                 {
-                    if (except is null || !except.Contains(socket.Id))
+                    foreach (var socket in chunk)
                     {
-                        socket.Deliver(packet, isVolatile);
+                        if (except is null || !except.Contains(socket.Id))
+                        {
+                            socket.Deliver(packet, isVolatile);
+                        }
                     }
                 }
 
