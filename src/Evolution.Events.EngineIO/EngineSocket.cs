@@ -169,7 +169,8 @@ public sealed partial class EngineSocket
 
         if (!_queue.IsCompleted)
         {
-            OnOverflow(_queue.Count + 1, _queue.Bytes + packet.Bytes.Length);
+            var (packets, bytes) = _queue.Queued;
+            OnOverflow(packets + 1, bytes + packet.Bytes.Length);
         }
 
         return false;

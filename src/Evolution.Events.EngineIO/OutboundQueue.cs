@@ -99,6 +99,18 @@ internal sealed partial class OutboundQueue : IValueTaskSource<bool>
         }
     }
 
+    /// <summary>Packets and bytes queued now, read together.</summary>
+    public (int Packets, long Bytes) Queued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return (_count, _bytes);
+            }
+        }
+    }
+
     /// <summary>True once <see cref="Complete"/> was called: nothing more is queued.</summary>
     public bool IsCompleted => Volatile.Read(ref _completed);
 

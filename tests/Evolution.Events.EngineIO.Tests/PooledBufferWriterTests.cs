@@ -1,5 +1,5 @@
-using Evolution.Events.EngineIO.Transports;
 using Evolution.Events.EngineIO.Protocol;
+using Evolution.Events.EngineIO.Transports;
 
 namespace Evolution.Events.EngineIO.Tests;
 
@@ -73,7 +73,7 @@ public sealed class PooledBufferWriterTests
             Assert.True(queue.TryEnqueue(OutboundPacket.FromEncodedText(payload)));
         }
 
-        var capacity = WebSocketFrameWriter.BatchBufferSize(queue.Bytes);
+        var capacity = WebSocketFrameWriter.BatchBufferSize(queue);
         Assert.InRange(capacity, 4096, 2 * WebSocketFrameWriter.BatchBytes);
         using var batch = PooledBufferWriter.Rent(capacity);
         var buffer = Buffer(batch);
@@ -87,6 +87,7 @@ public sealed class PooledBufferWriterTests
             }
         }
 
+        Assert.InRange(batch.WrittenCount, 1, capacity); // the size asked for was enough (not only the pool's rounding up)
         Assert.Same(buffer, Buffer(batch)); // framed without growing (no copy of what was framed)
 
         static byte[] Buffer(PooledBufferWriter writer) =>

@@ -134,7 +134,7 @@ internal sealed class QueuedWebSocket
     {
         var deflate = _reader.Deflate;
         var taken = ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
-        var batch = PooledBufferWriter.Rent(WebSocketFrameWriter.BatchBufferSize(queue.Bytes));
+        var batch = PooledBufferWriter.Rent(WebSocketFrameWriter.BatchBufferSize(queue));
         try
         {
             while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes

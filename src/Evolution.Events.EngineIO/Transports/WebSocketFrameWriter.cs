@@ -20,6 +20,9 @@ internal sealed class WebSocketFrameWriter
     /// <summary>Smallest buffer a batch starts with.</summary>
     private const int MinBatchBuffer = 4096;
 
+    /// <summary>The largest header of a frame that goes into a batch (a frame past <see cref="BatchBytes"/> is written on its own).</summary>
+    private const int BatchedHeaderMax = 4;
+
     private const byte Fin = 0x80;
 
     /// <summary>RSV1: the message is compressed (permessage-deflate).</summary>
@@ -51,12 +54,15 @@ internal sealed class WebSocketFrameWriter
     public long WritingSince => Volatile.Read(ref _writingSince);
 
     /// <summary>
-    /// The buffer a batch starts with when <paramref name="queuedBytes"/> of payloads wait: room for them and their
-    /// frame headers (a buffer that grows copies what it holds at every doubling, which for a big batch cost more
+    /// The buffer a batch starts with for what <paramref name="queue"/> holds: room for the queued payloads and a
+    /// header of each (a buffer that grows copies what it holds at every doubling, which for a big batch cost more
     /// than framing it), from 4 KiB up to twice <see cref="BatchBytes"/> (a batch ends past <see cref="BatchBytes"/>).
     /// </summary>
-    public static int BatchBufferSize(long queuedBytes) =>
-        (int)Math.Clamp(queuedBytes + (queuedBytes >> 4) + 64, MinBatchBuffer, 2 * BatchBytes);
+    public static int BatchBufferSize(OutboundQueue queue)
+    {
+        var (packets, bytes) = queue.Queued;
+        return (int)Math.Clamp(bytes + ((long)packets * BatchedHeaderMax), MinBatchBuffer, 2 * BatchBytes);
+    }
 
     /// <summary>Room a frame of this payload length takes (header + payload).</summary>
     public static int FrameSize(int payloadLength) => HeaderSize(payloadLength) + payloadLength;

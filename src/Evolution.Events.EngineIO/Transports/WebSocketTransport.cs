@@ -283,7 +283,7 @@ internal sealed class WebSocketTransport : IPacketOrigin
         var queue = _session.Queue;
         var deflate = _reader.Deflate;
         var taken = System.Buffers.ArrayPool<OutboundPacket>.Shared.Rent(DrainChunk);
-        using var batch = PooledBufferWriter.Rent(WebSocketFrameWriter.BatchBufferSize(queue.Bytes));
+        using var batch = PooledBufferWriter.Rent(WebSocketFrameWriter.BatchBufferSize(queue));
         try
         {
             while (batch.WrittenCount < WebSocketFrameWriter.BatchBytes && !_session.Discarded
